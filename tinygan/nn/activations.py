@@ -1,0 +1,109 @@
+"""Elementwise activations: ReLU, LeakyReLU, Sigmoid, Tanh.
+
+Each is a layer with no parameters. For an elementwise :math:`y = f(x)` the backward pass is the
+elementwise product :math:`\\partial L/\\partial x = f'(x) \\odot \\partial L/\\partial y`; each class
+caches whatever makes :math:`f'` cheapest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tinygan.backend import get_array_module
+from tinygan.nn.layer import Layer
+
+
+def sigmoid(x: Any) -> Any:
+    r"""Numerically stable logistic function :math:`\sigma(x) = 1 / (1 + e^{-x})`.
+
+    Written as :math:`\sigma(x) = \exp(-\operatorname{softplus}(-x))` with
+    ``softplus(t) = logaddexp(0, t)``, which never evaluates ``exp`` of a large positive number: no
+    overflow warning for ``x = -1e4`` (the result underflows cleanly to 0) and exactly 1 for large ``x``.
+    """
+    xp = get_array_module(x)
+    return xp.exp(-xp.logaddexp(0, -x))
+
+
+class ReLU(Layer):
+    r"""Rectified linear unit :math:`y = \max(x, 0)`.
+
+    Notes
+    -----
+    :math:`f'(x) = 1` for :math:`x > 0` and 0 otherwise (the subgradient 0 is taken at the kink
+    :math:`x = 0`). The cache is the boolean mask :math:`x > 0`.
+    """
+
+    def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
+        mask = x > 0
+        return x * mask, mask
+
+    def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
+        return dy * cache
+
+
+class LeakyReLU(Layer):
+    r"""Leaky ReLU :math:`y = x` for :math:`x > 0`, :math:`y = \alpha x` otherwise.
+
+    Parameters
+    ----------
+    alpha : float
+        Slope of the negative side (0.2 as in the DCGAN papers; Keras' default is 0.3).
+
+    Notes
+    -----
+    :math:`f'(x) = 1` for :math:`x > 0` and :math:`\alpha` otherwise, so
+    ``dx = dy * where(x > 0, 1, alpha)``. The cache is the mask :math:`x > 0`.
+    """
+
+    def __init__(self, alpha: float = 0.2) -> None:
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
+        xp = get_array_module(x)
+        mask = x > 0
+        return xp.where(mask, x, x * x.dtype.type(self.alpha)), mask
+
+    def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
+        xp = get_array_module(dy)
+        return xp.where(cache, dy, dy * dy.dtype.type(self.alpha))
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+class Sigmoid(Layer):
+    r"""Logistic function :math:`y = \sigma(x) = 1 / (1 + e^{-x})`.
+
+    Notes
+    -----
+    Differentiating, :math:`\sigma'(x) = e^{-x} / (1 + e^{-x})^2 = \sigma(x)\,(1 - \sigma(x))`, so
+    the output alone is enough: the cache is ``y`` and ``dx = dy * y * (1 - y)``.
+    For a discriminator, prefer raw logits with
+    :func:`tinygan.losses.sigmoid_cross_entropy`, which is stable where ``log(sigmoid(x))`` is not.
+    """
+
+    def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
+        y = sigmoid(x)
+        return y, y
+
+    def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
+        y = cache
+        return dy * y * (1 - y)
+
+
+class Tanh(Layer):
+    r"""Hyperbolic tangent :math:`y = \tanh(x)`.
+
+    Notes
+    -----
+    :math:`\tanh'(x) = 1 - \tanh^2(x)`, so the cache is ``y`` and ``dx = dy * (1 - y**2)``.
+    """
+
+    def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
+        y = get_array_module(x).tanh(x)
+        return y, y
+
+    def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
+        y = cache
+        return dy * (1 - y * y)
