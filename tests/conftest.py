@@ -1,0 +1,46 @@
+"""Shared fixtures: devices to run on, seeded generators, and the location of real MNIST files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinygan.backend import gpu_available
+
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "gpu", marks=pytest.mark.skipif(not gpu_available(), reason="needs CuPy and a GPU")
+    ),
+]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request: pytest.FixtureRequest) -> str:
+    """Each test using this fixture runs on the CPU, and on the GPU where one is usable."""
+    return request.param
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(12345)
+
+
+def mnist_dir() -> Path | None:
+    """The folder named by $TINYGAN_DATA if it holds MNIST test-split files, else None."""
+    folder = os.environ.get("TINYGAN_DATA")
+    if not folder:
+        return None
+    for candidate in (Path(folder), Path(folder) / "mnist"):
+        if any(candidate.glob("t10k-images-idx3-ubyte*")):
+            return candidate
+    return None
+
+
+requires_mnist = pytest.mark.skipif(
+    mnist_dir() is None,
+    reason="no MNIST files found through $TINYGAN_DATA (set it to a folder with the IDX files)",
+)

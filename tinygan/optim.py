@@ -1,0 +1,185 @@
+r"""Optimizers: SGD with momentum, Adam and RMSprop.
+
+An optimizer is given a list of layers (a :class:`~tinygan.nn.Sequential` brings all of its children) and
+keeps its own state per parameter. ``step()`` reads ``layer.grads`` and updates ``layer.params`` in
+place; it zeroes nothing: the training step calls :meth:`Optimizer.zero_grad` itself, visibly.
+
+With :math:`g` the gradient of parameter :math:`p` and :math:`\eta` the learning rate:
+
+* SGD (momentum :math:`\mu`, PyTorch's form): :math:`b \leftarrow \mu b + g`,
+  :math:`p \leftarrow p - \eta b`.
+* Adam (PyTorch's form), at step :math:`t = 1, 2, \dots`:
+  :math:`m \leftarrow \beta_1 m + (1 - \beta_1) g`, :math:`v \leftarrow \beta_2 v + (1 - \beta_2) g^2`,
+  :math:`\hat m = m / (1 - \beta_1^t)`, :math:`\hat v = v / (1 - \beta_2^t)`,
+  :math:`p \leftarrow p - \eta\, \hat m / (\sqrt{\hat v} + \epsilon)`.
+* RMSprop (Keras' form): :math:`v \leftarrow \rho v + (1 - \rho) g^2`,
+  :math:`p \leftarrow p - \eta\, g / (\sqrt{v} + \epsilon)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from tinygan.backend import get_array_module, to_device, to_numpy
+from tinygan.nn.layer import Layer
+
+
+class Optimizer:
+    """Common machinery: the parameter list, per-parameter state, zero_grad, saving and moving."""
+
+    #: names of the per-parameter state arrays, created as zeros like the parameter
+    state_names: tuple[str, ...] = ()
+
+    def __init__(self, layers: Iterable[Layer], lr: float) -> None:
+        if isinstance(layers, Layer):
+            layers = [layers]
+        self.layers = list(layers)
+        if not self.layers or not all(isinstance(layer, Layer) for layer in self.layers):
+            raise TypeError("an optimizer takes a non-empty list of Layer objects")
+        if lr <= 0:
+            raise ValueError(f"learning rate must be positive, got {lr}")
+        self.lr = float(lr)
+        self.step_count = 0
+        self.state: list[dict[str, Any]] = [
+            {name: get_array_module(p).zeros_like(p) for name in self.state_names}
+            for _, _, p, _ in self.slots()
+        ]
+
+    def slots(self) -> Iterator[tuple[Layer, str, Any, Any]]:
+        """``(layer, name, param, grad)`` for every trainable parameter, in a fixed order."""
+        seen = set()
+        for root in self.layers:
+            for layer in root.walk():
+                if id(layer) in seen:
+                    continue
+                seen.add(id(layer))
+                for name, param in layer.params.items():
+                    yield layer, name, param, layer.grads[name]
+
+    def zero_grad(self) -> None:
+        """Set the gradients of every parameter this optimizer updates to zero."""
+        for _, _, _, grad in self.slots():
+            grad[...] = 0
+
+    def step(self) -> None:
+        """Apply one update to every parameter, in place."""
+        self.step_count += 1
+        for (_, _, param, grad), state in zip(self.slots(), self.state, strict=True):
+            self.update(param, grad, state)
+
+    def update(self, param: Any, grad: Any, state: dict[str, Any]) -> None:
+        """Update one parameter in place (subclasses implement the rule)."""
+        raise NotImplementedError
+
+    def hyperparameters(self) -> dict[str, float]:
+        """The settings saved with the state (learning rate and the rule's constants)."""
+        return {"lr": self.lr}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Step count, hyperparameters and state arrays (NumPy copies), keyed ``"<index>.<name>"``."""
+        out: dict[str, Any] = {"step_count": self.step_count, **self.hyperparameters()}
+        for index, state in enumerate(self.state):
+            for name, value in state.items():
+                out[f"{index}.{name}"] = to_numpy(value).copy()
+        return out
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved (into the existing arrays, on their device)."""
+        for index, state in enumerate(self.state):
+            for name, value in state.items():
+                key = f"{index}.{name}"
+                if key not in saved or tuple(np.shape(saved[key])) != tuple(value.shape):
+                    raise KeyError(f"optimizer state {key} missing or of the wrong shape")
+                value[...] = get_array_module(value).asarray(saved[key], dtype=value.dtype)
+        self.step_count = int(saved["step_count"])
+        for name in self.hyperparameters():
+            setattr(self, name, float(saved[name]))
+
+    def to(self, device: str) -> Optimizer:
+        """Move the state arrays to ``device`` (the layers are moved by ``layer.to``)."""
+        for state in self.state:
+            for name, value in state.items():
+                state[name] = to_device(value, device)
+        return self
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (heavy-ball) momentum."""
+
+    def __init__(self, layers: Iterable[Layer], lr: float, momentum: float = 0.0) -> None:
+        self.momentum = float(momentum)
+        self.state_names = ("velocity",) if self.momentum else ()
+        super().__init__(layers, lr)
+
+    def update(self, param: Any, grad: Any, state: dict[str, Any]) -> None:
+        if self.momentum:
+            velocity = state["velocity"]
+            velocity *= self.momentum
+            velocity += grad
+            grad = velocity
+        param -= param.dtype.type(self.lr) * grad
+
+    def hyperparameters(self) -> dict[str, float]:
+        return {"lr": self.lr, "momentum": self.momentum}
+
+
+class Adam(Optimizer):
+    """Adam with PyTorch's bias-corrected update ``p -= lr * m_hat / (sqrt(v_hat) + eps)``."""
+
+    state_names = ("m", "v")
+
+    def __init__(
+        self,
+        layers: Iterable[Layer],
+        lr: float = 1e-3,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+    ) -> None:
+        if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
+            raise ValueError(f"Adam betas must lie in [0, 1), got {beta1}, {beta2}")
+        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+        super().__init__(layers, lr)
+
+    def update(self, param: Any, grad: Any, state: dict[str, Any]) -> None:
+        xp = get_array_module(param)
+        m, v = state["m"], state["v"]
+        t = self.step_count
+        m *= self.beta1
+        m += (1 - self.beta1) * grad
+        v *= self.beta2
+        v += (1 - self.beta2) * (grad * grad)
+        # Fold both bias corrections into the step size and epsilon:
+        # lr * m_hat / (sqrt(v_hat) + eps) = (lr / c1) * m / (sqrt(v) / sqrt(c2) + eps)
+        c1, c2 = 1 - self.beta1**t, 1 - self.beta2**t
+        denom = xp.sqrt(v) * param.dtype.type(1 / np.sqrt(c2))
+        denom += self.eps
+        param -= param.dtype.type(self.lr / c1) * m / denom
+
+    def hyperparameters(self) -> dict[str, float]:
+        return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+
+
+class RMSprop(Optimizer):
+    """RMSprop as in Keras: ``v = rho v + (1 - rho) g^2``, ``p -= lr g / (sqrt(v) + eps)``."""
+
+    state_names = ("v",)
+
+    def __init__(
+        self, layers: Iterable[Layer], lr: float = 1e-3, rho: float = 0.9, eps: float = 1e-7
+    ) -> None:
+        self.rho, self.eps = float(rho), float(eps)
+        super().__init__(layers, lr)
+
+    def update(self, param: Any, grad: Any, state: dict[str, Any]) -> None:
+        xp = get_array_module(param)
+        v = state["v"]
+        v *= self.rho
+        v += (1 - self.rho) * (grad * grad)
+        param -= param.dtype.type(self.lr) * grad / (xp.sqrt(v) + self.eps)
+
+    def hyperparameters(self) -> dict[str, float]:
+        return {"lr": self.lr, "rho": self.rho, "eps": self.eps}
