@@ -1,0 +1,454 @@
+"""MNIST and Fashion-MNIST: finding, downloading and reading the IDX files.
+
+Both datasets ship as four files with the same names (Fashion-MNIST is a drop-in replacement)::
+
+    train-images-idx3-ubyte   60000 images, 28 x 28, uint8
+    train-labels-idx1-ubyte   60000 labels, uint8 in 0..9
+    t10k-images-idx3-ubyte    10000 images (the "test" split)
+    t10k-labels-idx1-ubyte    10000 labels
+
+usually gzip-compressed with a ``.gz`` suffix; either form is accepted.
+
+The IDX format
+--------------
+An IDX file is a header followed by one flat array in C (row-major) order, every number big-endian::
+
+    byte 0, 1    0x00 0x00          magic: always zero
+    byte 2       type code          0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32,
+                                    0x0D float32, 0x0E float64
+    byte 3       ndim               number of dimensions
+    4 * ndim     d_0, ..., d_{ndim-1}   each size as a 4-byte big-endian unsigned integer
+    then         d_0 * ... * d_{ndim-1} items of the declared type
+
+So ``train-images-idx3-ubyte`` starts with ``00 00 08 03``, then 60000, 28, 28, then
+60000 * 28 * 28 = 47,040,000 pixel bytes; the label file starts with ``00 00 08 01`` and 60000.
+:func:`read_idx` checks every part of this (magic, type code, payload length) and raises
+:class:`CorruptDatasetError` naming the file and the problem, rather than letting NumPy fail on
+a malformed buffer.
+
+Where the files are looked for
+------------------------------
+``data_dir`` (default :func:`default_data_dir`: ``$TINYGAN_DATA``, else ``$XDG_CACHE_HOME/tinygan``,
+else ``~/.cache/tinygan``) itself, then ``data_dir/<dataset>/``. A download goes to
+``data_dir/<dataset>/``, so MNIST and Fashion-MNIST never overwrite each other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import math
+import os
+import struct
+import tempfile
+import zlib
+from collections.abc import Sequence
+from http.client import HTTPException
+from pathlib import Path
+from urllib.request import urlopen
+
+import numpy as np
+from tqdm import tqdm
+
+DATASETS = ("mnist", "fashion-mnist")
+
+SPLITS = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+MIRRORS = {
+    "mnist": (
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    ),
+    "fashion-mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+}
+
+# MD5 of the published .gz files. Only downloads are checked against them: copies that came another
+# way (a Linux distribution's package, say) are often re-compressed, which changes the .gz bytes but
+# not the data, so local files are checked by their IDX structure instead (see read_idx).
+CHECKSUMS = {
+    "mnist": {
+        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+    },
+    "fashion-mnist": {
+        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+    },
+}
+
+DOWNLOAD_TIMEOUT = 30.0
+"""Seconds a download may wait on the network for any one read before it gives up."""
+
+IDX_DTYPES = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+
+IMAGE_SHAPE = (28, 28)
+NUM_CLASSES = 10
+
+_DISPLAY_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+_CHUNK_BYTES = 1 << 16
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The dataset's files are neither on disk nor downloadable; the message says where to put them."""
+
+
+class CorruptDatasetError(ValueError):
+    """A dataset file is malformed, truncated, or (for a download) fails its checksum."""
+
+
+def default_data_dir() -> Path:
+    """The folder datasets are read from and downloaded to when no ``data_dir`` is given.
+
+    Returns
+    -------
+    pathlib.Path
+        ``$TINYGAN_DATA`` if set, else ``$XDG_CACHE_HOME/tinygan`` if ``XDG_CACHE_HOME`` is set,
+        else ``~/.cache/tinygan``. The folder need not exist.
+    """
+    if os.environ.get("TINYGAN_DATA"):
+        return Path(os.environ["TINYGAN_DATA"]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME")
+    return (Path(cache).expanduser() if cache else Path.home() / ".cache") / "tinygan"
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX file (see the module docstring) into a NumPy array.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file; a name ending in ``.gz`` is decompressed with gzip, anything else is read as is.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape and dtype from the header (e.g. uint8 of shape (60000, 28, 28)), in native byte
+        order, writable.
+
+    Raises
+    ------
+    CorruptDatasetError
+        Bad gzip stream, a magic number other than ``00 00``, an unknown type code, or a payload
+        shorter or longer than the header declares.
+    """
+    path = Path(path)
+    compressed = path.name.endswith(".gz")
+    # Reading the whole file first (MNIST's largest is 47 MB) bounds the memory by the real data:
+    # a corrupt header that claims huge dimensions is caught by the length check, not by an
+    # allocation that fails.
+    try:
+        with gzip.open(path, "rb") if compressed else open(path, "rb") as file:
+            content = file.read()
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+        raise CorruptDatasetError(f"{path}: not a valid gzip file ({error})") from error
+
+    if len(content) < 4:
+        raise CorruptDatasetError(f"{path}: {len(content)} bytes, too short for an IDX header")
+    if content[:2] != b"\x00\x00":
+        hint = " (it looks gzip-compressed: name it *.gz)" if content[:2] == b"\x1f\x8b" else ""
+        raise CorruptDatasetError(
+            f"{path}: bad magic number {content[:4].hex(' ')}, an IDX file starts with 00 00{hint}"
+        )
+    type_code, ndim = content[2], content[3]
+    if type_code not in IDX_DTYPES:
+        known = ", ".join(f"0x{code:02X}" for code in IDX_DTYPES)
+        raise CorruptDatasetError(
+            f"{path}: unknown IDX type code 0x{type_code:02X} (known: {known})"
+        )
+    header_bytes = 4 + 4 * ndim
+    if len(content) < header_bytes:
+        raise CorruptDatasetError(
+            f"{path}: header declares {ndim} dimensions but the file ends after {len(content)} bytes"
+        )
+    shape = struct.unpack(f">{ndim}I", content[4:header_bytes])
+    dtype = IDX_DTYPES[type_code]
+    expected = math.prod(shape) * dtype.itemsize
+    found = len(content) - header_bytes
+    if found != expected:
+        problem = "truncated" if found < expected else "has trailing bytes"
+        raise CorruptDatasetError(
+            f"{path}: {problem}: header declares shape {shape} of {dtype.name} "
+            f"({expected} bytes of data) but the file holds {found}"
+        )
+    array = np.frombuffer(content, dtype=dtype, offset=header_bytes).reshape(shape)
+    return array.astype(dtype.newbyteorder("="))  # a native-order, writable copy
+
+
+def find_dataset_files(
+    split: str, data_dir: str | os.PathLike | None = None, dataset: str = "mnist"
+) -> tuple[Path, Path] | None:
+    """Locate the image and label files of one split on disk.
+
+    Parameters
+    ----------
+    split : {"train", "test"}
+    data_dir : str or os.PathLike, optional
+        Defaults to :func:`default_data_dir`.
+    dataset : {"mnist", "fashion-mnist"}
+
+    Returns
+    -------
+    (images_path, labels_path) or None
+        The first folder of :func:`search_folders` holding both files (each either raw or ``.gz``;
+        the raw one wins when both are there), or None when no folder does.
+    """
+    image_name, label_name = _split_files(split, dataset)
+    for folder in search_folders(data_dir, dataset):
+        images, labels = _existing(folder, image_name), _existing(folder, label_name)
+        if images is not None and labels is not None:
+            return images, labels
+    return None
+
+
+def search_folders(data_dir: str | os.PathLike | None = None, dataset: str = "mnist") -> list[Path]:
+    """The folders :func:`find_dataset_files` looks in, in order: ``data_dir``, ``data_dir/<dataset>``.
+
+    Both datasets use the same file names, so nothing in a file tells MNIST from Fashion-MNIST:
+    a ``data_dir`` named after the *other* dataset (``.../mnist`` when asking for
+    ``"fashion-mnist"``) is not searched itself, only its ``<dataset>`` subfolder.
+    """
+    root = default_data_dir() if data_dir is None else Path(data_dir).expanduser()
+    others = set(DATASETS) - {dataset}
+    return ([] if root.name in others else [root]) + [root / dataset]
+
+
+def load_mnist(
+    split: str = "train",
+    data_dir: str | os.PathLike | None = None,
+    dataset: str = "mnist",
+    download: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Load one split of MNIST or Fashion-MNIST, downloading it first if it is not on disk.
+
+    Parameters
+    ----------
+    split : {"train", "test"}
+        60000 training or 10000 test examples.
+    data_dir : str or os.PathLike, optional
+        Where to look (see :func:`search_folders`) and download to; default :func:`default_data_dir`.
+    dataset : {"mnist", "fashion-mnist"}
+    download : bool
+        Fetch missing files into ``data_dir/<dataset>/`` from the public mirrors, checking their MD5.
+        With False the network is never touched.
+
+    Returns
+    -------
+    images : numpy.ndarray
+        uint8 of shape (N, 28, 28), pixel values 0 (background) to 255.
+    labels : numpy.ndarray
+        uint8 of shape (N,), class indices 0..9.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``split`` or ``dataset``.
+    DatasetNotFoundError
+        The files are not on disk and could not be downloaded (or ``download`` is False); the
+        message lists the folders searched and the files to put there.
+    CorruptDatasetError
+        A file is malformed, or images and labels do not match (shape, dtype, count, range).
+    """
+    files = find_dataset_files(split, data_dir, dataset)
+    if files is None:
+        if not download:
+            raise DatasetNotFoundError(_not_found_message(split, data_dir, dataset))
+        files = _download_split(split, data_dir, dataset)
+    images_path, labels_path = files
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.dtype != np.uint8 or images.shape[1:] != IMAGE_SHAPE:
+        raise CorruptDatasetError(
+            f"{images_path}: expected uint8 images of shape (N, 28, 28), "
+            f"found {images.dtype} of shape {images.shape}"
+        )
+    if labels.dtype != np.uint8 or labels.ndim != 1:
+        raise CorruptDatasetError(
+            f"{labels_path}: expected uint8 labels of shape (N,), "
+            f"found {labels.dtype} of shape {labels.shape}"
+        )
+    if len(images) != len(labels):
+        raise CorruptDatasetError(
+            f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels"
+        )
+    if labels.size and labels.max() >= NUM_CLASSES:
+        raise CorruptDatasetError(
+            f"{labels_path}: label {labels.max()} out of range 0..{NUM_CLASSES - 1}"
+        )
+    return images, labels
+
+
+def images_to_float(
+    images: np.ndarray, value_range: tuple[float, float] = (0.0, 1.0), dtype=np.float32
+) -> np.ndarray:
+    r"""Scale uint8 pixels to floats in ``value_range``.
+
+    Parameters
+    ----------
+    images : numpy.ndarray or cupy.ndarray
+        uint8, any shape.
+    value_range : (lo, hi)
+        Where 0 and 255 land: (0, 1) for a sigmoid generator, (-1, 1) for tanh.
+    dtype : dtype
+        Floating output type.
+
+    Returns
+    -------
+    array
+        Same shape and array module as ``images``.
+
+    Notes
+    -----
+    :math:`x = lo + (hi - lo) \cdot p / 255`. For (-1, 1) this is the familiar
+    :math:`(p - 127.5) / 127.5`. Pixel 0 lands exactly on ``lo`` and 255 on ``hi`` (for
+    ranges like (0, 1) and (-1, 1)).
+
+    Raises
+    ------
+    TypeError
+        ``images`` not uint8, or ``dtype`` not a floating type.
+    ValueError
+        ``value_range`` with ``lo >= hi``.
+    """
+    if images.dtype != np.uint8:
+        raise TypeError(f"images_to_float expects uint8 pixels, got {images.dtype}")
+    if not np.issubdtype(dtype, np.floating):
+        raise TypeError(f"images_to_float produces floats, got dtype={np.dtype(dtype)}")
+    lo, hi = (float(v) for v in value_range)
+    if not lo < hi:
+        raise ValueError(f"value_range must be (lo, hi) with lo < hi, got {value_range}")
+    out = images.astype(dtype)
+    out /= 255
+    out *= hi - lo
+    out += lo
+    return out
+
+
+def _split_files(split: str, dataset: str) -> tuple[str, str]:
+    """The (images, labels) base names of ``split``, after validating both arguments."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+    return SPLITS[split]
+
+
+def _existing(folder: Path, name: str) -> Path | None:
+    """``folder/name`` or ``folder/name.gz``, whichever is a file (raw first), else None."""
+    for candidate in (folder / name, folder / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _not_found_message(
+    split: str, data_dir: str | os.PathLike | None, dataset: str, failures: Sequence[str] = ()
+) -> str:
+    names = [f"  {name}.gz" for name in _split_files(split, dataset)]
+    folders = search_folders(data_dir, dataset)
+    lines = [
+        f"{_DISPLAY_NAMES[dataset]} {split} split not found. Searched:",
+        *(f"  {folder}" for folder in folders),
+    ]
+    if len(folders) == 1:
+        lines.append(f"  (not {folders[0].parent} itself: its name is another dataset's)")
+    mirrors = " or ".join(MIRRORS[dataset])
+    lines += [
+        "Put these files in one of those folders (as published, or uncompressed without .gz):",
+        *names,
+        f"They are published at {mirrors}.",
+        "To read them from another folder, pass data_dir=... or set $TINYGAN_DATA.",
+    ]
+    if failures:
+        lines += ["The download failed:", *(f"  {failure}" for failure in failures)]
+    else:
+        lines.append("(download=False: nothing was downloaded.)")
+    return "\n".join(lines)
+
+
+def _download_split(
+    split: str, data_dir: str | os.PathLike | None, dataset: str
+) -> tuple[Path, Path]:
+    """Download the missing files of ``split`` into ``data_dir/<dataset>/``; return both paths."""
+    target = search_folders(data_dir, dataset)[-1]
+    paths = []
+    for name in _split_files(split, dataset):
+        path = _existing(target, name)
+        if path is None:
+            path = _download_from_mirrors(split, data_dir, dataset, f"{name}.gz", target)
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def _download_from_mirrors(
+    split: str, data_dir: str | os.PathLike | None, dataset: str, filename: str, target: Path
+) -> Path:
+    """Try each mirror in turn; the first verified download wins."""
+    failures = []
+    for mirror in MIRRORS[dataset]:
+        url = mirror + filename
+        try:
+            download_file(url, target / filename, CHECKSUMS[dataset][filename])
+        except (OSError, HTTPException, CorruptDatasetError) as error:
+            failures.append(f"{url}: {error}")
+        else:
+            return target / filename
+    raise DatasetNotFoundError(_not_found_message(split, data_dir, dataset, failures))
+
+
+def download_file(
+    url: str, destination: str | os.PathLike, md5: str, timeout: float = DOWNLOAD_TIMEOUT
+) -> None:
+    """Fetch ``url`` to ``destination`` if and only if its MD5 is ``md5``.
+
+    The bytes go to a temporary file in the destination folder, which is renamed into place
+    (``os.replace``, atomic on one file system) only after the checksum matched. A transfer that
+    fails or is interrupted, or a checksum mismatch, leaves no file behind.
+
+    Raises
+    ------
+    OSError
+        Network failure (``urllib.error.URLError``, ``TimeoutError``) or a file system error.
+    CorruptDatasetError
+        The downloaded bytes do not have the expected MD5.
+    """
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    handle, partial = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.")
+    try:
+        digest = hashlib.md5(usedforsecurity=False)
+        with os.fdopen(handle, "wb") as out, urlopen(url, timeout=timeout) as response:
+            size = response.headers.get("Content-Length")
+            with tqdm(
+                total=int(size) if size else None, unit="B", unit_scale=True, desc=destination.name
+            ) as progress:
+                while chunk := response.read(_CHUNK_BYTES):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    progress.update(len(chunk))
+        if digest.hexdigest() != md5:
+            raise CorruptDatasetError(
+                f"checksum mismatch: MD5 {digest.hexdigest()}, expected {md5}; the file was discarded"
+            )
+        os.chmod(
+            partial, 0o644
+        )  # mkstemp makes it private; a dataset is not, and caches are shared
+        os.replace(partial, destination)
+    except BaseException:
+        # BaseException too: a Ctrl-C midway must not leave the partial file either.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial)
+        raise
