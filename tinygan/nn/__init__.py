@@ -1,0 +1,31 @@
+"""Layers with hand-derived backward passes. See :class:`tinygan.nn.layer.Layer` for the contract."""
+
+from tinygan.nn.activations import LeakyReLU, ReLU, Sigmoid, Tanh, sigmoid
+from tinygan.nn.batchnorm import BatchNorm
+from tinygan.nn.conv import Conv2D
+from tinygan.nn.conv_transpose import ConvTranspose2D
+from tinygan.nn.dense import Dense
+from tinygan.nn.dropout import Dropout
+from tinygan.nn.layer import Layer
+from tinygan.nn.pooling import MaxPool2D, UpSampling2D
+from tinygan.nn.reshape import Flatten, Reshape
+from tinygan.nn.sequential import Sequential
+
+__all__ = [
+    "BatchNorm",
+    "Conv2D",
+    "ConvTranspose2D",
+    "Dense",
+    "Dropout",
+    "Flatten",
+    "Layer",
+    "LeakyReLU",
+    "MaxPool2D",
+    "ReLU",
+    "Reshape",
+    "Sequential",
+    "Sigmoid",
+    "Tanh",
+    "UpSampling2D",
+    "sigmoid",
+]

@@ -1,0 +1,141 @@
+"""Batch normalisation over the batch (and spatial) axes, one mean and variance per channel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tinygan import kernels
+from tinygan.nn.layer import Layer
+
+
+class BatchNorm(Layer):
+    r"""Batch normalisation: standardise each channel over the batch, then scale and shift.
+
+    Parameters
+    ----------
+    num_features : int
+        Number of channels ``C`` (axis 1 of the input).
+    momentum : float
+        Weight of the current batch in the running statistics, PyTorch's convention:
+        ``running = (1 - momentum) * running + momentum * batch``.
+    eps : float
+        Added to the variance before the square root.
+    dtype : dtype
+        Dtype of the parameters and buffers.
+
+    Shapes
+    ------
+    x: (N, C) -> y: (N, C), statistics over N; x: (N, C, H, W) -> y: (N, C, H, W), statistics over
+    N, H and W. ``params["gamma"]`` (ones) and ``params["beta"]`` (zeros): (C,).
+    ``buffers["mean"]`` (zeros) and ``buffers["var"]`` (ones): (C,).
+
+    Notes
+    -----
+    Write :math:`M` for the number of values per channel (``N`` or ``N*H*W``) and let sums run over
+    them. In training mode, with the batch's own statistics,
+
+    .. math::
+        \mu = \frac{1}{M}\sum_i x_i, \quad \sigma^2 = \frac{1}{M}\sum_i (x_i - \mu)^2, \quad
+        \hat x_i = \frac{x_i - \mu}{\sqrt{\sigma^2 + \epsilon}}, \quad y_i = \gamma \hat x_i + \beta.
+
+    Backward, with :math:`\delta_i = \partial L/\partial y_i`: :math:`\partial L/\partial \beta =
+    \sum_i \delta_i`, :math:`\partial L/\partial \gamma = \sum_i \delta_i \hat x_i`, and with
+    :math:`d\hat x_i = \gamma \delta_i` and :math:`s = \sqrt{\sigma^2 + \epsilon}`
+
+    .. math::
+        \frac{\partial L}{\partial x_i} = \frac{1}{M s}
+        \Big(M\, d\hat x_i - \sum_j d\hat x_j - \hat x_i \sum_j d\hat x_j \hat x_j\Big).
+
+    Each :math:`x_i` reaches the loss directly and through :math:`\mu` and :math:`\sigma^2`, which
+    depend on every sample; the two sums are those two indirect paths. They remove from
+    :math:`d\hat x` its mean and its component along :math:`\hat x`: shifting or scaling a whole
+    channel of the input leaves :math:`\hat x` unchanged, so the gradient has no such component. The
+    full derivation is in ``docs/batchnorm_backward.md``.
+
+    The running statistics are updated in place on every training forward pass; the running
+    variance uses the *unbiased* batch variance :math:`\sigma^2 M / (M - 1)` (as PyTorch) while the
+    normalisation uses the biased :math:`\sigma^2`. Training needs :math:`M \ge 2`.
+
+    In evaluation mode :math:`\mu, \sigma^2` are the running statistics, constants as far as
+    :math:`x` is concerned, so the layer is affine per channel and
+    :math:`\partial L/\partial x_i = \gamma\, \delta_i / s`.
+
+    Statistics and gradients are computed in the input's dtype (float32 stays float32): the
+    variance is a two-pass mean of squared deviations, which keeps float32 within about ``1e-6``
+    relative of float64 for DCGAN-sized batches; see :func:`tinygan.kernels.reference.batchnorm_moments`.
+
+    Keras' ``BatchNormalization()`` defaults (``momentum=0.99``, ``epsilon=1e-3``) weight the *old*
+    running value by ``momentum``; the same layer here is ``BatchNorm(C, momentum=0.01, eps=1e-3)``.
+    Keras also normalises the last axis (NHWC) where tinygan uses axis 1 (NCHW).
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        momentum: float = 0.1,
+        eps: float = 1e-5,
+        dtype: Any = np.float32,
+    ) -> None:
+        super().__init__()
+        if num_features < 1:
+            raise ValueError(f"BatchNorm needs num_features >= 1, got {num_features}")
+        if not 0 <= momentum <= 1:
+            raise ValueError(f"BatchNorm momentum must be in [0, 1], got {momentum}")
+        if eps <= 0:
+            raise ValueError(f"BatchNorm eps must be positive, got {eps}")
+        self.num_features = int(num_features)
+        self.momentum = float(momentum)
+        self.eps = float(eps)
+        self.add_param("gamma", np.ones(self.num_features, dtype=dtype))
+        self.add_param("beta", np.zeros(self.num_features, dtype=dtype))
+        self.buffers["mean"] = np.zeros(self.num_features, dtype=dtype)
+        self.buffers["var"] = np.ones(self.num_features, dtype=dtype)
+
+    def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
+        self._check(x)
+        gamma = self.params["gamma"].astype(x.dtype, copy=False)
+        beta = self.params["beta"].astype(x.dtype, copy=False)
+        if training:
+            m = x.size // x.shape[1]
+            if m < 2:
+                raise ValueError(
+                    f"BatchNorm needs more than one value per channel in training mode (the "
+                    f"variance of one value is 0), got input of shape {tuple(x.shape)}"
+                )
+            mean, var = kernels.batchnorm_moments(x)
+            self._update_running(mean, var * (m / (m - 1)))
+        else:
+            mean = self.buffers["mean"].astype(x.dtype, copy=False)
+            var = self.buffers["var"].astype(x.dtype, copy=False)
+        y, xhat, inv_std = kernels.batchnorm_forward(x, mean, var, gamma, beta, self.eps)
+        return y, (xhat, inv_std, training)
+
+    def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
+        xhat, inv_std, batch_stats = cache
+        gamma = self.params["gamma"].astype(dy.dtype, copy=False)
+        dx, dgamma, dbeta = kernels.batchnorm_backward(dy, xhat, inv_std, gamma, batch_stats)
+        if param_grads:
+            self.grads["gamma"] += dgamma
+            self.grads["beta"] += dbeta
+        return dx
+
+    def _update_running(self, batch_mean: Any, batch_var_unbiased: Any) -> None:
+        """``running = (1 - m) * running + m * batch``, in place so that references stay valid."""
+        for name, batch in (("mean", batch_mean), ("var", batch_var_unbiased)):
+            running = self.buffers[name]
+            running *= 1 - self.momentum
+            running += self.momentum * batch
+
+    def _check(self, x: Any) -> None:
+        c = self.num_features
+        if getattr(x, "ndim", None) not in (2, 4) or x.shape[1] != c:
+            raise ValueError(
+                f"BatchNorm expects input of shape (N, {c}) or (N, {c}, H, W), "
+                f"got {tuple(getattr(x, 'shape', ()))}"
+            )
+        self.check_input(x, ndim=x.ndim)  # a floating-point dtype
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, momentum={self.momentum}, eps={self.eps}"

@@ -1,0 +1,175 @@
+"""2-D convolution (cross-correlation, as in every deep-learning framework), by im2col and one GEMM.
+
+The module also holds the layout helpers that turn the convolution into matrix products; the
+transposed convolution (:mod:`tinygan.nn.conv_transpose`) runs the same products in the other
+direction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tinygan import kernels
+from tinygan.backend import get_array_module
+from tinygan.init import Initializer, glorot_uniform, make_param, zeros
+from tinygan.kernels.reference import conv_output_size
+from tinygan.nn.layer import Layer
+from tinygan.nn.padding import Padding, conv_padding, int_pair, parse_padding, positive_int
+
+
+def pixel_rows(a: Any) -> Any:
+    """An NCHW array as the matrix ``(N * H * W, C)``: one row per pixel, channels along the row.
+
+    This is the layout of a convolution's output in the GEMM ``cols @ Wm.T`` (see
+    :func:`tinygan.kernels.reference.im2col`). C-contiguous: a copy in general, a view when ``C == 1``.
+    """
+    return a.transpose(0, 2, 3, 1).reshape(-1, a.shape[1])
+
+
+def from_pixel_rows(rows: Any, n: int, h: int, w: int) -> Any:
+    """Inverse of :func:`pixel_rows`: ``(N * H * W, C)`` back to a C-contiguous ``(N, C, H, W)``."""
+    xp = get_array_module(rows)
+    return xp.ascontiguousarray(rows.reshape(n, h, w, -1).transpose(0, 3, 1, 2))
+
+
+def weight_matrix(W: Any) -> Any:
+    """A kernel ``(A, B, kh, kw)`` as the matrix ``(A, kh * kw * B)`` whose columns follow im2col's
+    column order ``(i, j, b)``. A small copy (the weights, not the activations)."""
+    return W.transpose(0, 2, 3, 1).reshape(W.shape[0], -1)
+
+
+def weight_from_matrix(Wm: Any, shape: tuple[int, ...]) -> Any:
+    """Inverse of :func:`weight_matrix`: ``(A, kh * kw * B)`` back to a view of shape ``(A, B, kh, kw)``."""
+    a, b, kh, kw = shape
+    return Wm.reshape(a, kh, kw, b).transpose(0, 3, 1, 2)
+
+
+class Conv2D(Layer):
+    r"""2-D convolution over NCHW images.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        ``C`` and ``O``.
+    kernel_size : int or (int, int)
+        ``(kh, kw)``.
+    stride : int or (int, int)
+        ``(sh, sw)``.
+    padding : int, (int, int), "same" or "valid"
+        Zeros added on each side (``p`` or ``(ph, pw)``, symmetric). ``"valid"`` is 0. ``"same"``
+        (Keras/TensorFlow): output ``ceil(H / sh) x ceil(W / sw)``, total padding
+        ``max((ceil(H / sh) - 1) * sh + kh - H, 0)`` with the odd row at the bottom (column at the right).
+    bias : bool
+        Whether to add a per-channel ``b``.
+    weight_init, bias_init : Initializer, optional
+        Defaults: Glorot uniform for ``W`` (Keras' default) with ``fan_in = C * kh * kw`` and
+        ``fan_out = O * kh * kw``; zeros for ``b``.
+    rng : numpy.random.Generator, optional
+        Source of the initial weights (always drawn on the CPU).
+    dtype : dtype
+        Parameter dtype.
+
+    Shapes
+    ------
+    x: (N, C, H, W) -> y: (N, O, OH, OW) with ``OH = (H + top + bottom - kh) // sh + 1`` (likewise
+    ``OW``); ``params["W"]``: (O, C, kh, kw); ``params["b"]``: (O,). The output has the input's dtype.
+
+    Notes
+    -----
+    Forward, with ``xpad`` the zero-padded input:
+
+    .. math:: y_{nopq} = b_o + \sum_{c,i,j} W_{ocij}\, \mathrm{xpad}_{nc,\,p s_h + i,\,q s_w + j}.
+
+    im2col gathers the patches into ``X`` of shape ``(N OH OW, kh kw C)``,
+    :math:`X_{(npq),(ijc)} = \mathrm{xpad}_{nc,\,ps_h+i,\,qs_w+j}`; with the kernel as the matrix
+    :math:`M_{o,(ijc)} = W_{ocij}` the forward pass is one GEMM, :math:`Y = X M^\top + b` with
+    ``Y`` of shape ``(N OH OW, O)`` (``y`` in NHWC order, transposed to NCHW).
+
+    Backward, with :math:`G = \partial L/\partial Y` (``dy`` as pixel rows). ``Y`` is bilinear in
+    ``X`` and ``M``, exactly as in a Dense layer:
+
+    * :math:`\partial L/\partial M = G^\top X` (``O x kh kw C``, reshaped back to ``W``'s layout);
+    * :math:`\partial L/\partial b_o = \sum_{npq} G_{(npq),o}`;
+    * :math:`\partial L/\partial X = G M`. Every entry of ``xpad`` was copied into ``X`` once per
+      patch covering it, so its gradient is the sum of the gradients of its copies: col2im
+      (the adjoint of im2col) adds them back, and dropping the padding rows (the adjoint of padding
+      with zeros) gives :math:`\partial L/\partial x`.
+
+    The cache is the patch matrix ``X`` (needed for ``dW``) and the input shape. See
+    ``docs/conv_transpose_adjoint.md`` for the input gradient as a transposed convolution.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: Padding = 0,
+        bias: bool = True,
+        weight_init: Initializer | None = None,
+        bias_init: Initializer | None = None,
+        rng: np.random.Generator | None = None,
+        dtype: Any = np.float32,
+    ) -> None:
+        super().__init__()
+        name = type(self).__name__
+        self.in_channels = positive_int(in_channels, "in_channels", name)
+        self.out_channels = positive_int(out_channels, "out_channels", name)
+        self.kernel_size = int_pair(kernel_size, "kernel_size", name, minimum=1)
+        self.stride = int_pair(stride, "stride", name, minimum=1)
+        self.padding = parse_padding(padding, name)
+        kh, kw = self.kernel_size
+        shape = (self.out_channels, self.in_channels, kh, kw)
+        fans = (self.in_channels * kh * kw, self.out_channels * kh * kw)
+        self.add_param("W", make_param(weight_init or glorot_uniform(), shape, rng, *fans, dtype))
+        if bias:
+            b = make_param(bias_init or zeros(), (self.out_channels,), rng, *fans, dtype)
+            self.add_param("b", b)
+
+    def padding_for(self, size: tuple[int, int]) -> tuple[int, int, int, int]:
+        """``(top, bottom, left, right)`` for an input of spatial size ``(H, W)``.
+
+        Raises ``ValueError`` when the kernel does not fit in the padded input.
+        """
+        pad = conv_padding(self.padding, size, self.kernel_size, self.stride)
+        padded = (size[0] + pad[0] + pad[1], size[1] + pad[2] + pad[3])
+        if padded[0] < self.kernel_size[0] or padded[1] < self.kernel_size[1]:
+            raise ValueError(
+                f"{type(self).__name__}: kernel {self.kernel_size} is larger than the padded input "
+                f"{padded} (input (H, W) = {tuple(size)}, padding (top, bottom, left, right) = {pad})"
+            )
+        return pad
+
+    def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
+        self.check_input(x, ndim=4, axis=1, size=self.in_channels)
+        n, _, h, w = x.shape
+        pad = self.padding_for((h, w))
+        (kh, kw), stride = self.kernel_size, self.stride
+        cols = kernels.im2col(x, kh, kw, stride, pad)
+        rows = cols @ weight_matrix(self.params["W"].astype(x.dtype, copy=False)).T
+        if "b" in self.params:
+            rows += self.params["b"].astype(x.dtype, copy=False)
+        oh = conv_output_size(h, kh, stride[0], pad[0], pad[1])
+        ow = conv_output_size(w, kw, stride[1], pad[2], pad[3])
+        y = from_pixel_rows(rows, n, oh, ow)
+        return y, (cols, x.shape, pad)
+
+    def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
+        cols, x_shape, pad = cache
+        W = self.params["W"]
+        dy_rows = pixel_rows(dy)
+        if param_grads:
+            self.grads["W"] += weight_from_matrix(dy_rows.T @ cols, W.shape)
+            if "b" in self.grads:
+                self.grads["b"] += dy_rows.sum(axis=0)
+        dcols = dy_rows @ weight_matrix(W.astype(dy.dtype, copy=False))
+        return kernels.col2im(dcols, x_shape, *self.kernel_size, self.stride, pad)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding!r}, bias={'b' in self.params}"
+        )

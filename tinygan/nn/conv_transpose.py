@@ -1,0 +1,177 @@
+"""2-D transposed convolution ("deconvolution"): the adjoint of :class:`~tinygan.nn.Conv2D`.
+
+Its forward pass is a convolution's backward-to-input and its backward-to-input is a convolution, so
+it runs on the same im2col/col2im kernels and GEMMs as :class:`~tinygan.nn.Conv2D`, with the roles
+swapped. The derivation is in ``docs/conv_transpose_adjoint.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tinygan import kernels
+from tinygan.init import Initializer, glorot_uniform, make_param, zeros
+from tinygan.nn.conv import from_pixel_rows, pixel_rows, weight_from_matrix, weight_matrix
+from tinygan.nn.layer import Layer
+from tinygan.nn.padding import (
+    Padding,
+    conv_transpose_geometry,
+    int_pair,
+    parse_padding,
+    positive_int,
+)
+
+
+class ConvTranspose2D(Layer):
+    r"""2-D transposed convolution over NCHW images (upsampling by ``stride``).
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        ``I`` and ``O``.
+    kernel_size : int or (int, int)
+        ``(kh, kw)``.
+    stride : int or (int, int)
+        ``(sh, sw)``: the upsampling factor.
+    padding : int, (int, int), "same" or "valid"
+        An int ``p`` (or ``(ph, pw)``) has PyTorch's meaning: ``p`` rows are cropped from each side of
+        the full output, ``OH = (H - 1) * sh - 2 * ph + kh + oph``. ``"valid"`` is 0:
+        ``OH = (H - 1) * sh + kh + oph``. ``"same"`` (Keras' ``Conv2DTranspose``): ``OH = H * sh`` and
+        ``OW = W * sw`` exactly, cropping ``max(kh - sh, 0)`` rows, the odd one at the bottom, as
+        TensorFlow does (with ``kh < sh`` the last ``sh - kh`` rows are only bias).
+    output_padding : int or (int, int)
+        Extra rows/columns at the bottom/right, ``0 <= oph < sh``: picks one of the ``sh`` input sizes
+        that a stride-``sh`` convolution maps to the same output size. Must be 0 with ``"same"``.
+    bias : bool
+        Whether to add a per-channel ``b``.
+    weight_init, bias_init : Initializer, optional
+        Defaults: Glorot uniform for ``W`` with ``fan_in = I * kh * kw`` and ``fan_out = O * kh * kw``
+        (the direction this layer's forward pass runs; Keras and PyTorch compute the fans from the
+        weight array as if it were a convolution's, which swaps them; Glorot is symmetric so its
+        default is the same); zeros for ``b``.
+    rng : numpy.random.Generator, optional
+        Source of the initial weights (always drawn on the CPU).
+    dtype : dtype
+        Parameter dtype.
+
+    Shapes
+    ------
+    x: (N, I, H, W) -> y: (N, O, OH, OW); ``params["W"]``: (I, O, kh, kw) (PyTorch's layout);
+    ``params["b"]``: (O,). The output has the input's dtype.
+
+    Notes
+    -----
+    Every input pixel stamps a scaled copy of the kernel onto the output, ``stride`` apart; overlaps
+    add up. With ``(top, left)`` the cropped rows and columns,
+
+    .. math:: y_{nouv} = b_o + \sum_{i,p,q} x_{nipq}\, W_{io,\,u + top - p s_h,\,v + left - q s_w}
+
+    (terms with a kernel index outside the kernel are 0). This is the adjoint of the convolution with
+    the kernel ``W`` read as a ``Conv2D`` weight of ``O`` input and ``I`` output channels, same stride,
+    padding ``(top, bottom, left, right)``. In matrices, with :math:`M` = ``weight_matrix(W)`` of shape
+    ``(I, kh kw O)`` and ``X`` the input as pixel rows ``(N H W, I)``:
+
+    * forward: :math:`C = X M` (one patch row per input pixel), then ``y = col2im(C)`` plus ``b``;
+      the same two steps as ``Conv2D``'s input gradient.
+
+    Backward, with ``dy = dL/dy``: the adjoint of col2im is im2col, so :math:`G = \mathrm{im2col}(dy)`
+    (``(N H W, kh kw O)``) is :math:`\partial L/\partial C`, and as for any product :math:`C = X M`,
+
+    * :math:`\partial L/\partial X = G M^\top`: ``dx`` is a *convolution* of ``dy`` with ``W``
+      (``Conv2D``'s forward);
+    * :math:`\partial L/\partial M = X^\top G`, reshaped back to ``W``'s layout;
+    * :math:`\partial L/\partial b_o = \sum_{n,u,v} dy_{nouv}`.
+
+    The cache is ``X`` (needed for ``dW``) and the input shape.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: Padding = 0,
+        output_padding: int | tuple[int, int] = 0,
+        bias: bool = True,
+        weight_init: Initializer | None = None,
+        bias_init: Initializer | None = None,
+        rng: np.random.Generator | None = None,
+        dtype: Any = np.float32,
+    ) -> None:
+        super().__init__()
+        name = type(self).__name__
+        self.in_channels = positive_int(in_channels, "in_channels", name)
+        self.out_channels = positive_int(out_channels, "out_channels", name)
+        self.kernel_size = int_pair(kernel_size, "kernel_size", name, minimum=1)
+        self.stride = int_pair(stride, "stride", name, minimum=1)
+        self.padding = parse_padding(padding, name)
+        self.output_padding = int_pair(output_padding, "output_padding", name, minimum=0)
+        if any(op >= s for op, s in zip(self.output_padding, self.stride, strict=True)):
+            raise ValueError(
+                f"{name}: output_padding must be smaller than stride {self.stride}, "
+                f"got {self.output_padding}"
+            )
+        if self.padding == "same" and self.output_padding != (0, 0):
+            raise ValueError(
+                f"{name}: padding='same' fixes the output size to input x stride; "
+                f"output_padding must be 0, got {self.output_padding}"
+            )
+        kh, kw = self.kernel_size
+        shape = (self.in_channels, self.out_channels, kh, kw)
+        fans = (self.in_channels * kh * kw, self.out_channels * kh * kw)
+        self.add_param("W", make_param(weight_init or glorot_uniform(), shape, rng, *fans, dtype))
+        if bias:
+            b = make_param(bias_init or zeros(), (self.out_channels,), rng, *fans, dtype)
+            self.add_param("b", b)
+
+    def output_geometry(
+        self, size: tuple[int, int]
+    ) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
+        """Output ``(OH, OW)`` for an input of spatial size ``(H, W)``, and the cropped
+        ``(top, bottom, left, right)``.
+
+        Raises ``ValueError`` when the padding leaves no output.
+        """
+        out, pad = conv_transpose_geometry(
+            self.padding, size, self.kernel_size, self.stride, self.output_padding
+        )
+        if min(out) < 1:
+            raise ValueError(
+                f"{type(self).__name__}: padding {self.padding} crops everything from an input of "
+                f"(H, W) = {tuple(size)}: output size would be {out}"
+            )
+        return out, pad
+
+    def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
+        self.check_input(x, ndim=4, axis=1, size=self.in_channels)
+        n, _, h, w = x.shape
+        (oh, ow), pad = self.output_geometry((h, w))
+        x_rows = pixel_rows(x)
+        cols = x_rows @ weight_matrix(self.params["W"].astype(x.dtype, copy=False))
+        y = kernels.col2im(
+            cols, (n, self.out_channels, oh, ow), *self.kernel_size, self.stride, pad
+        )
+        if "b" in self.params:
+            y += self.params["b"].astype(x.dtype, copy=False)[:, None, None]
+        return y, (x_rows, x.shape, pad)
+
+    def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
+        x_rows, (n, _, h, w), pad = cache
+        W = self.params["W"]
+        dcols = kernels.im2col(dy, *self.kernel_size, self.stride, pad)
+        if param_grads:
+            self.grads["W"] += weight_from_matrix(x_rows.T @ dcols, W.shape)
+            if "b" in self.grads:
+                self.grads["b"] += dy.sum(axis=(0, 2, 3))
+        dx_rows = dcols @ weight_matrix(W.astype(dy.dtype, copy=False)).T
+        return from_pixel_rows(dx_rows, n, h, w)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding!r}, "
+            f"output_padding={self.output_padding}, bias={'b' in self.params}"
+        )

@@ -1,0 +1,129 @@
+"""Padding and output-size arithmetic shared by :class:`~tinygan.nn.Conv2D` and
+:class:`~tinygan.nn.ConvTranspose2D`.
+
+Along one axis a window of length ``k`` stepping by ``s`` over an input of length ``n`` padded with
+``before`` and ``after`` zeros has ``(n + before + after - k) // s + 1`` positions
+(:func:`tinygan.kernels.reference.conv_output_size`). In 2-D the padding is always resolved to
+``(top, bottom, left, right)``, the form the im2col/col2im kernels take.
+
+Two meanings of ``"same"`` padding, both Keras/TensorFlow's:
+
+* **convolution**: output length ``ceil(n / s)``, with total padding
+  ``max((ceil(n / s) - 1) * s + k - n, 0)`` split ``total // 2`` before and the rest (the odd one) after;
+* **transposed convolution**: output length ``n * s`` exactly. It is the adjoint of a ``"same"``
+  convolution on an input of length ``n * s``, so it crops what that convolution pads.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral
+from typing import Any
+
+#: A padding argument: an int, a ``(height, width)`` pair, ``"same"`` or ``"valid"``.
+Padding = int | tuple[int, int] | str
+PADDING_MODES = ("same", "valid")
+
+
+def int_pair(value: Any, name: str, layer: str, minimum: int) -> tuple[int, int]:
+    """``(value, value)`` for an int, the pair itself for a pair of ints.
+
+    Raises ``ValueError`` (naming ``layer`` and ``name``) for anything else or an entry below
+    ``minimum``.
+    """
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2 or not all(_is_int(v) for v in pair):
+        raise ValueError(f"{layer}: {name} must be an int or a pair of ints, got {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{layer}: {name} must be >= {minimum}, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def positive_int(value: Any, name: str, layer: str) -> int:
+    """``value`` as an int; ``ValueError`` naming ``layer`` and ``name`` unless it is an int >= 1."""
+    if not _is_int(value) or value < 1:
+        raise ValueError(f"{layer}: {name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _is_int(value: Any) -> bool:
+    # bool is an Integral too, but kernel_size=True is a bug, not a size.
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def parse_padding(padding: Padding, layer: str) -> str | tuple[int, int]:
+    """Validate a padding argument: ``"same"``, or ``(ph, pw)`` zeros on each side (``"valid"`` is
+    ``(0, 0)``).
+
+    Raises ``ValueError`` naming ``layer`` for an unknown string, a negative or non-integer size.
+    """
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode not in PADDING_MODES:
+            raise ValueError(
+                f"{layer}: padding must be an int, a pair of ints or one of {PADDING_MODES}, "
+                f"got {padding!r}"
+            )
+        return "same" if mode == "same" else (0, 0)
+    return int_pair(padding, "padding", layer, minimum=0)
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """``(before, after)`` of a ``"same"`` convolution: output ``ceil(size / stride)``, the odd
+    padding after (TensorFlow's split)."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def conv_padding(
+    padding: str | tuple[int, int],
+    size: tuple[int, int],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+) -> tuple[int, int, int, int]:
+    """Resolve a parsed padding to ``(top, bottom, left, right)`` for an input of ``size = (H, W)``."""
+    if padding == "same":
+        top, bottom = same_padding(size[0], kernel[0], stride[0])
+        left, right = same_padding(size[1], kernel[1], stride[1])
+        return top, bottom, left, right
+    ph, pw = padding
+    return ph, ph, pw, pw
+
+
+def conv_transpose_geometry(
+    padding: str | tuple[int, int],
+    size: tuple[int, int],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    output_padding: tuple[int, int],
+) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
+    """Output size of a transposed convolution, and the padding of the convolution it is the adjoint of.
+
+    Parameters
+    ----------
+    padding : "same" or (int, int)
+        As returned by :func:`parse_padding`.
+    size : (int, int)
+        Input ``(H, W)``.
+    kernel, stride, output_padding : (int, int)
+
+    Returns
+    -------
+    out_size : (int, int)
+        ``"same"``: ``(H * sh, W * sw)``. Integer padding ``p`` (PyTorch):
+        ``(H - 1) * sh - 2 * ph + kh + oph`` and likewise for the width. May be non-positive for a large
+        ``p``; the caller checks.
+    conv_pad : (int, int, int, int)
+        ``(top, bottom, left, right)`` such that a convolution with this kernel, stride and padding maps
+        an image of ``out_size`` back to ``size``: the rows and columns the transposed convolution
+        crops. Its output-padding rows lie past the last window and receive nothing.
+    """
+    if padding == "same":
+        out = (size[0] * stride[0], size[1] * stride[1])
+        return out, conv_padding("same", out, kernel, stride)
+    ph, pw = padding
+    out = (
+        (size[0] - 1) * stride[0] - 2 * ph + kernel[0] + output_padding[0],
+        (size[1] - 1) * stride[1] - 2 * pw + kernel[1] + output_padding[1],
+    )
+    return out, (ph, ph, pw, pw)

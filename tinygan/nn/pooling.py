@@ -1,0 +1,117 @@
+"""Spatial resampling layers on NCHW images: max pooling down, nearest-neighbour upsampling up."""
+
+from __future__ import annotations
+
+from numbers import Integral
+from typing import Any
+
+from tinygan import kernels
+from tinygan.nn.layer import Layer
+
+
+def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
+    """``k -> (k, k)``; a pair is kept. Both entries must be positive integers."""
+    pair = (value, value) if isinstance(value, Integral) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, Integral) and v >= 1 for v in pair):
+        raise ValueError(f"{name} must be a positive int or a pair of them, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+class MaxPool2D(Layer):
+    r"""Max pooling over ``kh x kw`` windows with ``'valid'`` padding.
+
+    Parameters
+    ----------
+    size : int or (int, int)
+        Window ``(kh, kw)``.
+    stride : int or (int, int), optional
+        Step ``(sh, sw)`` between windows; defaults to ``size`` (non-overlapping windows, as in Keras
+        and PyTorch). ``stride < size`` gives overlapping windows.
+
+    Shapes
+    ------
+    x: (N, C, H, W) -> y: (N, C, Ho, Wo) with ``Ho = (H - kh) // sh + 1`` and
+    ``Wo = (W - kw) // sw + 1``; trailing rows and columns that no whole window covers are ignored
+    (and get zero gradient).
+
+    Notes
+    -----
+    Forward: :math:`y_{pq} = \max_{0 \le i < k_h,\, 0 \le j < k_w} x_{p s_h + i,\, q s_w + j}`
+    (per sample and channel).
+
+    Backward: away from ties each output equals exactly one input entry, the window's maximum
+    :math:`a(p, q)`, and stays equal to it under a small perturbation, so
+    :math:`\partial y_{pq}/\partial x_{uv} = [\,(u, v) = a(p, q)\,]`. Summing over the outputs,
+
+    .. math:: \frac{\partial L}{\partial x_{uv}} = \sum_{(p, q):\ a(p, q) = (u, v)} \delta_{pq},
+
+    i.e. each window's gradient goes to its maximum, and an entry that is the maximum of several
+    overlapping windows collects the sum of their gradients. At a tie the maximum is not
+    differentiable; the layer takes the subgradient that routes the gradient to the *first* maximal
+    entry of the window in row-major order (``numpy.argmax``'s rule, and PyTorch's on the CPU). The
+    cache is these positions (``argmax``) and the input shape.
+    """
+
+    def __init__(
+        self, size: int | tuple[int, int] = 2, stride: int | tuple[int, int] | None = None
+    ) -> None:
+        super().__init__()
+        self.size = _pair(size, "MaxPool2D size")
+        self.stride = self.size if stride is None else _pair(stride, "MaxPool2D stride")
+
+    def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
+        self.check_input(x, ndim=4)
+        kh, kw = self.size
+        if x.shape[2] < kh or x.shape[3] < kw:
+            raise ValueError(
+                f"MaxPool2D with a {kh}x{kw} window expects input of shape (N, C, H, W) with "
+                f"H >= {kh} and W >= {kw}, got {tuple(x.shape)}"
+            )
+        y, argmax = kernels.maxpool_forward(x, self.size, self.stride)
+        return y, (argmax, tuple(x.shape))
+
+    def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
+        argmax, x_shape = cache
+        return kernels.maxpool_backward(dy, argmax, x_shape, self.size, self.stride)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}, stride={self.stride}"
+
+
+class UpSampling2D(Layer):
+    r"""Nearest-neighbour upsampling: each pixel becomes an ``sh x sw`` block of copies.
+
+    Parameters
+    ----------
+    scale : int or (int, int)
+        Factors ``(sh, sw)`` for height and width.
+
+    Shapes
+    ------
+    x: (N, C, H, W) -> y: (N, C, H * sh, W * sw).
+
+    Notes
+    -----
+    Forward: :math:`y_{uv} = x_{\lfloor u/s_h \rfloor, \lfloor v/s_w \rfloor}`.
+
+    Backward: :math:`\partial y_{uv}/\partial x_{hw} = 1` exactly when :math:`(u, v)` lies in the
+    block of :math:`(h, w)`, so
+
+    .. math:: \frac{\partial L}{\partial x_{hw}} = \sum_{a < s_h,\ b < s_w} \delta_{h s_h + a,\, w s_w + b},
+
+    the sum of the upstream gradient over each block. Nothing needs caching.
+    """
+
+    def __init__(self, scale: int | tuple[int, int] = 2) -> None:
+        super().__init__()
+        self.scale = _pair(scale, "UpSampling2D scale")
+
+    def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
+        self.check_input(x, ndim=4)
+        return kernels.upsample_nearest(x, self.scale), None
+
+    def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
+        return kernels.upsample_nearest_backward(dy, self.scale)
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}"
