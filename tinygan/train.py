@@ -1,0 +1,312 @@
+"""The training loop: steps, progress bar, logs, and callbacks for samples and checkpoints.
+
+The loop itself is small: draw real batches, call :meth:`tinygan.gan.GAN.train_step`, and every
+``log_every`` steps read the step statistics back (one host synchronisation on a GPU), check that they
+are finite, append them to ``log.csv`` and show them on the progress bar. Everything else (sample grids,
+checkpoints, metrics) is a :class:`Callback`.
+
+An interrupted run (Ctrl-C) or a diverged one (a NaN or inf loss) still writes its logs, loss curves and
+callbacks' final outputs before the exception propagates, so nothing produced so far is lost.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from tinygan.backend import get_array_module, to_device, to_numpy
+from tinygan.gan import GAN
+from tinygan.viz import save_gif, save_histograms, save_image_grid, save_loss_curves
+
+STAT_NAMES = ("d_loss", "g_loss", "d_real", "d_fake")
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or infinite; the message names the step."""
+
+
+class Callback:
+    """Hooks called by :class:`Trainer`. Override the ones you need."""
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        """Before the first step (also after a resume)."""
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        """After every step; ``trainer.step`` counts completed steps."""
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        """After the step that completed an epoch; ``trainer.epoch`` counts completed epochs."""
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        """After the last step, and also when the run stops early (interrupt, divergence)."""
+
+
+class Trainer:
+    """Runs a :class:`~tinygan.gan.GAN` on endless real batches.
+
+    Parameters
+    ----------
+    gan : GAN
+        Networks, optimizers and step rules, already on ``device``.
+    batches : iterator of numpy.ndarray
+        Real batches (a :class:`tinygan.data.BatchIterator`); its ``epoch`` attribute, when present,
+        drives ``on_epoch_end``.
+    out_dir : path
+        Where ``log.csv``, ``losses.png`` and the callbacks' files go.
+    device : {"cpu", "gpu"}
+        Each batch is moved there once.
+    callbacks : sequence of Callback
+    log_every : int
+        Steps between reading statistics back, logging them and updating the progress bar.
+    progress : bool
+        Show a tqdm progress bar.
+    """
+
+    def __init__(
+        self,
+        gan: GAN,
+        batches: Iterator[np.ndarray],
+        out_dir: str | Path,
+        device: str = "cpu",
+        callbacks: Sequence[Callback] = (),
+        log_every: int = 50,
+        progress: bool = True,
+    ) -> None:
+        if log_every < 1:
+            raise ValueError("log_every must be at least 1")
+        self.gan, self.batches, self.device = gan, batches, device
+        self.out_dir = Path(out_dir)
+        self.callbacks = list(callbacks)
+        self.log_every, self.progress = int(log_every), progress
+        self.step = 0
+        self.history: dict[str, list[float]] = {"step": [], **{name: [] for name in STAT_NAMES}}
+        self._pending: list[Any] = []  # per-step stats not yet read back from the device
+
+    @property
+    def epoch(self) -> int:
+        """Completed passes over the data."""
+        return int(getattr(self.batches, "epoch", 0))
+
+    @property
+    def log_path(self) -> Path:
+        return self.out_dir / "log.csv"
+
+    def next_real_batch(self) -> Any:
+        """The next real batch, moved to the training device."""
+        return to_device(next(self.batches), self.device)
+
+    def fit(self, steps: int) -> dict[str, list[float]]:
+        """Train until ``self.step == steps`` (a resumed trainer continues from its step)."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        bar = tqdm(total=steps, initial=self.step, disable=not self.progress, unit="step")
+        for callback in self.callbacks:
+            callback.on_train_begin(self)
+        try:
+            while self.step < steps:
+                epoch_before = self.epoch
+                stats = self.gan.train_step(self.next_real_batch)
+                self.step += 1
+                self._pending.append(stats)
+                if len(self._pending) >= self.log_every or self.step == steps:
+                    bar.set_postfix(self.flush_log(), refresh=False)
+                for callback in self.callbacks:
+                    callback.on_step_end(self)
+                if self.epoch != epoch_before:
+                    for callback in self.callbacks:
+                        callback.on_epoch_end(self)
+                bar.update(1)
+        finally:
+            bar.close()
+            self.finish()
+        return self.history
+
+    def flush_log(self) -> dict[str, str]:
+        """Read pending statistics back, check them, log their window means; return them formatted."""
+        if not self._pending:
+            return {}
+        xp = get_array_module(self._pending[0].d_loss)
+        values = to_numpy(
+            xp.stack([xp.stack([getattr(s, n) for n in STAT_NAMES]) for s in self._pending])
+        ).astype(np.float64)
+        first_step = self.step - len(self._pending) + 1
+        self._pending = []
+        bad_rows, bad_cols = np.nonzero(~np.isfinite(values))
+        if bad_rows.size:
+            name, value = STAT_NAMES[bad_cols[0]], values[bad_rows[0], bad_cols[0]]
+            raise NonFiniteLossError(
+                f"{name} became {value} at step {first_step + bad_rows[0]}: training diverged. "
+                f"Logs and samples up to here are in {self.out_dir}. Try a lower learning rate."
+            )
+        means = values.mean(axis=0)
+        self.history["step"].append(self.step)
+        for name, value in zip(STAT_NAMES, means, strict=True):
+            self.history[name].append(float(value))
+        self._append_csv_row([self.step, self.epoch, *means])
+        return {name: f"{value:.3f}" for name, value in zip(STAT_NAMES, means, strict=True)}
+
+    def _append_csv_row(self, row: list[float]) -> None:
+        new_file = not self.log_path.exists()
+        with self.log_path.open("a", newline="") as handle:
+            writer = csv.writer(handle)
+            if new_file:
+                writer.writerow(["step", "epoch", *STAT_NAMES])
+            writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
+
+    def finish(self) -> None:
+        """Log what is pending and draw the loss curves, then let callbacks write final outputs.
+
+        Called on every exit from :meth:`fit`; a non-finite window is dropped from the log (its error
+        is already propagating) so the curves of the steps before it are still drawn.
+        """
+        try:
+            self.flush_log()
+        except NonFiniteLossError:
+            pass
+        if len(self.history["step"]) > 1:
+            losses = {name: self.history[name] for name in ("d_loss", "g_loss")}
+            save_loss_curves(losses, self.out_dir / "losses.png", steps=self.history["step"])
+            probabilities = {name: self.history[name] for name in ("d_real", "d_fake")}
+            save_loss_curves(
+                probabilities,
+                self.out_dir / "discriminator_outputs.png",
+                steps=self.history["step"],
+                title="Mean discriminator output",
+                ylabel="D(.)",
+            )
+        for callback in self.callbacks:
+            callback.on_train_end(self)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Step and logged history, for checkpoints."""
+        return {
+            "step": self.step,
+            **{f"history.{k}": np.asarray(v) for k, v in self.history.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.step = int(state["step"])
+        for name in self.history:
+            cast = int if name == "step" else float
+            self.history[name] = [cast(v) for v in np.asarray(state[f"history.{name}"])]
+
+
+class SampleGrid(Callback):
+    """Write a grid of G(z) for a fixed z every ``every`` steps (or epochs), so frames are comparable.
+
+    Parameters
+    ----------
+    every : int
+        Interval, in ``unit``.
+    rows, cols : int
+        Grid layout (8x8 in seed 000, 1x10 in seed 004, 4x4 in seed 003).
+    image_shape : tuple
+        Shape of one sample, e.g. (28, 28) or (1, 28, 28), to reshape G's flat output.
+    value_range : tuple
+        Range of G's output ((0, 1) for a sigmoid, (-1, 1) for tanh).
+    unit : {"step", "epoch"}
+    rng : numpy.random.Generator
+        Draws the fixed noise once (on the CPU, so it is the same on every device).
+    at_start : bool
+        Also write a frame before training (step 0), as seed 000 does.
+    make_gif : bool
+        At the end, assemble every frame of this run's folder and unit into ``<out>/training.gif``.
+    """
+
+    def __init__(
+        self,
+        every: int,
+        rows: int,
+        cols: int,
+        image_shape: tuple[int, ...],
+        value_range: tuple[float, float],
+        rng: np.random.Generator,
+        unit: str = "step",
+        at_start: bool = True,
+        folder: str = "samples",
+        make_gif: bool = False,
+    ) -> None:
+        if unit not in ("step", "epoch"):
+            raise ValueError(f"unit must be 'step' or 'epoch', got {unit!r}")
+        self.every, self.rows, self.cols, self.unit = int(every), rows, cols, unit
+        self.image_shape, self.value_range = tuple(image_shape), value_range
+        self.rng, self.at_start, self.folder, self.make_gif = rng, at_start, folder, make_gif
+        self.noise: np.ndarray | None = None
+        self.frames: list[Path] = []
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        if self.noise is None:
+            self.noise = trainer.gan.sample_noise(self.rows * self.cols, rng=self.rng)
+        if self.at_start and trainer.step == 0:
+            self.write(trainer, "step", 0)
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        if self.unit == "step" and trainer.step % self.every == 0:
+            self.write(trainer, "step", trainer.step)
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        if self.unit == "epoch" and trainer.epoch % self.every == 0:
+            self.write(trainer, "epoch", trainer.epoch)
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        if self.make_gif:
+            # frames written before a resume count too, so read them from the folder
+            frames = sorted((trainer.out_dir / self.folder).glob(f"{self.unit}_*.png"))
+            if frames:
+                save_gif(frames, trainer.out_dir / "training.gif")
+
+    def write(self, trainer: Trainer, unit: str, index: int) -> Path:
+        """Generate from the fixed noise and save ``<out>/<folder>/<unit>_<index>.png``."""
+        gan = trainer.gan
+        z = to_device(self.noise, trainer.device)
+        images = to_numpy(gan.generate(z)).reshape(-1, *self.image_shape)
+        path = trainer.out_dir / self.folder / f"{unit}_{index:06d}.png"
+        save_image_grid(images, path, self.rows, self.cols, value_range=self.value_range)
+        self.frames.append(path)
+        return path
+
+
+class PixelHistograms(Callback):
+    """Histograms of real versus generated pixel intensities, before and after training (seed 002).
+
+    A generator that has learned MNIST puts most of its pixels at the two ends of the range (background
+    and stroke), as the data does; an untrained one puts them in the middle.
+
+    Parameters
+    ----------
+    real : numpy.ndarray
+        A batch of real images, already scaled to ``value_range``.
+    value_range : tuple
+        The histograms' range.
+    rng : numpy.random.Generator
+        Draws the noise for the generated batch (on the CPU).
+    """
+
+    def __init__(
+        self, real: np.ndarray, value_range: tuple[float, float], rng: np.random.Generator
+    ) -> None:
+        self.real, self.value_range, self.rng = real, value_range, rng
+
+    def write(self, trainer: Trainer, name: str) -> Path:
+        gan = trainer.gan
+        z = to_device(gan.sample_noise(len(self.real), rng=self.rng), trainer.device)
+        fake = to_numpy(gan.generate(z))
+        return save_histograms(
+            {"real": self.real.ravel(), "generated": fake.ravel()},
+            trainer.out_dir / f"pixel_histogram_{name}.png",
+            title=f"Pixel intensities {name} training (step {trainer.step})",
+            range=self.value_range,
+            xlabel="pixel value",
+        )
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        if trainer.step == 0:
+            self.write(trainer, "before")
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        self.write(trainer, "after")
