@@ -1,0 +1,321 @@
+"""The seed tutorials' GANs as presets: architecture plus the hyperparameters they trained with.
+
+A :class:`Preset` holds everything a run needs besides data and a seed. ``PRESETS["000"].build(rng)``
+returns a fresh ``(generator, discriminator)`` pair; the training script reads the rest (latent size,
+noise, optimizer settings, batch size, how long to train and how often to draw samples).
+
+Discriminators end in a bare logit: the sigmoid lives inside the loss
+(:func:`tinygan.losses.sigmoid_cross_entropy`), which is the numerically stable place for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tinygan import init
+from tinygan.nn import (
+    BatchNorm,
+    Conv2D,
+    ConvTranspose2D,
+    Dense,
+    Dropout,
+    Flatten,
+    Layer,
+    LeakyReLU,
+    MaxPool2D,
+    ReLU,
+    Reshape,
+    Sequential,
+    Sigmoid,
+    Tanh,
+    UpSampling2D,
+)
+from tinygan.optim import Adam, Optimizer
+
+Builder = Callable[[np.random.Generator, Any], tuple[Layer, Layer]]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A seed system: how to build its networks and how it was trained.
+
+    ``steps`` or ``epochs`` (exactly one) says how long a full run is; ``sample_every`` is counted in
+    ``sample_unit`` ("step" or "epoch").
+    """
+
+    name: str
+    description: str
+    build: Builder
+    latent_dim: int
+    noise: str
+    data_shape: tuple[int, ...]
+    value_range: tuple[float, float]
+    batch_size: int
+    g_lr: float
+    d_lr: float
+    betas: tuple[float, float] = (0.9, 0.999)
+    steps: int | None = None
+    epochs: int | None = None
+    generator_loss: str = "nonsaturating"
+    real_label: float = 1.0
+    fake_label: float = 0.0
+    generator_target: float = 1.0
+    d_steps: int = 1
+    g_steps: int = 1
+    sample_every: int = 500
+    sample_unit: str = "step"
+    sample_grid: tuple[int, int] = (8, 8)
+    checkpoint_every: int | None = None
+    make_gif: bool = False
+    pixel_histograms: bool = False
+
+    def make_optimizers(
+        self, generator: Layer, discriminator: Layer
+    ) -> tuple[Optimizer, Optimizer]:
+        """Adam for each network with this preset's learning rates and betas."""
+        beta1, beta2 = self.betas
+        return (
+            Adam([generator], lr=self.g_lr, beta1=beta1, beta2=beta2),
+            Adam([discriminator], lr=self.d_lr, beta1=beta1, beta2=beta2),
+        )
+
+
+def mlp(
+    sizes: list[int],
+    hidden: Callable[[], Layer],
+    output: Layer | None,
+    weight_init: init.Initializer,
+    bias_init: init.Initializer,
+    rng: np.random.Generator,
+    dtype: Any,
+) -> Sequential:
+    """Dense layers of the given sizes with ``hidden()`` between them and ``output`` at the end."""
+    layers: list[Layer] = []
+    for index, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(
+            Dense(n_in, n_out, weight_init=weight_init, bias_init=bias_init, rng=rng, dtype=dtype)
+        )
+        if index < len(sizes) - 2:
+            layers.append(hidden())
+    if output is not None:
+        layers.append(output)
+    return Sequential(*layers)
+
+
+def build_000(rng: np.random.Generator, dtype: Any = np.float32) -> tuple[Layer, Layer]:
+    """Seed 000 (TensorFlow MLP GAN): G 100-128-784 sigmoid, D 784-128-1, weights N(0, 0.05^2), biases 0.1."""
+    weights, biases = init.normal(5e-2), init.constant(0.1)
+    generator = mlp([100, 128, 784], ReLU, Sigmoid(), weights, biases, rng, dtype)
+    discriminator = mlp([784, 128, 1], ReLU, None, weights, biases, rng, dtype)
+    return generator, discriminator
+
+
+def build_001(rng: np.random.Generator, dtype: Any = np.float32) -> tuple[Layer, Layer]:
+    """Seed 001 (Keras 1-D GAN): G 16-32-1 linear, D 1-32-1, Glorot-uniform weights, zero biases."""
+    weights, biases = init.glorot_uniform(), init.zeros()
+    generator = mlp([16, 32, 1], ReLU, None, weights, biases, rng, dtype)
+    discriminator = mlp([1, 32, 1], ReLU, None, weights, biases, rng, dtype)
+    return generator, discriminator
+
+
+def build_004(rng: np.random.Generator, dtype: Any = np.float32) -> tuple[Layer, Layer]:
+    """Seed 004 (TensorFlow MLP GAN): G 128-256-784 sigmoid, D 784-256-1, weights N(0, 0.01^2), zero biases."""
+    weights, biases = init.normal(1e-2), init.zeros()
+    generator = mlp([128, 256, 784], ReLU, Sigmoid(), weights, biases, rng, dtype)
+    discriminator = mlp([784, 256, 1], ReLU, None, weights, biases, rng, dtype)
+    return generator, discriminator
+
+
+def keras_batchnorm(num_features: int, dtype: Any) -> BatchNorm:
+    """Keras' BatchNormalization defaults (momentum 0.99 of the old value, eps 1e-3) in tinygan's terms."""
+    return BatchNorm(num_features, momentum=0.01, eps=1e-3, dtype=dtype)
+
+
+def child_rng(rng: np.random.Generator) -> np.random.Generator:
+    """An independent generator drawn from ``rng`` (for a Dropout layer's masks)."""
+    return np.random.default_rng(rng.integers(2**63))
+
+
+def build_002(rng: np.random.Generator, dtype: Any = np.float32) -> tuple[Layer, Layer]:
+    """Seed 002 (Keras DCGAN): upsampling + conv generator, conv + max-pool + dropout discriminator.
+
+    Keras' defaults throughout (Glorot-uniform kernels, zero biases), except the discriminator's first
+    convolution, initialised N(0, 0.02^2) as in the tutorial.
+    """
+    generator = Sequential(
+        Dense(100, 512, rng=rng, dtype=dtype),
+        LeakyReLU(0.2),
+        Dense(512, 128 * 7 * 7, rng=rng, dtype=dtype),
+        LeakyReLU(0.2),
+        keras_batchnorm(128 * 7 * 7, dtype),
+        Reshape((128, 7, 7)),
+        UpSampling2D(2),
+        Conv2D(128, 64, 5, padding="same", rng=rng, dtype=dtype),
+        Tanh(),
+        UpSampling2D(2),
+        Conv2D(64, 1, 5, padding="same", rng=rng, dtype=dtype),
+        Tanh(),
+    )
+    discriminator = Sequential(
+        Conv2D(1, 256, 5, padding="same", weight_init=init.normal(0.02), rng=rng, dtype=dtype),
+        LeakyReLU(0.2),
+        MaxPool2D(2, 2),
+        Dropout(0.3, rng=child_rng(rng)),
+        Conv2D(256, 512, 5, padding="same", rng=rng, dtype=dtype),
+        LeakyReLU(0.2),
+        MaxPool2D(2, 2),
+        Dropout(0.3, rng=child_rng(rng)),
+        Flatten(),
+        Dense(512 * 7 * 7, 256, rng=rng, dtype=dtype),
+        LeakyReLU(0.2),
+        Dropout(0.3, rng=child_rng(rng)),
+        Dense(256, 1, rng=rng, dtype=dtype),
+    )
+    return generator, discriminator
+
+
+def build_003(rng: np.random.Generator, dtype: Any = np.float32) -> tuple[Layer, Layer]:
+    """Seed 003 (TensorFlow DCGAN): Dense -> BN -> transposed convolutions 7 -> 14 -> 28, tanh output.
+
+    The generator's layers carry no bias (BatchNorm's beta plays that role); Keras' Glorot-uniform
+    kernels and BatchNormalization defaults.
+    """
+    generator = Sequential(
+        Dense(100, 7 * 7 * 64, bias=False, rng=rng, dtype=dtype),
+        keras_batchnorm(7 * 7 * 64, dtype),
+        ReLU(),
+        Reshape((64, 7, 7)),
+        ConvTranspose2D(64, 64, 5, stride=1, padding="same", bias=False, rng=rng, dtype=dtype),
+        keras_batchnorm(64, dtype),
+        ReLU(),
+        ConvTranspose2D(64, 32, 5, stride=2, padding="same", bias=False, rng=rng, dtype=dtype),
+        keras_batchnorm(32, dtype),
+        ReLU(),
+        ConvTranspose2D(32, 1, 5, stride=2, padding="same", bias=False, rng=rng, dtype=dtype),
+        Tanh(),
+    )
+    discriminator = Sequential(
+        Conv2D(1, 64, 5, stride=2, padding="same", rng=rng, dtype=dtype),
+        LeakyReLU(0.2),
+        Dropout(0.3, rng=child_rng(rng)),
+        Conv2D(64, 128, 5, stride=2, padding="same", rng=rng, dtype=dtype),
+        LeakyReLU(0.2),
+        Dropout(0.3, rng=child_rng(rng)),
+        Flatten(),
+        Dense(128 * 7 * 7, 1, rng=rng, dtype=dtype),
+    )
+    return generator, discriminator
+
+
+PRESETS: dict[str, Preset] = {
+    "000": Preset(
+        name="000",
+        description="MLP GAN on MNIST (TensorFlow tutorial): uniform z, Adam 1e-3, batch 64, 100k iterations",
+        build=build_000,
+        latent_dim=100,
+        noise="uniform",
+        data_shape=(784,),
+        value_range=(0.0, 1.0),
+        batch_size=64,
+        g_lr=1e-3,
+        d_lr=1e-3,
+        steps=100_000,
+        sample_every=500,
+        sample_unit="step",
+        sample_grid=(8, 8),
+    ),
+    "001": Preset(
+        name="001",
+        description="1-D GAN on 1,000 draws of N(0, 1) (Keras tutorial): uniform z of 16, "
+        "Adam 1e-3 (D) / 5e-4 (G), batch 333, label smoothing 0.9 / 0.1, 1,000 epochs",
+        build=build_001,
+        latent_dim=16,
+        noise="uniform",
+        data_shape=(1,),
+        value_range=(-np.inf, np.inf),  # a linear output layer: any real number
+        batch_size=333,  # 3 minibatches per epoch of the 1,000 samples
+        g_lr=5e-4,
+        d_lr=1e-3,
+        epochs=1000,
+        # Keras fits D with targets 0.9 (real) / 0.1 (fake), and fits the combined G -> D model
+        # with target 0.9 for the fakes: the non-saturating loss with a smoothed target.
+        real_label=0.9,
+        fake_label=0.1,
+        generator_target=0.9,
+        sample_every=10,  # print losses and the KL divergence every 10 epochs
+        sample_unit="epoch",
+    ),
+    "004": Preset(
+        name="004",
+        description="MLP GAN on MNIST (TensorFlow book): hidden 256, normal z of 128, Adam 2e-4, batch 100, 100 epochs",
+        build=build_004,
+        latent_dim=128,
+        noise="normal",
+        data_shape=(784,),
+        value_range=(0.0, 1.0),
+        batch_size=100,
+        g_lr=2e-4,
+        d_lr=2e-4,
+        epochs=100,
+        # The tutorial maximises log D(x) + log(1 - D(G(z))) for D and log D(G(z)) for G: the
+        # non-saturating game, with its losses printed as those (negative) log-likelihoods.
+        generator_loss="nonsaturating",
+        sample_every=10,
+        sample_unit="epoch",
+        sample_grid=(1, 10),
+    ),
+    "002": Preset(
+        name="002",
+        description="Keras DCGAN: upsampling generator, max-pool discriminator, n_iter_D=1, n_iter_G=5, real label 0.9",
+        build=build_002,
+        latent_dim=100,
+        noise="uniform",
+        data_shape=(1, 28, 28),
+        value_range=(-1.0, 1.0),
+        batch_size=128,
+        g_lr=2e-4,
+        d_lr=2e-4,
+        betas=(0.5, 0.999),
+        # the tutorial's "epoch" is one iteration of n_iter_D + n_iter_G updates; it ran 1000 of them
+        steps=1000,
+        real_label=0.9,
+        d_steps=1,
+        g_steps=5,
+        sample_every=20,
+        sample_unit="step",
+        sample_grid=(1, 8),
+        pixel_histograms=True,
+    ),
+    "003": Preset(
+        name="003",
+        description="TensorFlow DCGAN: Dense-BN-ConvTranspose generator, tanh; Adam 1e-4, batch 256, 150 epochs",
+        build=build_003,
+        latent_dim=100,
+        noise="normal",
+        data_shape=(1, 28, 28),
+        value_range=(-1.0, 1.0),
+        batch_size=256,
+        g_lr=1e-4,
+        d_lr=1e-4,
+        epochs=150,
+        sample_every=1,
+        sample_unit="epoch",
+        sample_grid=(4, 4),
+        checkpoint_every=15,
+        make_gif=True,
+    ),
+}
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name``, with a helpful error listing the known ones."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown preset {name!r}; known presets: {', '.join(sorted(PRESETS))}"
+        ) from None
