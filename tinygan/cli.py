@@ -1,36 +1,99 @@
-"""The ``tinygan`` command: ``tinygan train PRESET [flags]`` runs a seed system like the examples do."""
+"""The ``tinygan`` command.
+
+* ``tinygan presets`` lists the seed systems.
+* ``tinygan train PRESET [flags]`` trains an image preset, exactly like the example scripts.
+* ``tinygan sample CHECKPOINT [flags]`` writes images from a checkpoint of any image preset.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from tinygan.experiment import build_parser, run
+import numpy as np
+
+from tinygan.experiment import IMAGE_PRESETS, build_parser, run
 from tinygan.models import PRESETS
+
+
+def presets_command(argv: list[str]) -> int:
+    """Print the presets, one a line."""
+    argparse.ArgumentParser(prog="tinygan presets", description="List the presets.").parse_args(
+        argv
+    )
+    for name, preset in sorted(PRESETS.items()):
+        how = "tinygan train" if name in IMAGE_PRESETS else "examples/gaussian_1d_gan.py"
+        print(f"{name}  {preset.description}  [{how}]")
+    return 0
+
+
+def train_command(argv: list[str]) -> int:
+    """``tinygan train PRESET [flags]``."""
+    parser = build_parser("Train a tinygan image preset.", IMAGE_PRESETS, "000")
+    parser.prog = "tinygan train"
+    parser.add_argument("preset_name", nargs="?", metavar="PRESET", choices=IMAGE_PRESETS)
+    args = parser.parse_args(argv)
+    if args.preset_name:
+        args.preset = args.preset_name
+    run(args)
+    return 0
+
+
+def sample_command(argv: list[str]) -> int:
+    """``tinygan sample CHECKPOINT``: images from a seed or from saved latent vectors."""
+    from tinygan.sampling import generate, load_generator, write_samples
+
+    parser = argparse.ArgumentParser(prog="tinygan sample", description=sample_command.__doc__)
+    parser.add_argument("checkpoint", type=Path, help="a .npz written during training")
+    parser.add_argument(
+        "--n", type=int, default=64, help="number of images (ignored with --latents)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the latent vectors")
+    parser.add_argument(
+        "--latents", type=Path, help="a latents.npy written by an earlier sample run"
+    )
+    parser.add_argument("--out", type=Path, default=Path("samples"), help="output folder")
+    parser.add_argument(
+        "--grid",
+        type=int,
+        nargs=2,
+        metavar=("ROWS", "COLS"),
+        help="one grid PNG instead of single PNGs",
+    )
+    parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    args = parser.parse_args(argv)
+    try:
+        generator, preset, _ = load_generator(args.checkpoint, args.device)
+        latents = np.load(args.latents) if args.latents else None
+        images, latents = generate(generator, preset, args.n, args.seed, latents, args.device)
+    except (OSError, ValueError, KeyError) as error:
+        raise SystemExit(f"tinygan sample: {error}") from None
+    if args.grid and args.grid[0] * args.grid[1] < len(images):
+        raise SystemExit(
+            f"tinygan sample: a {args.grid[0]}x{args.grid[1]} grid cannot hold {len(images)} images"
+        )
+    paths = write_samples(images, latents, args.out, tuple(args.grid) if args.grid else None)
+    print(
+        f"tinygan: {len(images)} images of preset {preset.name} -> {args.out} ({len(paths)} PNG, latents.npy)"
+    )
+    return 0
+
+
+COMMANDS = {"presets": presets_command, "train": train_command, "sample": sample_command}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tinygan`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(
-        prog="tinygan", description="tinygan: GANs with hand-derived backprop"
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("train", help="train a preset (same flags as the examples)", add_help=False)
-    commands.add_parser("presets", help="list the presets")
-    known, rest = parser.parse_known_args(argv)
-    if known.command == "presets":
-        for name, preset in sorted(PRESETS.items()):
-            print(f"{name}  {preset.description}")
-        return 0
-    train_parser = build_parser("Train a tinygan preset.", sorted(PRESETS), "000")
-    train_parser.prog = "tinygan train"
-    train_parser.add_argument("preset_name", nargs="?", metavar="PRESET", choices=sorted(PRESETS))
-    args = train_parser.parse_args(rest)
-    if args.preset_name:
-        args.preset = args.preset_name
-    run(args)
-    return 0
+    if not argv or argv[0] not in COMMANDS:
+        names = ", ".join(COMMANDS)
+        print(
+            f"usage: tinygan {{{names}}} ...  (tinygan COMMAND --help for its flags)",
+            file=sys.stderr,
+        )
+        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
+    return COMMANDS[argv[0]](argv[1:])
 
 
 if __name__ == "__main__":

@@ -39,6 +39,11 @@ from tinygan.gan import GAN
 from tinygan.models import PRESETS, Preset, get_preset
 from tinygan.train import Callback, PixelHistograms, SampleGrid, Trainer
 
+#: presets that train on 28x28 images (the 1-D preset "001" has its own example script)
+IMAGE_PRESETS = sorted(
+    name for name, preset in PRESETS.items() if np.prod(preset.data_shape) == 28 * 28
+)
+
 
 def build_parser(
     description: str, presets: list[str], default_preset: str
@@ -68,6 +73,9 @@ def build_parser(
     parser.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
     parser.add_argument(
         "--split", choices=["train", "test"], default="train", help="which split to train on"
+    )
+    parser.add_argument(
+        "--subset", type=int, help="train on the first N images only (quick experiments)"
     )
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     parser.add_argument(
@@ -110,6 +118,12 @@ def load_training_data(preset: Preset, args: argparse.Namespace) -> np.ndarray:
         )
     except (DatasetNotFoundError, CorruptDatasetError) as error:
         raise SystemExit(f"tinygan: {error}") from None
+    if args.subset is not None:
+        if not 0 < args.subset <= len(images):
+            raise SystemExit(
+                f"tinygan: --subset must be between 1 and {len(images)}, got {args.subset}"
+            )
+        images = images[: args.subset]
     data = images_to_float(images, preset.value_range)
     return data.reshape(len(data), *preset.data_shape)
 
@@ -235,6 +249,6 @@ def main(
     argv: list[str] | None = None, default_preset: str = "000", presets: list[str] | None = None
 ) -> Trainer:
     """Parse flags and run (the body of every example script)."""
-    presets = presets or sorted(PRESETS)
+    presets = presets or IMAGE_PRESETS
     parser = build_parser(__doc__.splitlines()[0], presets, default_preset)
     return run(parser.parse_args(argv))

@@ -35,6 +35,15 @@ NOISE_KINDS = ("uniform", "normal")
 GENERATOR_LOSSES = ("nonsaturating", "minimax")
 
 
+def draw_noise(rng: Any, n: int, latent_dim: int, kind: str, dtype: Any) -> Any:
+    """A (n, latent_dim) batch of z ~ U(-1, 1) (``kind="uniform"``) or N(0, 1) (``"normal"``)."""
+    if kind not in NOISE_KINDS:
+        raise ValueError(f"noise must be one of {NOISE_KINDS}, got {kind!r}")
+    shape = (n, latent_dim)
+    z = rng.uniform(-1.0, 1.0, size=shape) if kind == "uniform" else rng.standard_normal(size=shape)
+    return z.astype(dtype, copy=False)
+
+
 @dataclass
 class StepStats:
     """What one training step reports, as 0-d arrays (read them with ``float`` when logging).
@@ -116,12 +125,7 @@ class GAN:
     def sample_noise(self, n: int, rng: Any = None) -> Any:
         """Draw a (n, latent_dim) batch of z in the parameters' dtype, from ``rng`` or the GAN's own."""
         rng = self.rng if rng is None else rng
-        shape = (n, self.latent_dim)
-        if self.noise == "uniform":
-            z = rng.uniform(-1.0, 1.0, size=shape)
-        else:
-            z = rng.standard_normal(size=shape)
-        return z.astype(self.dtype, copy=False)
+        return draw_noise(rng, n, self.latent_dim, self.noise, self.dtype)
 
     def generate(self, z: Any, training: bool = False) -> Any:
         """G(z) in evaluation mode (running BatchNorm statistics, no dropout) by default."""

@@ -167,7 +167,7 @@ class Trainer:
             self.flush_log()
         except NonFiniteLossError:
             pass
-        if len(self.history["step"]) > 1:
+        if self.history["step"]:
             losses = {name: self.history[name] for name in ("d_loss", "g_loss")}
             save_loss_curves(losses, self.out_dir / "losses.png", steps=self.history["step"])
             probabilities = {name: self.history[name] for name in ("d_real", "d_fake")}

@@ -134,6 +134,7 @@ def save_image_grid(
     value_range: tuple[float, float] = (0.0, 1.0),
     title: str | None = None,
     scale: int = 2,
+    padding: int = 2,
 ) -> Path:
     r"""Write a grid of images as a PNG (grayscale, or RGB for 3-channel images).
 
@@ -152,6 +153,8 @@ def save_image_grid(
         Text rendered above the grid. Without it the pixels are written directly (no matplotlib).
     scale : int
         Integer upscaling with nearest neighbour, so that 28x28 digits stay visible and sharp.
+    padding : int
+        White pixels between and around the cells (0 for a single image without a frame).
 
     Returns
     -------
@@ -171,7 +174,7 @@ def save_image_grid(
     if scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale}")
     unit = np.clip((to_numpy(images) - low) / (high - low), 0.0, 1.0)
-    pixels = _to_bytes(tile_images(unit, rows, cols))
+    pixels = _to_bytes(tile_images(unit, rows, cols, padding=padding))
     pixels = pixels.repeat(scale, axis=0).repeat(scale, axis=1)
     if title is None:
         return _save_pixels(pixels, path)
