@@ -4,17 +4,11 @@ import numpy as np
 import pytest
 
 from tinygan import kernels
-from tinygan.backend import gpu_available, to_device, to_numpy
+from tinygan.backend import to_device, to_numpy
 from tinygan.gradcheck import check_layer
 from tinygan.kernels import reference
 from tinygan.nn import BatchNorm
 
-DEVICES = [
-    "cpu",
-    pytest.param(
-        "gpu", marks=pytest.mark.skipif(not gpu_available(), reason="needs CuPy and a GPU")
-    ),
-]
 TOL = 1e-7
 
 
@@ -35,7 +29,6 @@ def make_input(shape, rng):
     return offset + scale * rng.standard_normal(shape)
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize(
     "shape", [(3, 4), (7, 5), (16, 2), (1, 3, 3, 4), (2, 3, 5, 3), (5, 2, 3, 3)]
 )

@@ -3,19 +3,11 @@
 import numpy as np
 import pytest
 
-from tinygan.backend import get_array_module, gpu_available, make_rng, to_device, to_numpy
+from tinygan.backend import get_array_module, make_rng, to_device, to_numpy
 from tinygan.gradcheck import check_layer
 from tinygan.nn import Dropout
 
-DEVICES = [
-    "cpu",
-    pytest.param(
-        "gpu", marks=pytest.mark.skipif(not gpu_available(), reason="needs CuPy and a GPU")
-    ),
-]
 
-
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("shape", [(1, 7), (4, 6), (3, 2, 4, 5)])
 def test_gradient_with_a_fixed_mask(device, shape):
     layer = Dropout(0.4)
@@ -73,7 +65,6 @@ def test_reproducible_with_a_seed():
     assert not np.array_equal(layer.forward(x)[1], layer.forward(x)[1])
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_keeps_dtype(device, dtype):
     layer = Dropout(0.25, rng=make_rng(0, device))

@@ -4,17 +4,10 @@ import numpy as np
 import pytest
 
 from tinygan import kernels
-from tinygan.backend import gpu_available, to_device
+from tinygan.backend import to_device
 from tinygan.gradcheck import check_layer
 from tinygan.kernels import reference
 from tinygan.nn import MaxPool2D, UpSampling2D
-
-DEVICES = [
-    "cpu",
-    pytest.param(
-        "gpu", marks=pytest.mark.skipif(not gpu_available(), reason="needs CuPy and a GPU")
-    ),
-]
 
 # (input shape, size, stride): divisible, non-divisible, overlapping (stride < size), rectangular.
 POOL_CASES = [
@@ -44,7 +37,6 @@ def brute_force_maxpool(x, size, stride):
     return y
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("shape, size, stride", POOL_CASES)
 def test_maxpool_gradient_matches_finite_differences(device, shape, size, stride):
     rng = np.random.default_rng(1)
@@ -102,7 +94,6 @@ def test_maxpool_stride_defaults_to_size():
     assert MaxPool2D(np.int64(2)).size == (2, 2)
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("scale", [1, 2, 3, (2, 3), (3, 1)])
 def test_upsampling_gradient_matches_finite_differences(device, scale):
     rng = np.random.default_rng(4)

@@ -81,6 +81,7 @@ def test_fixed_noise_makes_frames_comparable(tmp_path):
     np.testing.assert_array_equal(grid.noise, first_noise)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered")  # the NaN is injected on purpose
 def test_nan_stops_the_run_naming_the_step_and_keeps_the_outputs(tmp_path):
     trainer = Trainer(
         small_gan(),
