@@ -6,14 +6,13 @@ from PIL import Image
 
 from tinygan.checkpoint import save_checkpoint
 from tinygan.cli import main as cli
-from tinygan.experiment import build_gan
 from tinygan.models import PRESETS
 from tinygan.sampling import generate, load_generator
 
 
 @pytest.fixture(params=["000", "003"])
 def checkpoint(request, tmp_path):
-    gan = build_gan(PRESETS[request.param], np.random.default_rng(0), 1, "cpu")
+    gan = PRESETS[request.param].make_gan(np.random.default_rng(0), np.random.default_rng(1))
     return save_checkpoint(tmp_path / "ck.npz", gan, metadata={"preset": request.param, "seed": 0})
 
 

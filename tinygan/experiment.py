@@ -35,7 +35,6 @@ from tinygan.data import (
     images_to_float,
     load_mnist,
 )
-from tinygan.gan import GAN
 from tinygan.models import PRESETS, Preset, get_preset
 from tinygan.train import Callback, PixelHistograms, SampleGrid, Trainer
 
@@ -128,28 +127,6 @@ def load_training_data(preset: Preset, args: argparse.Namespace) -> np.ndarray:
     return data.reshape(len(data), *preset.data_shape)
 
 
-def build_gan(preset: Preset, init_rng: np.random.Generator, noise_seed: int, device: str) -> GAN:
-    """The preset's networks (weights drawn on the CPU from ``init_rng``) and optimizers, on ``device``."""
-    generator, discriminator = preset.build(init_rng)
-    g_optimizer, d_optimizer = preset.make_optimizers(generator, discriminator)
-    gan = GAN(
-        generator,
-        discriminator,
-        g_optimizer,
-        d_optimizer,
-        latent_dim=preset.latent_dim,
-        rng=make_rng(noise_seed, device),
-        noise=preset.noise,
-        generator_loss=preset.generator_loss,
-        real_label=preset.real_label,
-        fake_label=preset.fake_label,
-        generator_target=preset.generator_target,
-        d_steps=preset.d_steps,
-        g_steps=preset.g_steps,
-    )
-    return gan.to(device)
-
-
 def resume_seed(checkpoint_dir: Path, preset: Preset, seed: int | None) -> tuple[Path, int]:
     """The latest checkpoint in ``checkpoint_dir`` and the seed its run used (checked against the flags)."""
     latest = latest_checkpoint(checkpoint_dir)
@@ -186,9 +163,8 @@ def run(args: argparse.Namespace) -> Trainer:
     print(
         f"tinygan: {len(data)} {args.dataset} {args.split} images, {steps} steps of batch {preset.batch_size}"
     )
-    gan = build_gan(
-        preset, np.random.default_rng(init_seed), int(noise_seed.generate_state(1)[0]), device
-    )
+    noise_rng = make_rng(int(noise_seed.generate_state(1)[0]), device)
+    gan = preset.make_gan(np.random.default_rng(init_seed), noise_rng, device)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     metadata = {

@@ -11,12 +11,13 @@ Discriminators end in a bare logit: the sigmoid lives inside the loss
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from tinygan import init
+from tinygan.gan import GAN
 from tinygan.nn import (
     BatchNorm,
     Conv2D,
@@ -72,6 +73,34 @@ class Preset:
     checkpoint_every: int | None = None
     make_gif: bool = False
     pixel_histograms: bool = False
+
+    def make_gan(
+        self, init_rng: np.random.Generator, noise_rng: Any, device: str = "cpu", **overrides: Any
+    ) -> GAN:
+        """Fresh networks (weights drawn on the CPU from ``init_rng``), optimizers and rules, on ``device``.
+
+        ``noise_rng`` draws z during training (a CuPy generator for the GPU); ``overrides`` replace
+        preset fields first (e.g. ``real_label=1.0``).
+        """
+        preset = replace(self, **overrides)
+        generator, discriminator = preset.build(init_rng)
+        g_optimizer, d_optimizer = preset.make_optimizers(generator, discriminator)
+        gan = GAN(
+            generator,
+            discriminator,
+            g_optimizer,
+            d_optimizer,
+            latent_dim=preset.latent_dim,
+            rng=noise_rng,
+            noise=preset.noise,
+            generator_loss=preset.generator_loss,
+            real_label=preset.real_label,
+            fake_label=preset.fake_label,
+            generator_target=preset.generator_target,
+            d_steps=preset.d_steps,
+            g_steps=preset.g_steps,
+        )
+        return gan.to(device)
 
     def make_optimizers(
         self, generator: Layer, discriminator: Layer

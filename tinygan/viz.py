@@ -178,7 +178,7 @@ def save_image_grid(
     pixels = pixels.repeat(scale, axis=0).repeat(scale, axis=1)
     if title is None:
         return _save_pixels(pixels, path)
-    return _save_figure(_titled_image_figure(pixels, title), path)
+    return save_figure(_titled_image_figure(pixels, title), path)
 
 
 def _to_bytes(image: np.ndarray) -> np.ndarray:
@@ -189,7 +189,7 @@ def _to_bytes(image: np.ndarray) -> np.ndarray:
 def _titled_image_figure(pixels: np.ndarray, title: str) -> Figure:
     """A figure showing ``pixels`` (uint8, H x W or H x W x 3) unresampled under a title band."""
     height, width = pixels.shape[:2]
-    figure = _new_figure((width / _GRID_DPI, height / _GRID_DPI), _GRID_DPI)
+    figure = new_figure((width / _GRID_DPI, height / _GRID_DPI), _GRID_DPI)
     text = figure.text(
         0.5, 1.0, title, ha="center", va="center", fontsize=_TITLE_PX * 72 / _GRID_DPI
     )
@@ -212,6 +212,7 @@ def save_loss_curves(
     steps: Sequence[int] | None = None,
     title: str = "Losses",
     ylabel: str = "loss",
+    xlabel: str = "step",
 ) -> Path:
     r"""Plot one line per series (``d_loss``, ``g_loss``, ``d_real``, ``d_fake`` ...) against steps.
 
@@ -223,8 +224,8 @@ def save_loss_curves(
         Output PNG; missing parent folders are created.
     steps : sequence of int, optional
         x coordinates shared by all series (same length as each). Default: 0, 1, 2, ...
-    title, ylabel : str
-        Figure title and y-axis label.
+    title, ylabel, xlabel : str
+        Figure title and axis labels.
 
     Returns
     -------
@@ -240,7 +241,7 @@ def save_loss_curves(
     """
     if not history:
         raise ValueError("history is empty: nothing to plot")
-    figure = _new_figure(_PLOT_SIZE_INCHES, _PLOT_DPI, layout="constrained")
+    figure = new_figure(_PLOT_SIZE_INCHES, _PLOT_DPI, layout="constrained")
     axes = figure.add_subplot()
     for name, values in history.items():
         y = np.asarray(to_numpy(values), dtype=np.float64).ravel()
@@ -266,12 +267,12 @@ def save_loss_curves(
             color=raw.get_color(),
             label=f"{name} (moving average of {window})",
         )
-    axes.set_xlabel("step")
+    axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
     axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend()
-    return _save_figure(figure, path)
+    return save_figure(figure, path)
 
 
 def save_histograms(
@@ -321,7 +322,7 @@ def save_histograms(
         range = (float(pooled.min()), float(pooled.max()))
     edges = np.histogram_bin_edges(np.empty(0), bins=bins, range=range)
 
-    figure = _new_figure(_PLOT_SIZE_INCHES, _PLOT_DPI, layout="constrained")
+    figure = new_figure(_PLOT_SIZE_INCHES, _PLOT_DPI, layout="constrained")
     axes = figure.add_subplot()
     for name, flat in samples.items():
         axes.hist(flat, bins=edges, density=True, alpha=0.5, histtype="stepfilled", label=name)
@@ -330,7 +331,7 @@ def save_histograms(
     if title:
         axes.set_title(title)
     axes.legend()
-    return _save_figure(figure, path)
+    return save_figure(figure, path)
 
 
 def save_gif(
@@ -401,14 +402,15 @@ def _frame_image(frame: PathLike | np.ndarray) -> Image.Image:
     raise ValueError(f"array frames must have shape (H, W) or (H, W, 3), got {array.shape}")
 
 
-def _new_figure(size_inches: tuple[float, float], dpi: float, layout: str | None = None) -> Figure:
+def new_figure(size_inches: tuple[float, float], dpi: float, layout: str | None = None) -> Figure:
     """A figure with its own Agg canvas, unknown to pyplot (nothing global is created)."""
     figure = Figure(figsize=size_inches, dpi=dpi, layout=layout)
     FigureCanvasAgg(figure)
     return figure
 
 
-def _save_figure(figure: Figure, path: PathLike) -> Path:
+def save_figure(figure: Figure, path: PathLike) -> Path:
+    """Write ``figure`` as a PNG, atomically, at the figure's own size and dpi."""
     # print_png renders at the figure's own size and dpi; savefig would apply the user's
     # rcParams["savefig.*"] (dpi, tight bbox) and change the pixel layout.
     return _write_atomically(path, figure.canvas.print_png)
