@@ -6,6 +6,7 @@ from tinygan.backend import (
     get_array_module,
     gpu_available,
     make_rng,
+    move_rng,
     to_device,
     to_numpy,
 )
@@ -45,3 +46,8 @@ def test_gpu_round_trip(device):
     x = np.arange(4.0)
     y = to_device(x, device)
     np.testing.assert_array_equal(to_numpy(y), x)
+
+
+def test_moving_a_generator_to_its_own_device_keeps_it():
+    rng = make_rng(3)
+    assert move_rng(rng, "cpu") is rng

@@ -113,6 +113,18 @@ def make_rng(seed: int | None = None, device: str = "cpu") -> Any:
     return np.random.default_rng(seed)
 
 
+def move_rng(rng: Any, device: str) -> Any:
+    """A generator on ``device`` that continues ``rng``'s randomness.
+
+    Returned unchanged when it already lives there; otherwise a new generator for ``device`` is seeded
+    by one draw from ``rng``, so moving is deterministic (the same run moves to the same numbers).
+    """
+    on_gpu = type(rng).__module__.split(".")[0] == "cupy"
+    if (check_device(device) == "gpu") == on_gpu:
+        return rng
+    return make_rng(int(rng.integers(0, 2**31 - 1)), device)
+
+
 def new_seed() -> int:
     """A fresh random seed from the operating system, small enough to print and type back."""
     return int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF

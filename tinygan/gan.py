@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tinygan.backend import move_rng
 from tinygan.losses import sigmoid_cross_entropy
 from tinygan.nn.activations import sigmoid
 from tinygan.nn.layer import Layer
@@ -194,7 +195,8 @@ class GAN:
         return [self.generator, self.discriminator]
 
     def to(self, device: str) -> GAN:
-        """Move both networks and both optimizers' state to ``device``."""
+        """Move both networks, both optimizers' state and the noise generator to ``device``."""
+        self.rng = move_rng(self.rng, device)
         for layer in self.layers():
             layer.to(device)
         self.g_optimizer.to(device)

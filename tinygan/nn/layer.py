@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygan.backend import get_array_module, to_device, to_numpy
+from tinygan.backend import get_array_module, move_rng, to_device, to_numpy
 
 
 class Layer:
@@ -90,11 +90,16 @@ class Layer:
 
     # -- device and dtype ----------------------------------------------------------------------------
     def to(self, device: str) -> Layer:
-        """Move parameters, gradients and buffers (of descendants too) to ``"cpu"`` or ``"gpu"``."""
+        """Move parameters, gradients, buffers and random generators (of descendants too) to
+        ``"cpu"`` or ``"gpu"``."""
         for layer in self.walk():
             for store in (layer.params, layer.grads, layer.buffers):
                 for name, value in store.items():
                     store[name] = to_device(value, device)
+            if (
+                getattr(layer, "rng", None) is not None
+            ):  # Dropout draws its masks on the data's device
+                layer.rng = move_rng(layer.rng, device)
         return self
 
     def astype(self, dtype: Any) -> Layer:
