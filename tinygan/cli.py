@@ -3,6 +3,8 @@
 * ``tinygan presets`` lists the seed systems.
 * ``tinygan train PRESET [flags]`` trains an image preset, exactly like the example scripts.
 * ``tinygan sample CHECKPOINT [flags]`` writes images from a checkpoint of any image preset.
+* ``tinygan eval CHECKPOINT [flags]`` measures a checkpoint's samples (FID, Inception Score, mode
+  coverage, precision / recall) beside the same figures for real images.
 """
 
 from __future__ import annotations
@@ -80,7 +82,65 @@ def sample_command(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"presets": presets_command, "train": train_command, "sample": sample_command}
+def eval_command(argv: list[str]) -> int:
+    """``tinygan eval CHECKPOINT``: quality metrics of generated images, with real-data calibration."""
+    import json
+
+    from tinygan.evaluate import evaluate_checkpoint
+
+    parser = argparse.ArgumentParser(prog="tinygan eval", description=eval_command.__doc__)
+    parser.add_argument("checkpoint", type=Path, help="a .npz written during training")
+    parser.add_argument("--n", type=int, default=10_000, help="images to generate")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the latent vectors")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="folder with the IDX files (default: $TINYGAN_DATA or ~/.cache/tinygan)",
+    )
+    parser.add_argument(
+        "--dataset",
+        choices=["mnist", "fashion-mnist"],
+        help="real data to compare with (default: the dataset the checkpoint was trained on)",
+    )
+    parser.add_argument(
+        "--split",
+        choices=["train", "test"],
+        help="compare with this whole split (default: the classifier's held-out images)",
+    )
+    parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument("--download", action="store_true", help="download missing dataset files")
+    parser.add_argument(
+        "--classifier-cache", type=Path, help="folder for the trained classifier's weights"
+    )
+    parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    args = parser.parse_args(argv)
+    if args.n < 2:
+        raise SystemExit("tinygan eval: --n must be at least 2")
+    try:
+        result = evaluate_checkpoint(
+            args.checkpoint,
+            n=args.n,
+            data_dir=args.data_dir,
+            dataset=args.dataset,
+            split=args.split,
+            seed=args.seed,
+            device=args.device,
+            download=args.download,
+            classifier_cache=args.classifier_cache,
+        )
+    except (OSError, ValueError, KeyError) as error:  # missing or corrupt data and checkpoints too
+        raise SystemExit(f"tinygan eval: {error}") from None
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return 0
+
+
+COMMANDS = {
+    "presets": presets_command,
+    "train": train_command,
+    "sample": sample_command,
+    "eval": eval_command,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,372 @@
+"""What has the GAN learned? Classifier-based quality metrics for checkpoints and training runs.
+
+A :class:`QualityEvaluator` holds a classifier (:mod:`tinygan.classifier`) and the classifier's view of
+a fixed set of real images, the *reference*. It scores any set of images against that reference with
+the metrics of :mod:`tinygan.metrics`:
+
+=====================  ================================================================  ============
+metric                 what it says                                                      better
+=====================  ================================================================  ============
+``fid``                Frechet distance of feature Gaussians, generated vs reference      lower
+``inception_score``    confident *and* varied classes, exp E[KL(p(y|x) || p(y))], 1..K     higher
+``classes_hit``        classes holding at least 1/10 of a uniform share of the samples    K
+``class_kl``           KL of the predicted-class histogram to uniform, nats               lower
+``precision``          share of samples inside the real feature manifold (k = 3)          higher
+``recall``             share of real images inside the samples' manifold (k = 3)          higher
+=====================  ================================================================  ============
+
+Every figure depends on the classifier and on the sample counts, so none is printed alone:
+:meth:`QualityEvaluator.calibration` scores real images the same way (one half of the reference
+against the other half), and reports put that beside the model's figures. A generator is as good as
+real data on a metric when it matches the real column, not when it reaches 0 or 10.
+
+:func:`evaluate_checkpoint` (the ``tinygan eval`` command) rebuilds a checkpoint's generator, draws N
+images and prints the table; :class:`QualityCallback` logs the same numbers to ``<out>/quality.csv``
+while a run trains.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinygan.classifier import (
+    Classifier,
+    ClassifierData,
+    ClassifierSettings,
+    classifier_data,
+    load_classifier,
+)
+from tinygan.data import load_mnist
+from tinygan.metrics import (
+    feature_frechet_distance,
+    frechet_distance,
+    gaussian_statistics,
+    inception_score,
+    mode_coverage,
+    precision_recall,
+)
+from tinygan.models import Preset
+from tinygan.sampling import generate, load_generator
+from tinygan.train import Callback, Trainer
+
+METRICS = ("fid", "inception_score", "classes_hit", "class_kl", "precision", "recall")
+
+DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+
+
+class QualityEvaluator:
+    """Scores image sets against a fixed reference set of real images, through one classifier.
+
+    Parameters
+    ----------
+    classifier : Classifier
+        Supplies the features (FID, precision / recall) and class probabilities (IS, coverage).
+    reference_images : array, shape (M, 28, 28)
+        Real images, uint8 or floats in [0, 1]; ideally ones the classifier never trained on.
+    k : int
+        Neighbourhood size of precision and recall.
+    batch_size : int
+        Images per classifier forward pass.
+    seed : int
+        Shuffles the reference once (which images are used for precision / recall, and the two
+        halves of the calibration), so reports are reproducible.
+
+    Attributes
+    ----------
+    reference_features : numpy.ndarray, shape (M, F)
+    reference_probabilities : numpy.ndarray, shape (M, K)
+    """
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        reference_images: Any,
+        k: int = 3,
+        batch_size: int = 500,
+        seed: int = 0,
+    ) -> None:
+        self.classifier, self.k, self.batch_size = classifier, int(k), int(batch_size)
+        features, probabilities = classifier.embed(reference_images, self.batch_size)
+        order = np.random.default_rng(seed).permutation(len(features))
+        self.reference_features = features[order]
+        self.reference_probabilities = probabilities[order]
+        self.reference_statistics = gaussian_statistics(self.reference_features)
+        self._calibration: dict[str, Any] | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return self.reference_probabilities.shape[1]
+
+    def score(self, images: Any) -> dict[str, Any]:
+        """All metrics of ``images`` (N, 28, 28), uint8 or [0, 1] floats, against the reference.
+
+        Returns
+        -------
+        dict
+            The :data:`METRICS`, plus ``n`` (images scored), ``reference_n`` (reference size, the
+            other side of the FID), ``pr_n`` (images per side in precision / recall: the first
+            ``min(n, reference_n)`` of each, equal sizes as the method asks), ``k`` and
+            ``num_classes``.
+        """
+        features, probabilities = self.classifier.embed(images, self.batch_size)
+        fid = frechet_distance(*gaussian_statistics(features), *self.reference_statistics)
+        return self._score(features, probabilities, self.reference_features, fid)
+
+    def calibration(self) -> dict[str, Any]:
+        """The same metrics for real images: the reference's first half scored against its second.
+
+        This is what a perfect generator would score with as many samples as the half holds (the
+        real-vs-real FID is above 0 only because both halves are finite samples). Computed once.
+        """
+        if self._calibration is None:
+            half = len(self.reference_features) // 2
+            first, second = self.reference_features[:half], self.reference_features[half:]
+            fid = feature_frechet_distance(first, second)
+            self._calibration = self._score(first, self.reference_probabilities[:half], second, fid)
+        return self._calibration
+
+    def _score(
+        self, features: np.ndarray, probabilities: np.ndarray, reference: np.ndarray, fid: float
+    ) -> dict[str, Any]:
+        coverage = mode_coverage(probabilities.argmax(axis=1), self.num_classes)
+        m = min(len(features), len(reference))
+        precision, recall = precision_recall(reference[:m], features[:m], self.k)
+        return {
+            "n": len(features),
+            "reference_n": len(reference),
+            "fid": fid,
+            "inception_score": inception_score(probabilities),
+            "classes_hit": coverage.classes_hit,
+            "num_classes": self.num_classes,
+            "class_kl": coverage.kl_to_uniform,
+            "precision": precision,
+            "recall": recall,
+            "pr_n": m,
+            "k": self.k,
+        }
+
+
+def reference_images(
+    data: ClassifierData,
+    split: str | None = None,
+    data_dir: str | os.PathLike | None = None,
+    download: bool = False,
+) -> tuple[np.ndarray, str]:
+    """The real images to compare against, and a sentence saying which they are.
+
+    ``split=None`` (the default) takes the classifier's held-out images; ``"train"`` or ``"test"``
+    takes that whole split, with a warning in the sentence when the classifier trained on some of it
+    (its features and confidence are then a little optimistic for those images).
+    """
+    name = DATASET_NAMES[data.dataset]
+    if split is None:
+        images = data.heldout_images
+        return images, f"{len(images)} held-out {name} images the classifier never saw"
+    images, _ = load_mnist(split, data_dir, data.dataset, download=download)
+    description = f"all {len(images)} {name} {split} images"
+    if split == data.train_split:
+        description += " (the classifier trained on some of them)"
+    return images, description
+
+
+def _figure(key: str, scores: dict[str, Any]) -> str:
+    value = scores[key]
+    if key == "classes_hit":
+        return f"{value}/{scores['num_classes']}"
+    if key == "fid":
+        return f"{value:.2f} ({scores['n']} vs {scores['reference_n']})"
+    if key in ("precision", "recall"):
+        return f"{value:.3f} ({scores['pr_n']} vs {scores['pr_n']})"
+    return f"{value:.4f}" if key == "class_kl" else f"{value:.2f}"
+
+
+_LABELS = {
+    "fid": "FID (lower is better)",
+    "inception_score": "Inception Score",
+    "classes_hit": "classes hit",
+    "class_kl": "class KL to uniform",
+    "precision": "precision (k=3)",
+    "recall": "recall (k=3)",
+}
+
+
+def format_table(generated: dict[str, Any], real: dict[str, Any]) -> str:
+    """A plain-text table: each metric for the generated images beside the real calibration."""
+    rows = [("metric", f"generated (N={generated['n']})", f"real, calibration (N={real['n']})")]
+    rows += [(_LABELS[key], _figure(key, generated), _figure(key, real)) for key in METRICS]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = ("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows)
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def evaluate_checkpoint(
+    path: str | os.PathLike,
+    n: int = 10_000,
+    data_dir: str | os.PathLike | None = None,
+    dataset: str | None = None,
+    split: str | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    download: bool = False,
+    classifier_cache: str | os.PathLike | None = None,
+    classifier_settings: ClassifierSettings | None = None,
+    batch_size: int = 500,
+    verbose: bool = True,
+) -> dict[str, Any]:
+    """Generate ``n`` images from a checkpoint and measure them against real images.
+
+    Parameters
+    ----------
+    path : path-like
+        A checkpoint written by ``tinygan train`` (its metadata names the preset).
+    n : int
+        Images to generate (the N of every generated figure).
+    data_dir : path-like, optional
+        Where the dataset's IDX files are.
+    dataset : {"mnist", "fashion-mnist"}, optional
+        Default: the dataset the checkpoint was trained on (its metadata), else MNIST.
+    split : {"train", "test"}, optional
+        Compare against this whole split instead of the classifier's held-out images.
+    seed : int
+        Seed of the latent vectors (the same seed gives the same images).
+    device : {"cpu", "gpu"}
+        Where the generator runs.
+    download : bool
+        Allow downloading missing dataset files.
+    classifier_cache : path-like, optional
+        Folder for the cached classifier (see :func:`tinygan.classifier.cache_path`).
+    classifier_settings : ClassifierSettings, optional
+    batch_size : int
+        Images per forward pass of the generator and the classifier.
+    verbose : bool
+        Print the table.
+
+    Returns
+    -------
+    dict
+        ``checkpoint``, ``preset``, ``run_seed``, ``sample_seed``, ``dataset``, ``reference`` (which
+        real images), ``classifier`` (its ``info``), ``generated`` and ``real`` (the score dicts of
+        :meth:`QualityEvaluator.score` and :meth:`QualityEvaluator.calibration`) and ``seconds``.
+    """
+    start = time.perf_counter()
+    generator, preset, metadata = load_generator(path, device)
+    dataset = dataset or metadata.get("dataset", "mnist")
+    data = classifier_data(dataset, data_dir, download)
+    classifier = load_classifier(data, classifier_settings, classifier_cache, verbose=verbose)
+    reference, description = reference_images(data, split, data_dir, download)
+    evaluator = QualityEvaluator(classifier, reference, batch_size=batch_size)
+    images, _ = generate(generator, preset, n, seed, device=device, batch_size=batch_size)
+    result = {
+        "checkpoint": str(path),
+        "preset": preset.name,
+        "run_seed": metadata.get("seed"),
+        "sample_seed": seed,
+        "dataset": dataset,
+        "reference": description,
+        "classifier": classifier.info,
+        "generated": evaluator.score(images),
+        "real": evaluator.calibration(),
+    }
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    if verbose:
+        print(format_report(result))
+    return result
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """The header lines and table of an :func:`evaluate_checkpoint` result."""
+    info = result["classifier"]
+    return "\n".join(
+        [
+            f"checkpoint {result['checkpoint']} (preset {result['preset']}, run seed "
+            f"{result['run_seed']}), {result['generated']['n']} samples from seed "
+            f"{result['sample_seed']}",
+            f"classifier: {100 * info['heldout_accuracy']:.2f}% held-out accuracy; "
+            f"{info['description']}",
+            f"reference: {result['reference']}; real column = one half of it against the other",
+            format_table(result["generated"], result["real"]),
+        ]
+    )
+
+
+class QualityCallback(Callback):
+    """Append the quality metrics of fresh samples to ``<out>/quality.csv`` every ``every`` steps.
+
+    Parameters
+    ----------
+    every : int
+        Interval, in ``unit``; the end of training is always measured too.
+    evaluator : QualityEvaluator
+        Classifier and real reference (build it once: embedding the reference takes seconds).
+    preset : Preset
+        The run's preset (latent size, noise, output range).
+    n : int
+        Samples per measurement: fewer than :func:`evaluate_checkpoint`'s 10,000 to keep training
+        fast; the CSV records N in every row.
+    seed : int
+        Seed of the latent vectors: the same vectors at every measurement, so rows are comparable.
+    unit : {"step", "epoch"}
+    filename : str
+
+    Notes
+    -----
+    Each row holds ``step``, ``epoch``, ``n``, the :data:`METRICS` for the samples, and the same
+    metrics for real images (``real_fid`` ...; constant, from :meth:`QualityEvaluator.calibration`)
+    so that the file reads on its own. A resumed run appends to the existing file.
+    """
+
+    def __init__(
+        self,
+        every: int,
+        evaluator: QualityEvaluator,
+        preset: Preset,
+        n: int = 2000,
+        seed: int = 0,
+        unit: str = "step",
+        filename: str = "quality.csv",
+    ) -> None:
+        if unit not in ("step", "epoch"):
+            raise ValueError(f"unit must be 'step' or 'epoch', got {unit!r}")
+        if every < 1 or n < 2:
+            raise ValueError("every must be at least 1 and n at least 2")
+        self.every, self.evaluator, self.preset = int(every), evaluator, preset
+        self.n, self.seed, self.unit, self.filename = int(n), int(seed), unit, filename
+        self.rows: list[dict[str, Any]] = []
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        if self.unit == "step" and trainer.step % self.every == 0:
+            self.measure(trainer)
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        if self.unit == "epoch" and trainer.epoch % self.every == 0:
+            self.measure(trainer)
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        if trainer.step and (not self.rows or self.rows[-1]["step"] != trainer.step):
+            self.measure(trainer)
+
+    def measure(self, trainer: Trainer) -> dict[str, Any]:
+        """Score ``n`` samples of the generator as it is now; append and return the row."""
+        images, _ = generate(
+            trainer.gan.generator, self.preset, self.n, self.seed, device=trainer.device
+        )
+        scores, real = self.evaluator.score(images), self.evaluator.calibration()
+        row = {"step": trainer.step, "epoch": trainer.epoch, "n": scores["n"]}
+        row |= {key: scores[key] for key in METRICS}
+        row |= {f"real_{key}": real[key] for key in METRICS}
+        path = Path(trainer.out_dir) / self.filename
+        new_file = not path.is_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=list(row))
+            if new_file:
+                writer.writeheader()
+            writer.writerow(row)
+        self.rows.append(row)
+        return row
