@@ -1,0 +1,247 @@
+"""The benchmark harness: exact FLOP counts, the PyTorch twins of the presets, and a smoke run.
+
+The smoke run times preset 000 at batch 8 for two iterations per library, in subprocesses, and checks
+the reports it writes; no timing is asserted.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import flops  # noqa: E402
+import run as bench  # noqa: E402
+
+from tinygan.models import PRESETS  # noqa: E402
+from tinygan.nn import Conv2D, ConvTranspose2D, Dense, ReLU, Sequential  # noqa: E402
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+requires_torch = pytest.mark.skipif(not HAS_TORCH, reason="PyTorch is not installed")
+
+
+# -- FLOP counting -----------------------------------------------------------------------------------
+
+
+def test_gemm_flops_of_known_layers(rng):
+    dense = flops.trace(Dense(784, 128, rng=rng), (784,))
+    assert dense[0].gemm_flops == 2 * 784 * 128
+    # "same" stride-2 convolution 28 -> 14: every output pixel is a 5x5x1 window per output channel
+    conv = flops.trace(Conv2D(1, 64, 5, stride=2, padding="same", rng=rng), (1, 28, 28))
+    assert conv[0].output_shape == (64, 14, 14)
+    assert conv[0].gemm_flops == 2 * 14 * 14 * 64 * 1 * 25
+    # transposed 7 -> 14: every input pixel stamps a 5x5 kernel into each of 32 output channels
+    deconv = flops.trace(ConvTranspose2D(64, 32, 5, stride=2, padding="same", rng=rng), (64, 7, 7))
+    assert deconv[0].output_shape == (32, 14, 14)
+    assert deconv[0].gemm_flops == 2 * 7 * 7 * 64 * 32 * 25
+    assert flops.trace(ReLU(), (10,))[0].gemm_flops == 0
+
+
+def test_backward_skips_the_first_input_gradient_unless_asked(rng):
+    costs = flops.trace(Sequential(Dense(3, 4, rng=rng), ReLU(), Dense(4, 5, rng=rng)), (3,))
+    first, second = 2 * 3 * 4, 2 * 4 * 5
+    assert flops.forward_flops(costs) == first + second
+    assert flops.backward_flops(costs, input_grad=False, weight_grads=True) == first + 2 * second
+    assert flops.backward_flops(costs, input_grad=True, weight_grads=False) == first + second
+    assert flops.backward_flops(costs, input_grad=True, weight_grads=True) == 2 * (first + second)
+
+
+def test_iteration_flops_of_preset_000_by_hand():
+    preset = PRESETS["000"]
+    generator, discriminator = preset.build(np.random.default_rng(0))
+    n = 64
+    g1, g2 = 2 * 100 * 128, 2 * 128 * 784  # G 100-128-784
+    d1, d2 = 2 * 784 * 128, 2 * 128 * 1  # D 784-128-1
+    # D step: G forward; on real and on fake D forward, weight grads, input grad of layer 2 only.
+    # G step: G forward, D forward, D input grads (both layers), G weight grads, G's layer-2 input grad.
+    count = flops.iteration_flops(preset, generator, discriminator, n)
+    assert count.d_step == n * (g1 + g2 + 2 * (2 * d1 + 3 * d2))
+    assert count.g_step == n * (2 * g1 + 3 * g2 + 2 * d1 + 2 * d2)
+    assert count.total == n * (3 * g1 + 4 * g2 + 6 * d1 + 8 * d2)
+
+
+def test_iteration_flops_count_every_generator_step():
+    preset = PRESETS["002"]
+    assert (preset.d_steps, preset.g_steps) == (1, 5)
+    generator, discriminator = preset.build(np.random.default_rng(0))
+    count = flops.iteration_flops(preset, generator, discriminator, 2)
+    assert count.total == count.d_step + 5 * count.g_step
+    assert count.d_step > 0 and count.g_step > 0
+
+
+# -- targets and plan --------------------------------------------------------------------------------
+
+
+def row(preset, batch, library, median_ms, vs_torch=None):
+    label = bench.LIBRARIES[library].label
+    return {
+        "preset": preset,
+        "batch": batch,
+        "library": library,
+        "label": label,
+        "median_ms": median_ms,
+        "vs_torch": vs_torch,
+    }
+
+
+def test_targets_prefer_numba_and_say_pass_miss_or_na():
+    rows = [
+        row("000", 64, "tinygan-numpy", 30.0, vs_torch=0.6),
+        row("000", 64, "tinygan-numba", 10.0, vs_torch=0.4),
+        row("000", 64, "torch", 25.0),
+        row("003", 64, "tinygan-numpy", 200.0, vs_torch=1.2),
+        row("003", 64, "torch", 170.0),
+    ]
+    startup = {"compile_s": 25.0, "import_median_s": 0.4}
+    verdicts = {t["target"].split(" (")[0]: t for t in bench.evaluate_targets(rows, startup)}
+    assert verdicts["tinygan/PyTorch, preset 000 batch 64"]["status"] == "PASS"
+    assert verdicts["tinygan/PyTorch, preset 000 batch 64"]["value"] == 0.4
+    assert verdicts["tinygan/PyTorch, preset 003 batch 64"]["status"] == "MISS"
+    assert verdicts["tinygan/PyTorch, preset 003 batch 256"]["status"] == "n/a"
+    assert verdicts["Numba cold compile"]["status"] == "MISS"
+    assert verdicts["warm `import tinygan`"]["status"] == "PASS"
+
+
+def test_torch_ratios_pair_rows_by_preset_and_batch():
+    rows = [row("003", 64, "tinygan-numpy", 90.0), row("003", 64, "torch", 100.0)]
+    rows.append(row("003", 256, "tinygan-numpy", 300.0))
+    bench.add_torch_ratios(rows)
+    assert rows[0]["vs_torch"] == pytest.approx(0.9)
+    assert rows[1]["vs_torch"] is None and rows[2]["vs_torch"] is None
+
+
+def test_default_plan_and_batch_override():
+    assert bench.plan(None, None) == [
+        ("000", None),
+        ("004", None),
+        ("002", None),
+        ("003", 64),
+        ("003", 256),
+    ]
+    assert bench.plan(["000", "003"], [8]) == [("000", 8), ("003", 8)]
+
+
+# -- the PyTorch twins -------------------------------------------------------------------------------
+
+
+@requires_torch
+@pytest.mark.parametrize("name", ["000", "004", "002", "003"])
+def test_torch_twin_computes_the_same_networks(name):
+    import torch
+    from torch_models import to_torch
+
+    preset = PRESETS[name]
+    generator, discriminator = preset.build(np.random.default_rng(1))
+    rng = np.random.default_rng(2)
+    z = rng.standard_normal((2, preset.latent_dim)).astype(np.float32)
+    x = rng.uniform(-1, 1, size=(2, *preset.data_shape)).astype(np.float32)
+    for network, inputs, sample_shape in (
+        (generator, z, (preset.latent_dim,)),
+        (discriminator, x, preset.data_shape),
+    ):
+        twin = to_torch(network, sample_shape).eval()
+        with torch.no_grad():
+            expected = twin(torch.from_numpy(inputs)).numpy()
+        actual = network.forward(inputs, training=False)[0]
+        np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
+    # training mode: BatchNorm on batch statistics (the generators have no dropout)
+    twin = to_torch(generator, (preset.latent_dim,))
+    with torch.no_grad():
+        expected = twin(torch.from_numpy(z)).numpy()
+    np.testing.assert_allclose(generator.forward(z)[0], expected, rtol=1e-4, atol=1e-5)
+
+
+@requires_torch
+def test_torch_gan_losses_and_gradients_match_tinygan():
+    import torch
+    from torch_models import TorchGAN
+
+    preset = PRESETS["000"]
+    gan = preset.make_gan(np.random.default_rng(3), np.random.default_rng(4))
+    twin = TorchGAN(preset, gan.generator, gan.discriminator, seed=0)
+    rng = np.random.default_rng(5)
+    real = rng.uniform(0, 1, size=(6, 784)).astype(np.float32)
+    z = gan.sample_noise(6)
+    fake = gan.generate(z, training=True)
+
+    gan.d_optimizer.zero_grad()
+    d_loss = gan.discriminator_loss_backward(real, fake)[0]
+    torch_d_loss = twin.discriminator_loss(torch.from_numpy(real), torch.from_numpy(fake))
+    torch_d_loss.backward()
+    np.testing.assert_allclose(float(d_loss), torch_d_loss.item(), rtol=1e-5)
+    np.testing.assert_allclose(
+        gan.discriminator[0].grads["W"], twin.discriminator[0].weight.grad.numpy().T, atol=1e-6
+    )
+
+    gan.g_optimizer.zero_grad()
+    g_loss = gan.generator_loss_backward(z)
+    twin.discriminator.zero_grad(set_to_none=True)
+    torch_g_loss = twin.generator_loss(torch.from_numpy(z))
+    torch_g_loss.backward(inputs=list(twin.generator.parameters()))
+    np.testing.assert_allclose(float(g_loss), torch_g_loss.item(), rtol=1e-5)
+    np.testing.assert_allclose(
+        gan.generator[0].grads["W"], twin.generator[0].weight.grad.numpy().T, atol=1e-6
+    )
+    assert all(p.grad is None for p in twin.discriminator.parameters())
+    group = twin.g_optimizer.param_groups[0]
+    assert (group["lr"], group["betas"]) == (preset.g_lr, preset.betas)
+
+
+# -- the harness end to end --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def quick_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    libraries = ["tinygan-numpy"] + (["torch"] if HAS_TORCH else [])
+    report = bench.main(["--quick", "--libraries", *libraries, "--out", str(out)])
+    return report, out
+
+
+def test_quick_run_writes_json_and_markdown(quick_report):
+    report, out = quick_report
+    saved = json.loads((out / "benchmark.json").read_text())
+    assert saved["rows"] == report["rows"]
+    tinygan_rows = [r for r in saved["rows"] if r["library"] == "tinygan-numpy"]
+    assert len(tinygan_rows) == 1
+    r = tinygan_rows[0]
+    assert (r["preset"], r["batch"], r["runs"], r["kernels"]) == (
+        "000",
+        8,
+        2,
+        "tinygan.kernels.reference",
+    )
+    assert r["min_ms"] <= r["median_ms"] <= r["max_ms"]
+    assert r["flops"] == 8 * (
+        3 * 2 * 100 * 128 + 4 * 2 * 128 * 784 + 6 * 2 * 784 * 128 + 8 * 2 * 128
+    )
+    assert r["floor_ratio"] > 0 and saved["peak"]["gflops"] > 0
+    text = (out / "benchmark.md").read_text()
+    assert "| 000 | 8 | tinygan (NumPy, TINYGAN_NUMBA=0) |" in text
+    assert "## Targets" in text and saved["machine"]["cores"] >= 1
+
+
+@requires_torch
+def test_quick_run_times_pytorch_side_by_side(quick_report):
+    report, _ = quick_report
+    torch_rows = [r for r in report["rows"] if r["library"] == "torch"]
+    assert len(torch_rows) == 1 and torch_rows[0]["threads"] >= 1
+    tinygan_row = next(r for r in report["rows"] if r["library"] == "tinygan-numpy")
+    assert tinygan_row["vs_torch"] == pytest.approx(
+        tinygan_row["median_ms"] / torch_rows[0]["median_ms"]
+    )
+
+
+def test_missing_pytorch_is_noted_not_fatal(monkeypatch):
+    monkeypatch.setattr(bench, "find_spec", lambda name: None)
+    notes: list[str] = []
+    chosen = bench.choose_libraries(["tinygan-numpy", "torch"], notes)
+    assert [library.key for library in chosen] == ["tinygan-numpy"]
+    assert any("PyTorch is not installed" in note for note in notes)
