@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tinygan.atomic import write_atomically
 from tinygan.backend import to_numpy
 from tinygan.gan import GAN
 from tinygan.nn.layer import Layer
@@ -90,19 +90,8 @@ def save_checkpoint(
             archive |= _flatten("batches", trainer.batches.state_dict())
     archive["metadata"] = np.asarray(json.dumps(metadata or {}, default=str))
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, **archive)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    write_atomically(path, lambda file: np.savez(file, **archive), durable=True)
+    return Path(path)
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:

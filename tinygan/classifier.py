@@ -46,13 +46,13 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from tinygan.atomic import write_atomically
 from tinygan.backend import device_of, get_array_module, to_device, to_numpy
 from tinygan.data import BatchIterator, find_dataset_files, images_to_float, load_mnist
 from tinygan.init import he_uniform
 from tinygan.losses import log_softmax, softmax_cross_entropy
 from tinygan.nn import Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU, Sequential
 from tinygan.optim import Adam
-from tinygan.viz import _write_atomically
 
 NUM_CLASSES = 10
 IMAGE_SHAPE = (1, 28, 28)
@@ -492,7 +492,7 @@ def load_classifier(
         }
         state = {f"param.{k}": v for k, v in classifier.state_dict().items()}
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(path, lambda file: np.savez(file, info=json.dumps(info), **state))
+        write_atomically(path, lambda file: np.savez(file, info=json.dumps(info), **state))
     classifier.info = {**info, "path": str(path)}
     if verbose:
         print(

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import math
 import os
-import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,6 +26,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
+from tinygan.atomic import write_atomically
 from tinygan.backend import to_numpy
 
 PathLike = str | os.PathLike
@@ -388,7 +388,7 @@ def save_gif(
             loop=loop,
         )
 
-    return _write_atomically(path, write)
+    return write_atomically(path, write)
 
 
 def _frame_image(frame: PathLike | np.ndarray) -> Image.Image:
@@ -413,32 +413,9 @@ def save_figure(figure: Figure, path: PathLike) -> Path:
     """Write ``figure`` as a PNG, atomically, at the figure's own size and dpi."""
     # print_png renders at the figure's own size and dpi; savefig would apply the user's
     # rcParams["savefig.*"] (dpi, tight bbox) and change the pixel layout.
-    return _write_atomically(path, figure.canvas.print_png)
+    return write_atomically(path, figure.canvas.print_png)
 
 
 def _save_pixels(pixels: np.ndarray, path: PathLike) -> Path:
     image = Image.fromarray(pixels)  # uint8 (H, W) -> mode "L", (H, W, 3) -> "RGB"
-    return _write_atomically(path, lambda file: image.save(file, format="PNG"))
-
-
-def _write_atomically(path: PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
-    """Run ``write(file)`` on a temporary file next to ``path``, then rename it onto ``path``.
-
-    The rename is atomic on POSIX and Windows when source and target are on the same filesystem,
-    hence the temporary file in the target's own folder. On any error (or Ctrl-C) the temporary
-    file is removed and an existing ``path`` is left untouched. There is no fsync: this protects
-    against an interrupted process, not against a power cut.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A unique name and exclusive creation ("x"): two writers never share a temporary file, and
-    # the file gets the usual permissions (umask applied), unlike tempfile's private 0600.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(temporary, "xb") as file:
-            write(file)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomically(path, lambda file: image.save(file, format="PNG"))

@@ -35,21 +35,22 @@ else ``~/.cache/tinygan``) itself, then ``data_dir/<dataset>/``. A download goes
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import math
 import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Sequence
 from http.client import HTTPException
 from pathlib import Path
+from typing import IO
 from urllib.request import urlopen
 
 import numpy as np
 from tqdm import tqdm
+
+from tinygan.atomic import write_atomically
 
 DATASETS = ("mnist", "fashion-mnist")
 
@@ -425,30 +426,24 @@ def download_file(
     CorruptDatasetError
         The downloaded bytes do not have the expected MD5.
     """
-    destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.")
-    try:
+
+    def fetch(out: IO[bytes]) -> None:
         digest = hashlib.md5(usedforsecurity=False)
-        with os.fdopen(handle, "wb") as out, urlopen(url, timeout=timeout) as response:
+        with urlopen(url, timeout=timeout) as response:
             size = response.headers.get("Content-Length")
             with tqdm(
-                total=int(size) if size else None, unit="B", unit_scale=True, desc=destination.name
+                total=int(size) if size else None,
+                unit="B",
+                unit_scale=True,
+                desc=Path(destination).name,
             ) as progress:
                 while chunk := response.read(_CHUNK_BYTES):
                     out.write(chunk)
                     digest.update(chunk)
                     progress.update(len(chunk))
-        if digest.hexdigest() != md5:
+        if digest.hexdigest() != md5:  # raising here discards the temporary file
             raise CorruptDatasetError(
                 f"checksum mismatch: MD5 {digest.hexdigest()}, expected {md5}; the file was discarded"
             )
-        os.chmod(
-            partial, 0o644
-        )  # mkstemp makes it private; a dataset is not, and caches are shared
-        os.replace(partial, destination)
-    except BaseException:
-        # BaseException too: a Ctrl-C midway must not leave the partial file either.
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(partial)
-        raise
+
+    write_atomically(destination, fetch)
