@@ -24,7 +24,7 @@ from tinygan.atomic import write_atomically
 from tinygan.backend import to_numpy
 from tinygan.gan import GAN
 from tinygan.nn.layer import Layer
-from tinygan.train import Callback, Trainer
+from tinygan.train import Periodic, Trainer
 
 CHECKPOINT_PATTERN = re.compile(r"step_(\d+)\.npz$")
 
@@ -151,7 +151,7 @@ def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
     return max(found)[1] if found else None
 
 
-class Checkpoint(Callback):
+class Checkpoint(Periodic):
     """Save ``<out>/checkpoints/step_<N>.npz`` every ``every`` epochs (or steps) and when training ends.
 
     Saving at the end covers interruptions too: Ctrl-C still leaves a checkpoint to ``--resume`` from.
@@ -164,9 +164,8 @@ class Checkpoint(Callback):
         metadata: dict[str, Any] | None = None,
         folder: str = "checkpoints",
     ) -> None:
-        if unit not in ("step", "epoch"):
-            raise ValueError(f"unit must be 'step' or 'epoch', got {unit!r}")
-        self.every, self.unit, self.metadata, self.folder = every, unit, metadata or {}, folder
+        super().__init__(every, unit)
+        self.metadata, self.folder = metadata or {}, folder
         self.saved: list[Path] = []
 
     def save(self, trainer: Trainer) -> Path:
@@ -174,13 +173,8 @@ class Checkpoint(Callback):
         self.saved.append(save_checkpoint(path, trainer.gan, trainer, self.metadata))
         return path
 
-    def on_step_end(self, trainer: Trainer) -> None:
-        if self.every and self.unit == "step" and trainer.step % self.every == 0:
-            self.save(trainer)
-
-    def on_epoch_end(self, trainer: Trainer) -> None:
-        if self.every and self.unit == "epoch" and trainer.epoch % self.every == 0:
-            self.save(trainer)
+    def act(self, trainer: Trainer) -> None:
+        self.save(trainer)
 
     def on_train_end(self, trainer: Trainer) -> None:
         if not self.saved or self.saved[-1].name != f"step_{trainer.step:08d}.npz":

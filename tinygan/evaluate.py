@@ -53,7 +53,7 @@ from tinygan.metrics import (
 )
 from tinygan.models import Preset
 from tinygan.sampling import generate, load_generator
-from tinygan.train import Callback, Trainer
+from tinygan.train import Periodic, Trainer
 
 METRICS = ("fid", "inception_score", "classes_hit", "class_kl", "precision", "recall")
 
@@ -295,7 +295,7 @@ def format_report(result: dict[str, Any]) -> str:
     )
 
 
-class QualityCallback(Callback):
+class QualityCallback(Periodic):
     """Append the quality metrics of fresh samples to ``<out>/quality.csv`` every ``every`` steps.
 
     Parameters
@@ -331,21 +331,15 @@ class QualityCallback(Callback):
         unit: str = "step",
         filename: str = "quality.csv",
     ) -> None:
-        if unit not in ("step", "epoch"):
-            raise ValueError(f"unit must be 'step' or 'epoch', got {unit!r}")
-        if every < 1 or n < 2:
-            raise ValueError("every must be at least 1 and n at least 2")
-        self.every, self.evaluator, self.preset = int(every), evaluator, preset
-        self.n, self.seed, self.unit, self.filename = int(n), int(seed), unit, filename
+        super().__init__(every, unit)
+        if n < 2:
+            raise ValueError(f"n must be at least 2, got {n}")
+        self.evaluator, self.preset = evaluator, preset
+        self.n, self.seed, self.filename = int(n), int(seed), filename
         self.rows: list[dict[str, Any]] = []
 
-    def on_step_end(self, trainer: Trainer) -> None:
-        if self.unit == "step" and trainer.step % self.every == 0:
-            self.measure(trainer)
-
-    def on_epoch_end(self, trainer: Trainer) -> None:
-        if self.unit == "epoch" and trainer.epoch % self.every == 0:
-            self.measure(trainer)
+    def act(self, trainer: Trainer) -> None:
+        self.measure(trainer)
 
     def on_train_end(self, trainer: Trainer) -> None:
         if trainer.step and (not self.rows or self.rows[-1]["step"] != trainer.step):

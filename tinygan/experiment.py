@@ -86,6 +86,12 @@ def build_parser(
     parser.add_argument(
         "--resume", action="store_true", help="continue from the latest checkpoint in --out"
     )
+    parser.add_argument(
+        "--quality-every",
+        type=int,
+        help="log classifier FID, IS, coverage, precision and recall of 2,000 samples to quality.csv "
+        "every N steps (the first use trains the dataset's classifier, which takes minutes)",
+    )
     parser.add_argument("--no-download", action="store_true", help="never download the dataset")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
@@ -125,6 +131,17 @@ def load_training_data(preset: Preset, args: argparse.Namespace) -> np.ndarray:
         images = images[: args.subset]
     data = images_to_float(images, preset.value_range)
     return data.reshape(len(data), *preset.data_shape)
+
+
+def quality_callback(preset: Preset, args: argparse.Namespace) -> Callback:
+    """Quality metrics every ``--quality-every`` steps, against the dataset's held-out real images."""
+    from tinygan.classifier import classifier_data, load_classifier
+    from tinygan.evaluate import QualityCallback, QualityEvaluator, reference_images
+
+    data = classifier_data(args.dataset, args.data_dir, download=False)  # what training found on disk
+    reference, _ = reference_images(data, None, args.data_dir)
+    evaluator = QualityEvaluator(load_classifier(data), reference)
+    return QualityCallback(args.quality_every, evaluator, preset)
 
 
 def resume_seed(checkpoint_dir: Path, preset: Preset, seed: int | None) -> tuple[Path, int]:
@@ -193,6 +210,8 @@ def run(args: argparse.Namespace) -> Trainer:
         ),
         Checkpoint(preset.checkpoint_every, "epoch", metadata),
     ]
+    if args.quality_every:
+        callbacks.append(quality_callback(preset, args))
     if preset.pixel_histograms:
         real = data[sample_rng.choice(len(data), size=min(len(data), 256), replace=False)]
         callbacks.append(PixelHistograms(real, preset.value_range, sample_rng))

@@ -196,7 +196,33 @@ class Trainer:
             self.history[name] = [cast(v) for v in np.asarray(state[f"history.{name}"])]
 
 
-class SampleGrid(Callback):
+class Periodic(Callback):
+    """A callback that acts every ``every`` steps or epochs (``every=None``: never on a schedule).
+
+    Subclasses implement :meth:`act`; the end of training can be handled in ``on_train_end``.
+    """
+
+    def __init__(self, every: int | None, unit: str = "step") -> None:
+        if unit not in ("step", "epoch"):
+            raise ValueError(f"unit must be 'step' or 'epoch', got {unit!r}")
+        if every is not None and every < 1:
+            raise ValueError(f"every must be a positive number of {unit}s, got {every}")
+        self.every, self.unit = every, unit
+
+    def act(self, trainer: Trainer) -> None:
+        """What to do when the schedule fires."""
+        raise NotImplementedError
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        if self.every and self.unit == "step" and trainer.step % self.every == 0:
+            self.act(trainer)
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        if self.every and self.unit == "epoch" and trainer.epoch % self.every == 0:
+            self.act(trainer)
+
+
+class SampleGrid(Periodic):
     """Write a grid of G(z) for a fixed z every ``every`` steps (or epochs), so frames are comparable.
 
     Parameters
@@ -231,9 +257,8 @@ class SampleGrid(Callback):
         folder: str = "samples",
         make_gif: bool = False,
     ) -> None:
-        if unit not in ("step", "epoch"):
-            raise ValueError(f"unit must be 'step' or 'epoch', got {unit!r}")
-        self.every, self.rows, self.cols, self.unit = int(every), rows, cols, unit
+        super().__init__(every, unit)
+        self.rows, self.cols = rows, cols
         self.image_shape, self.value_range = tuple(image_shape), value_range
         self.rng, self.at_start, self.folder, self.make_gif = rng, at_start, folder, make_gif
         self.noise: np.ndarray | None = None
@@ -245,13 +270,8 @@ class SampleGrid(Callback):
         if self.at_start and trainer.step == 0:
             self.write(trainer, "step", 0)
 
-    def on_step_end(self, trainer: Trainer) -> None:
-        if self.unit == "step" and trainer.step % self.every == 0:
-            self.write(trainer, "step", trainer.step)
-
-    def on_epoch_end(self, trainer: Trainer) -> None:
-        if self.unit == "epoch" and trainer.epoch % self.every == 0:
-            self.write(trainer, "epoch", trainer.epoch)
+    def act(self, trainer: Trainer) -> None:
+        self.write(trainer, self.unit, trainer.step if self.unit == "step" else trainer.epoch)
 
     def on_train_end(self, trainer: Trainer) -> None:
         if self.make_gif:
