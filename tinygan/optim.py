@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from tinygan import kernels
 from tinygan.backend import get_array_module, to_device, to_numpy
 from tinygan.nn.layer import Layer
 
@@ -115,12 +116,8 @@ class SGD(Optimizer):
         super().__init__(layers, lr)
 
     def update(self, param: Any, grad: Any, state: dict[str, Any]) -> None:
-        if self.momentum:
-            velocity = state["velocity"]
-            velocity *= self.momentum
-            velocity += grad
-            grad = velocity
-        param -= param.dtype.type(self.lr) * grad
+        velocity = state["velocity"] if self.momentum else None
+        kernels.sgd_update(param, grad, velocity, self.lr, self.momentum)
 
     def hyperparameters(self) -> dict[str, float]:
         return {"lr": self.lr, "momentum": self.momentum}
@@ -145,19 +142,19 @@ class Adam(Optimizer):
         super().__init__(layers, lr)
 
     def update(self, param: Any, grad: Any, state: dict[str, Any]) -> None:
-        xp = get_array_module(param)
-        m, v = state["m"], state["v"]
-        t = self.step_count
-        m *= self.beta1
-        m += (1 - self.beta1) * grad
-        v *= self.beta2
-        v += (1 - self.beta2) * (grad * grad)
-        # Fold both bias corrections into the step size and epsilon:
+        # The kernel folds both bias corrections into the step size and epsilon:
         # lr * m_hat / (sqrt(v_hat) + eps) = (lr / c1) * m / (sqrt(v) / sqrt(c2) + eps)
-        c1, c2 = 1 - self.beta1**t, 1 - self.beta2**t
-        denom = xp.sqrt(v) * param.dtype.type(1 / np.sqrt(c2))
-        denom += self.eps
-        param -= param.dtype.type(self.lr / c1) * m / denom
+        kernels.adam_update(
+            param,
+            grad,
+            state["m"],
+            state["v"],
+            self.lr,
+            self.beta1,
+            self.beta2,
+            self.eps,
+            self.step_count,
+        )
 
     def hyperparameters(self) -> dict[str, float]:
         return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
@@ -175,11 +172,7 @@ class RMSprop(Optimizer):
         super().__init__(layers, lr)
 
     def update(self, param: Any, grad: Any, state: dict[str, Any]) -> None:
-        xp = get_array_module(param)
-        v = state["v"]
-        v *= self.rho
-        v += (1 - self.rho) * (grad * grad)
-        param -= param.dtype.type(self.lr) * grad / (xp.sqrt(v) + self.eps)
+        kernels.rmsprop_update(param, grad, state["v"], self.lr, self.rho, self.eps)
 
     def hyperparameters(self) -> dict[str, float]:
         return {"lr": self.lr, "rho": self.rho, "eps": self.eps}

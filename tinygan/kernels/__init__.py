@@ -40,11 +40,15 @@ def _optional_module(name: str) -> ModuleType | None:
         return None
 
 
+#: The dtypes the Numba kernels are compiled for; any other (float16, integers) uses the reference.
+NUMBA_DTYPES = (np.float32, np.float64)
+
+
 def implementation_for(array: Any) -> ModuleType:
     """The kernel module that serves ``array``: CuPy's, Numba's or the reference."""
     if get_array_module(array) is not np:
         return _optional_module("tinygan.kernels.gpu_cupy") or reference
-    if numba_enabled():
+    if getattr(array, "dtype", None) in NUMBA_DTYPES and numba_enabled():
         return _optional_module("tinygan.kernels.cpu_numba") or reference
     return reference
 
@@ -70,5 +74,17 @@ upsample_nearest_backward = dispatch("upsample_nearest_backward")
 batchnorm_moments = dispatch("batchnorm_moments")
 batchnorm_forward = dispatch("batchnorm_forward")
 batchnorm_backward = dispatch("batchnorm_backward")
+# Convolution (tinygan.nn.conv, tinygan.nn.conv_transpose).
 im2col = dispatch("im2col")
 col2im = dispatch("col2im")
+# Elementwise activations and dropout (tinygan.nn.activations, tinygan.nn.dropout).
+leaky_relu = dispatch("leaky_relu")
+leaky_relu_backward = dispatch("leaky_relu_backward")
+sigmoid = dispatch("sigmoid")
+sigmoid_backward = dispatch("sigmoid_backward")
+tanh_backward = dispatch("tanh_backward")
+dropout = dispatch("dropout")
+# Optimizer updates, in place (tinygan.optim); they dispatch on the parameter.
+sgd_update = dispatch("sgd_update")
+adam_update = dispatch("adam_update")
+rmsprop_update = dispatch("rmsprop_update")

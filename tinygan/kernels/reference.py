@@ -5,6 +5,7 @@ These are the readable definitions: the Numba and CuPy versions must agree with 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -355,3 +356,197 @@ def col2im(
         xpad[:, rows, columns, :] += patches[:, :, :, k, :]
     # Cropping is the adjoint of zero padding; the copy returns to NCHW.
     return xp.ascontiguousarray(xpad[:, top : top + h, left : left + w, :].transpose(0, 3, 1, 2))
+
+
+# ------------------------------------------------------------------------------------------------
+# Elementwise activations and dropout (any shape; the output has the input's shape and dtype)
+# ------------------------------------------------------------------------------------------------
+
+
+def leaky_relu(x: Any, alpha: float) -> tuple[Any, Any]:
+    """Leaky ReLU ``y = x`` where ``x > 0`` and ``alpha * x`` elsewhere; ``alpha = 0`` is the ReLU.
+
+    Parameters
+    ----------
+    x : array
+        Input, any shape.
+    alpha : float
+        Slope of the negative side, applied in ``x``'s dtype.
+
+    Returns
+    -------
+    y : array, x's shape and dtype
+    mask : bool array, x's shape
+        ``x > 0``: where the slope is 1. It is all the backward pass needs.
+    """
+    xp = get_array_module(x)
+    mask = x > 0
+    return xp.where(mask, x, x * x.dtype.type(alpha)), mask
+
+
+def leaky_relu_backward(dy: Any, mask: Any, alpha: float) -> Any:
+    """Gradient of :func:`leaky_relu`: ``dx = dy`` where ``mask`` and ``alpha * dy`` elsewhere.
+
+    Parameters
+    ----------
+    dy : array
+        Upstream gradient.
+    mask : bool array, dy's shape
+        As returned by :func:`leaky_relu`.
+    alpha : float
+
+    Returns
+    -------
+    dx : array, dy's shape and dtype
+    """
+    xp = get_array_module(dy)
+    return xp.where(mask, dy, dy * dy.dtype.type(alpha))
+
+
+def sigmoid(x: Any) -> Any:
+    r"""Logistic function :math:`\sigma(x) = 1 / (1 + e^{-x})`, stable for any ``x``.
+
+    Returns
+    -------
+    y : array, x's shape and dtype
+
+    Notes
+    -----
+    Computed as :math:`\exp(-\operatorname{softplus}(-x))` with ``softplus(t) = logaddexp(0, t)``,
+    which never evaluates ``exp`` of a large positive number: ``x = -1e4`` underflows cleanly to 0
+    (no overflow warning) and large ``x`` gives exactly 1.
+    """
+    xp = get_array_module(x)
+    return xp.exp(-xp.logaddexp(0, -x))
+
+
+def sigmoid_backward(dy: Any, y: Any) -> Any:
+    r"""Gradient of the logistic function from its output: ``dx = dy * y * (1 - y)``.
+
+    :math:`\sigma' = e^{-x} / (1 + e^{-x})^2 = \sigma (1 - \sigma)`, so the output ``y`` is enough.
+    Returns an array of dy's shape and dtype.
+    """
+    return dy * y * (1 - y)
+
+
+def tanh_backward(dy: Any, y: Any) -> Any:
+    r"""Gradient of :math:`\tanh` from its output: ``dx = dy * (1 - y**2)`` (:math:`\tanh' = 1 - \tanh^2`).
+
+    Returns an array of dy's shape and dtype.
+    """
+    return dy * (1 - y * y)
+
+
+def dropout(x: Any, u: Any, rate: float) -> tuple[Any, Any]:
+    """Inverted dropout with the given uniform draws: keep ``x`` where ``u >= rate``, rescaled.
+
+    Parameters
+    ----------
+    x : array
+        Input, any shape.
+    u : array, x's shape and dtype
+        Uniform draws on ``[0, 1)``, one per entry. A scratch array: implementations may overwrite
+        it (the Numba kernel writes the mask into it), so the caller must not reuse it.
+    rate : float
+        Probability of dropping an entry, in ``[0, 1)``.
+
+    Returns
+    -------
+    y : array, x's shape and dtype
+        ``x * mask``.
+    mask : array, x's shape and dtype
+        ``1 / (1 - rate)`` (rounded to the dtype) where ``u >= rate``, else 0. The backward pass is
+        ``dx = dy * mask``.
+    """
+    mask = (u >= rate).astype(x.dtype)
+    mask *= 1 / (1 - rate)
+    return x * mask, mask
+
+
+# ------------------------------------------------------------------------------------------------
+# Optimizer updates, in place. Scalars are applied in the parameter's dtype, in the order written.
+# ------------------------------------------------------------------------------------------------
+
+
+def sgd_update(param: Any, grad: Any, velocity: Any, lr: float, momentum: float) -> None:
+    r"""One SGD step in place: :math:`b \leftarrow \mu b + g`, :math:`p \leftarrow p - \eta b`.
+
+    Parameters
+    ----------
+    param, grad : arrays of one shape and dtype
+        The parameter (updated in place) and its gradient.
+    velocity : array like param, or None
+        The momentum buffer :math:`b`, updated in place; ``None`` for plain SGD
+        (:math:`p \leftarrow p - \eta g`).
+    lr, momentum : float
+        :math:`\eta` and :math:`\mu`.
+    """
+    step = grad
+    if velocity is not None:
+        velocity *= momentum
+        velocity += grad
+        step = velocity
+    param -= param.dtype.type(lr) * step
+
+
+def adam_update(
+    param: Any,
+    grad: Any,
+    m: Any,
+    v: Any,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    step: int,
+) -> None:
+    r"""One Adam step in place (PyTorch's form), at step ``t = step >= 1``.
+
+    Parameters
+    ----------
+    param, grad : arrays of one shape and dtype
+        The parameter (updated in place) and its gradient.
+    m, v : arrays like param
+        First and second moment estimates, updated in place.
+    lr, beta1, beta2, eps : float
+        :math:`\eta, \beta_1, \beta_2, \epsilon`.
+    step : int
+        :math:`t`, counting from 1, for the bias corrections.
+
+    Notes
+    -----
+    :math:`m \leftarrow \beta_1 m + (1 - \beta_1) g`, :math:`v \leftarrow \beta_2 v + (1 - \beta_2) g^2`,
+    :math:`p \leftarrow p - \eta\, \hat m / (\sqrt{\hat v} + \epsilon)` with
+    :math:`\hat m = m / c_1`, :math:`\hat v = v / c_2`, :math:`c_i = 1 - \beta_i^t`. Both corrections
+    are folded into two scalars, :math:`\eta \hat m / (\sqrt{\hat v} + \epsilon) =
+    (\eta / c_1)\, m / (\sqrt{v} / \sqrt{c_2} + \epsilon)`, so no array is divided by :math:`c_i`.
+    """
+    xp = get_array_module(param)
+    m *= beta1
+    m += (1 - beta1) * grad
+    v *= beta2
+    v += (1 - beta2) * (grad * grad)
+    c1, c2 = 1 - beta1**step, 1 - beta2**step
+    denom = xp.sqrt(v) * param.dtype.type(1 / math.sqrt(c2))
+    denom += eps
+    param -= param.dtype.type(lr / c1) * m / denom
+
+
+def rmsprop_update(param: Any, grad: Any, v: Any, lr: float, rho: float, eps: float) -> None:
+    r"""One RMSprop step in place (Keras' form).
+
+    :math:`v \leftarrow \rho v + (1 - \rho) g^2`, :math:`p \leftarrow p - \eta\, g / (\sqrt{v} + \epsilon)`.
+
+    Parameters
+    ----------
+    param, grad : arrays of one shape and dtype
+        The parameter (updated in place) and its gradient.
+    v : array like param
+        Running mean of squared gradients, updated in place.
+    lr, rho, eps : float
+        :math:`\eta, \rho, \epsilon`.
+    """
+    xp = get_array_module(param)
+    v *= rho
+    v += (1 - rho) * (grad * grad)
+    param -= param.dtype.type(lr) * grad / (xp.sqrt(v) + eps)

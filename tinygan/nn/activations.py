@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tinygan import kernels
 from tinygan.backend import get_array_module
 from tinygan.nn.layer import Layer
 
@@ -19,9 +20,10 @@ def sigmoid(x: Any) -> Any:
     Written as :math:`\sigma(x) = \exp(-\operatorname{softplus}(-x))` with
     ``softplus(t) = logaddexp(0, t)``, which never evaluates ``exp`` of a large positive number: no
     overflow warning for ``x = -1e4`` (the result underflows cleanly to 0) and exactly 1 for large ``x``.
+    (The compiled kernel branches instead: ``1 / (1 + e^{-x})`` for ``x >= 0``, ``e^x / (1 + e^x)``
+    otherwise, so that ``exp`` again sees only non-positive arguments.)
     """
-    xp = get_array_module(x)
-    return xp.exp(-xp.logaddexp(0, -x))
+    return kernels.sigmoid(x)
 
 
 class ReLU(Layer):
@@ -30,15 +32,15 @@ class ReLU(Layer):
     Notes
     -----
     :math:`f'(x) = 1` for :math:`x > 0` and 0 otherwise (the subgradient 0 is taken at the kink
-    :math:`x = 0`). The cache is the boolean mask :math:`x > 0`.
+    :math:`x = 0`). The cache is the boolean mask :math:`x > 0`. Computed as a leaky ReLU with
+    slope 0 (one fused kernel for the output and the mask).
     """
 
     def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
-        mask = x > 0
-        return x * mask, mask
+        return kernels.leaky_relu(x, 0.0)
 
     def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
-        return dy * cache
+        return kernels.leaky_relu_backward(dy, cache, 0.0)
 
 
 class LeakyReLU(Layer):
@@ -60,13 +62,10 @@ class LeakyReLU(Layer):
         self.alpha = float(alpha)
 
     def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
-        xp = get_array_module(x)
-        mask = x > 0
-        return xp.where(mask, x, x * x.dtype.type(self.alpha)), mask
+        return kernels.leaky_relu(x, self.alpha)
 
     def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
-        xp = get_array_module(dy)
-        return xp.where(cache, dy, dy * dy.dtype.type(self.alpha))
+        return kernels.leaky_relu_backward(dy, cache, self.alpha)
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}"
@@ -88,8 +87,7 @@ class Sigmoid(Layer):
         return y, y
 
     def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
-        y = cache
-        return dy * y * (1 - y)
+        return kernels.sigmoid_backward(dy, cache)
 
 
 class Tanh(Layer):
@@ -105,5 +103,4 @@ class Tanh(Layer):
         return y, y
 
     def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
-        y = cache
-        return dy * (1 - y * y)
+        return kernels.tanh_backward(dy, cache)

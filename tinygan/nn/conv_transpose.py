@@ -12,8 +12,16 @@ from typing import Any
 import numpy as np
 
 from tinygan import kernels
+from tinygan.backend import get_array_module
 from tinygan.init import Initializer, glorot_uniform, make_param, zeros
-from tinygan.nn.conv import from_pixel_rows, pixel_rows, weight_from_matrix, weight_matrix
+from tinygan.nn.conv import (
+    batch_chunks,
+    from_pixel_rows,
+    pixel_rows,
+    weight_from_matrix,
+    weight_matrix,
+)
+from tinygan.nn.dense import transposed_product
 from tinygan.nn.layer import Layer
 from tinygan.nn.padding import (
     Padding,
@@ -84,7 +92,9 @@ class ConvTranspose2D(Layer):
     * :math:`\partial L/\partial M = X^\top G`, reshaped back to ``W``'s layout;
     * :math:`\partial L/\partial b_o = \sum_{n,u,v} dy_{nouv}`.
 
-    The cache is ``X`` (needed for ``dW``) and the input shape.
+    The cache is ``X`` (needed for ``dW``) and the input shape. The batch is processed in chunks of
+    images (:func:`tinygan.nn.conv.batch_chunks`): the rows of ``X``, ``C`` and ``G`` belong to one
+    image each, so every product splits by rows, and ``dW`` is the sum of the chunks' :math:`X^\top G`.
     """
 
     def __init__(
@@ -147,26 +157,35 @@ class ConvTranspose2D(Layer):
 
     def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
         self.check_input(x, ndim=4, axis=1, size=self.in_channels)
+        xp = get_array_module(x)
         n, _, h, w = x.shape
         (oh, ow), pad = self.output_geometry((h, w))
         x_rows = pixel_rows(x)
-        cols = x_rows @ weight_matrix(self.params["W"].astype(x.dtype, copy=False))
-        y = kernels.col2im(
-            cols, (n, self.out_channels, oh, ow), *self.kernel_size, self.stride, pad
-        )
+        Wm = weight_matrix(self.params["W"].astype(x.dtype, copy=False))
+        y = xp.empty((n, self.out_channels, oh, ow), dtype=x.dtype)
+        for chunk in batch_chunks(x, h * w * Wm.shape[1]):
+            cols = x_rows[chunk.start * h * w : chunk.stop * h * w] @ Wm
+            y[chunk] = kernels.col2im(cols, y[chunk].shape, *self.kernel_size, self.stride, pad)
         if "b" in self.params:
             y += self.params["b"].astype(x.dtype, copy=False)[:, None, None]
         return y, (x_rows, x.shape, pad)
 
     def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
         x_rows, (n, _, h, w), pad = cache
+        xp = get_array_module(dy)
         W = self.params["W"]
-        dcols = kernels.im2col(dy, *self.kernel_size, self.stride, pad)
-        if param_grads:
-            self.grads["W"] += weight_from_matrix(x_rows.T @ dcols, W.shape)
-            if "b" in self.grads:
-                self.grads["b"] += dy.sum(axis=(0, 2, 3))
-        dx_rows = dcols @ weight_matrix(W.astype(dy.dtype, copy=False)).T
+        Wm = weight_matrix(W.astype(dy.dtype, copy=False))
+        dx_rows = xp.empty(x_rows.shape, dtype=dy.dtype)
+        for chunk in batch_chunks(dy, h * w * Wm.shape[1]):
+            rows = slice(chunk.start * h * w, chunk.stop * h * w)
+            dcols = kernels.im2col(dy[chunk], *self.kernel_size, self.stride, pad)
+            if param_grads:
+                self.grads["W"] += weight_from_matrix(
+                    transposed_product(x_rows[rows], dcols), W.shape
+                )
+            xp.matmul(dcols, Wm.T, out=dx_rows[rows])
+        if param_grads and "b" in self.grads:
+            self.grads["b"] += dy.sum(axis=(0, 2, 3))
         return from_pixel_rows(dx_rows, n, h, w)
 
     def extra_repr(self) -> str:

@@ -10,6 +10,17 @@ from tinygan.init import Initializer, glorot_uniform, make_param, zeros
 from tinygan.nn.layer import Layer
 
 
+def transposed_product(a: Any, b: Any) -> Any:
+    """``a.T @ b`` for matrices ``a`` (M, A) and ``b`` (M, B): a weight gradient, summed over M rows.
+
+    Computed as ``(b.T @ a).T`` when ``B > A``. The result is the same; the difference is speed.
+    BLAS libraries such as OpenBLAS share a product among threads by rows of the result, and a result
+    with few rows and many columns -- a convolution's ``(O, kh * kw * C)`` weight gradient -- was
+    measured up to three times slower on two threads than its transpose.
+    """
+    return (b.T @ a).T if b.shape[1] > a.shape[1] else a.T @ b
+
+
 class Dense(Layer):
     r"""Affine map ``y = x W + b``.
 
@@ -73,7 +84,7 @@ class Dense(Layer):
     def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
         x = cache
         if param_grads:
-            self.grads["W"] += x.T @ dy
+            self.grads["W"] += transposed_product(x, dy)
             if "b" in self.grads:
                 self.grads["b"] += dy.sum(axis=0)
         return dy @ self.params["W"].astype(dy.dtype, copy=False).T

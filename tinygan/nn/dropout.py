@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from tinygan import kernels
 from tinygan.backend import get_array_module
 from tinygan.nn.layer import Layer
 
@@ -59,9 +60,7 @@ class Dropout(Layer):
                 f"{xp.__name__} array; give the layer a generator on the input's device, e.g. "
                 f"layer.rng = tinygan.backend.make_rng(seed, 'gpu')"
             )
-        mask = (u >= self.rate).astype(x.dtype)
-        mask *= 1 / (1 - self.rate)
-        return x * mask, mask
+        return kernels.dropout(x, u, self.rate)  # the mask overwrites u: one pass, no temporaries
 
     def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
         mask = cache

@@ -1,0 +1,647 @@
+"""Numba kernels for NumPy arrays: the functions of :mod:`tinygan.kernels.reference`, compiled.
+
+Every public function here has the reference's signature and returns what the reference returns
+(shapes, dtypes, C-contiguous outputs), equal up to floating-point rounding; ``tests/test_kernels.py``
+checks each one against the reference. Read the reference for *what* a kernel computes; this module
+is about computing it in one pass over memory, without the temporaries that NumPy's whole-array
+expressions create.
+
+How the module is organised
+---------------------------
+* The compiled loops are private functions (``_name``); a public wrapper of the reference's name
+  allocates the outputs, brings the arguments into the layout the loop expects, and calls it.
+* **One compiled version per dtype.** Wrappers pass C-contiguous arrays (a non-contiguous input is
+  copied once with ``np.ascontiguousarray``; arrays in training are contiguous already) and scalars
+  as Python numbers, which the loops cast to the arrays' dtype. So each loop compiles once for
+  float32 and once for float64, and float32 arithmetic stays float32, as in the reference. Only the
+  BatchNorm sums accumulate in float64 (scalars and per-channel vectors, not activations), which
+  makes them more accurate than the reference's float32 sums.
+* **Vectorisation.** Inner loops run from 0 over a 1-D view (a row, or a slice handed to the loop).
+  Numba wraps negative indices, and an index it cannot prove non-negative -- ``i`` in
+  ``range(lo, hi)`` -- costs a check per access that stops LLVM from vectorising the loop (about
+  ten times slower). ``error_model="numpy"`` likewise drops Python's check for division by zero:
+  ``x / 0`` is inf or NaN, as in NumPy.
+* **Threads.** Only :func:`im2col` and :func:`col2im` have a ``parallel=True`` driver, which gives
+  each thread a block of images with ``prange``, and only for at least :data:`PARALLEL_MIN_WORK`
+  elements: waking the workers costs microseconds (milliseconds when other processes occupy the
+  cores). They are the kernels that move the most memory in a DCGAN step. The elementwise and
+  BatchNorm loops would gain about 1% of a step from a second thread and would cost about ten more
+  seconds of compilation, so they stay serial. The matrix products are NumPy's (BLAS, threaded).
+* ``cache=True``: machine code is written to ``__pycache__`` beside this file the first time a loop
+  runs with a dtype, and loaded from there by later processes, which then compile nothing.
+* ``fastmath``: only the reductions use it, and only its ``reassoc`` flag, which lets LLVM reorder
+  (and so vectorise) a sum; that changes a result by rounding alone. No other flag is used:
+  ``nnan``/``ninf`` would let the compiler assume away NaN and infinity, which the kernels must
+  propagate as NumPy does, and ``contract`` (fused multiply-add) would make results differ from the
+  reference's in the last bit where they now agree exactly.
+
+Numba is imported at module level; :mod:`tinygan.kernels` imports this module on the first kernel
+call on a NumPy array, so ``import tinygan`` does not pay for it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from tinygan.kernels import reference
+from tinygan.kernels.reference import conv_output_size
+
+#: Elements an im2col/col2im call must move before it is shared among threads.
+PARALLEL_MIN_WORK = 1 << 17
+
+# Numba's default threading layer here is OpenMP, whose idle workers keep spinning after a parallel
+# loop; they then fight OpenBLAS's threads (the matrix products) for the cores, and on a two-core
+# machine that made a training step several times *slower*. The workqueue layer's workers sleep. An
+# explicit NUMBA_THREADING_LAYER is respected, and the setting only takes effect if no parallel
+# Numba code has run in this process yet.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
+
+_serial = njit(cache=True, error_model="numpy")
+_parallel = njit(cache=True, error_model="numpy", parallel=True)
+#: Sums that LLVM may reorder (``reassoc``) and so vectorise: the result changes by rounding alone.
+_reduction = njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+
+
+# ------------------------------------------------------------------------------------------------
+# Convolution: im2col / col2im. cols[(n, p, q), (i, j, c)] = xpad[n, c, p * sh + i, q * sw + j]. Each
+# image is handled in a zero-padded channels-last copy xpad[h, w * C + c]: for a patch row (n, p, q)
+# and kernel row i, the kw * C entries (j, c) are then contiguous in both cols and xpad, one run.
+# ------------------------------------------------------------------------------------------------
+
+
+@_serial
+def _im2col_images(x, kh, kw, sh, sw, padding, oh, ow, cols, lo, hi):
+    """Patch rows of images ``lo..hi``; ``cols`` is viewed as (N * OH * OW, kh, kw * C)."""
+    _, c, h, w = x.shape
+    top, bottom, left, right = padding
+    run = kw * c
+    for n in range(lo, hi):
+        xpad = np.zeros((h + top + bottom, (w + left + right) * c), dtype=x.dtype)
+        for ch in range(c):
+            for r in range(h):
+                for col in range(w):
+                    xpad[r + top, (col + left) * c + ch] = x[n, ch, r, col]
+        for p in range(oh):
+            for q in range(ow):
+                patch = cols[(n * oh + p) * ow + q]
+                for i in range(kh):
+                    src, dst = xpad[p * sh + i, q * sw * c : q * sw * c + run], patch[i]
+                    for k in range(run):
+                        dst[k] = src[k]
+
+
+@_parallel
+def _im2col_parallel(x, kh, kw, sh, sw, padding, oh, ow, cols, blocks):
+    n = x.shape[0]
+    for block in prange(blocks):
+        _im2col_images(
+            x, kh, kw, sh, sw, padding, oh, ow, cols, n * block // blocks, n * (block + 1) // blocks
+        )
+
+
+def im2col(
+    x: np.ndarray, kh: int, kw: int, stride: tuple[int, int], padding: tuple[int, int, int, int]
+) -> np.ndarray:
+    x = np.ascontiguousarray(x)
+    n, c, h, w = x.shape
+    top, bottom, left, right = padding
+    oh = conv_output_size(h, kh, stride[0], top, bottom)
+    ow = conv_output_size(w, kw, stride[1], left, right)
+    cols = np.empty((n * oh * ow, kh, kw * c), dtype=x.dtype)
+    args = (x, kh, kw, *stride, tuple(padding), oh, ow, cols)
+    _run_images(_im2col_images, _im2col_parallel, n, cols.size, *args)
+    return cols.reshape(n * oh * ow, kh * kw * c)
+
+
+@_serial
+def _col2im_images(cols, kh, kw, sh, sw, padding, oh, ow, out, lo, hi):
+    """Images ``lo..hi``: add every run of a patch row into the padded buffer, then crop the padding
+    while transposing to NCHW; ``cols`` is viewed as (N * OH * OW, kh, kw * C)."""
+    _, c, h, w = out.shape
+    top, bottom, left, right = padding
+    run = kw * c
+    for n in range(lo, hi):
+        xpad = np.zeros((h + top + bottom, (w + left + right) * c), dtype=cols.dtype)
+        for p in range(oh):
+            for q in range(ow):
+                patch = cols[(n * oh + p) * ow + q]
+                for i in range(kh):
+                    src, dst = patch[i], xpad[p * sh + i, q * sw * c : q * sw * c + run]
+                    for k in range(run):
+                        dst[k] += src[k]
+        for ch in range(c):
+            for r in range(h):
+                for col in range(w):
+                    out[n, ch, r, col] = xpad[r + top, (col + left) * c + ch]
+
+
+@_parallel
+def _col2im_parallel(cols, kh, kw, sh, sw, padding, oh, ow, out, blocks):
+    n = out.shape[0]
+    for block in prange(blocks):
+        _col2im_images(
+            cols,
+            kh,
+            kw,
+            sh,
+            sw,
+            padding,
+            oh,
+            ow,
+            out,
+            n * block // blocks,
+            n * (block + 1) // blocks,
+        )
+
+
+def col2im(
+    cols: np.ndarray,
+    x_shape: tuple[int, int, int, int],
+    kh: int,
+    kw: int,
+    stride: tuple[int, int],
+    padding: tuple[int, int, int, int],
+) -> np.ndarray:
+    n, c, h, w = x_shape
+    top, bottom, left, right = padding
+    oh = conv_output_size(h, kh, stride[0], top, bottom)
+    ow = conv_output_size(w, kw, stride[1], left, right)
+    patches = np.ascontiguousarray(cols).reshape(n * oh * ow, kh, kw * c)
+    out = np.empty(x_shape, dtype=cols.dtype)
+    args = (patches, kh, kw, *stride, tuple(padding), oh, ow, out)
+    _run_images(_col2im_images, _col2im_parallel, n, patches.size, *args)
+    return out
+
+
+def _run_images(serial: Any, parallel: Any, n: int, work: int, *args: Any) -> None:
+    """``serial(*args, 0, n)`` on this thread, or ``parallel(*args, blocks)`` with one block of
+    images per thread when ``work`` (elements moved) reaches :data:`PARALLEL_MIN_WORK`."""
+    if work >= PARALLEL_MIN_WORK and n > 1:
+        parallel(*args, min(n, numba.get_num_threads()))
+    else:
+        serial(*args, 0, n)
+
+
+# ------------------------------------------------------------------------------------------------
+# Pooling and upsampling: loops over the N * C image planes
+# ------------------------------------------------------------------------------------------------
+
+
+@_serial
+def _maxpool_forward(x, kh, kw, sh, sw, y, argmax):
+    """A NaN wins against any number and the first NaN against later ones, as in ``numpy.argmax``."""
+    planes, ho, wo = y.shape
+    for plane in range(planes):
+        for p in range(ho):
+            for q in range(wo):
+                best = x[plane, p * sh, q * sw]
+                where = 0
+                for i in range(kh):
+                    for j in range(kw):
+                        v = x[plane, p * sh + i, q * sw + j]
+                        if v > best or (v != v and best == best):
+                            best = v
+                            where = i * kw + j
+                y[plane, p, q] = best
+                argmax[plane, p, q] = where
+
+
+def maxpool_forward(
+    x: np.ndarray, size: tuple[int, int], stride: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    x = np.ascontiguousarray(x)
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw) = size, stride
+    ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
+    y = np.empty((n * c, ho, wo), dtype=x.dtype)
+    argmax = np.empty((n * c, ho, wo), dtype=np.intp)
+    _maxpool_forward(x.reshape(n * c, h, w), kh, kw, sh, sw, y, argmax)
+    return y.reshape(n, c, ho, wo), argmax.reshape(n, c, ho, wo)
+
+
+@_serial
+def _maxpool_backward(dy, argmax, kw, sh, sw, dx):
+    """Each window's gradient added to its maximum; overlapping windows accumulate.
+
+    Windows run in reverse row-major order: an entry shared by overlapping windows then receives
+    their gradients in increasing order of its offset ``i * kw + j`` inside them, which is the order
+    in which the reference adds them, so the sums agree to the last bit."""
+    planes, ho, wo = dy.shape
+    for plane in range(planes):
+        for p in range(ho - 1, -1, -1):
+            for q in range(wo - 1, -1, -1):
+                i, j = divmod(argmax[plane, p, q], kw)
+                dx[plane, p * sh + i, q * sw + j] += dy[plane, p, q]
+
+
+def maxpool_backward(
+    dy: np.ndarray,
+    argmax: np.ndarray,
+    x_shape: tuple[int, ...],
+    size: tuple[int, int],
+    stride: tuple[int, int],
+) -> np.ndarray:
+    n, c, h, w = x_shape
+    dy = np.ascontiguousarray(dy).reshape(n * c, *dy.shape[2:])
+    argmax = np.ascontiguousarray(argmax).reshape(dy.shape)
+    dx = np.zeros((n * c, h, w), dtype=dy.dtype)
+    _maxpool_backward(dy, argmax, size[1], stride[0], stride[1], dx)
+    return dx.reshape(x_shape)
+
+
+@_serial
+def _upsample(x, sh, sw, y):
+    planes, h, w = x.shape
+    for plane in range(planes):
+        for r in range(h):
+            src = x[plane, r]
+            for a in range(sh):
+                dst = y[plane, r * sh + a]
+                for col in range(w):
+                    for b in range(sw):
+                        dst[col * sw + b] = src[col]
+
+
+def upsample_nearest(x: np.ndarray, scale: tuple[int, int]) -> np.ndarray:
+    x = np.ascontiguousarray(x)
+    n, c, h, w = x.shape
+    sh, sw = scale
+    y = np.empty((n * c, h * sh, w * sw), dtype=x.dtype)
+    _upsample(x.reshape(n * c, h, w), sh, sw, y)
+    return y.reshape(n, c, h * sh, w * sw)
+
+
+@_serial
+def _upsample_backward(dy, sh, sw, dx):
+    planes, h, w = dx.shape
+    for plane in range(planes):
+        for r in range(h):
+            for col in range(w):
+                total = dy.dtype.type(0)
+                for a in range(sh):
+                    for b in range(sw):
+                        total += dy[plane, r * sh + a, col * sw + b]
+                dx[plane, r, col] = total
+
+
+def upsample_nearest_backward(dy: np.ndarray, scale: tuple[int, int]) -> np.ndarray:
+    dy = np.ascontiguousarray(dy)
+    n, c, hs, ws = dy.shape
+    sh, sw = scale
+    dx = np.empty((n * c, hs // sh, ws // sw), dtype=dy.dtype)
+    _upsample_backward(dy.reshape(n * c, hs, ws), sh, sw, dx)
+    return dx.reshape(n, c, hs // sh, ws // sw)
+
+
+# ------------------------------------------------------------------------------------------------
+# Batch normalisation. An input (N, C) or (N, C, H, W) is viewed as the matrix (N, C * S), S = H * W
+# (S = 1 for (N, C)): column j belongs to channel j // S. Every loop runs along rows, which are
+# contiguous in both layouts; per-channel values are first spread to one per column, and sums are
+# taken per column (in float64) and then folded over each channel's S columns.
+# ------------------------------------------------------------------------------------------------
+
+
+def _as_rows(a: np.ndarray) -> tuple[np.ndarray, int]:
+    """A C-contiguous (N, C * S) view of a (N, C) or (N, C, H, W) array (a copy if not contiguous),
+    and S."""
+    rows = np.ascontiguousarray(a).reshape(a.shape[0], -1)
+    return rows, rows.shape[1] // a.shape[1]
+
+
+@_serial
+def _per_column(values, s):
+    """Each of the C per-channel ``values`` repeated ``s`` times: one entry per column."""
+    out = np.empty(values.size * s, dtype=values.dtype)
+    for ch in range(values.size):
+        out[ch * s : (ch + 1) * s] = values[ch]
+    return out
+
+
+@_reduction
+def _column_sums(a, b):
+    """Per column: ``sum_i a[i, j]`` and ``sum_i a[i, j] * b[i, j]``, in float64."""
+    width = a.shape[1]
+    sums, products = np.zeros(width), np.zeros(width)
+    for i in range(a.shape[0]):
+        a_row, b_row = a[i], b[i]
+        for j in range(width):
+            sums[j] += a_row[j]
+            products[j] += a_row[j] * b_row[j]
+    return sums, products
+
+
+@_reduction
+def _fold_columns(column_sums, s):
+    """The sum of each channel's ``s`` consecutive columns."""
+    channels = column_sums.size // s
+    totals = np.zeros(channels)
+    for ch in range(channels):
+        run = column_sums[ch * s : (ch + 1) * s]
+        for k in range(s):
+            totals[ch] += run[k]
+    return totals
+
+
+@_reduction
+def _batchnorm_moments(x, s, mean, var):
+    """Two passes: the mean, then the mean squared deviation from it."""
+    count = x.shape[0] * s
+    width = x.shape[1]
+    sums = np.zeros(width)
+    for i in range(x.shape[0]):
+        row = x[i]
+        for j in range(width):
+            sums[j] += row[j]
+    mu = _fold_columns(sums, s) / count
+    centre = _per_column(mu, s)
+    squares = np.zeros(width)
+    for i in range(x.shape[0]):
+        row = x[i]
+        for j in range(width):
+            d = row[j] - centre[j]
+            squares[j] += d * d
+    mean[:] = mu
+    var[:] = _fold_columns(squares, s) / count
+
+
+def batchnorm_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    rows, s = _as_rows(x)
+    mean, var = np.empty(x.shape[1], dtype=x.dtype), np.empty(x.shape[1], dtype=x.dtype)
+    _batchnorm_moments(rows, s, mean, var)
+    return mean, var
+
+
+@_serial
+def _batchnorm_forward(x, s, mean, inv_std, gamma, beta, y, xhat):
+    centre, scale = _per_column(mean, s), _per_column(inv_std, s)
+    g, b = _per_column(gamma, s), _per_column(beta, s)
+    for i in range(x.shape[0]):
+        x_row, y_row, h_row = x[i], y[i], xhat[i]
+        for j in range(x_row.size):
+            h = (x_row[j] - centre[j]) * scale[j]
+            h_row[j] = h
+            y_row[j] = h * g[j] + b[j]
+
+
+def batchnorm_forward(
+    x: np.ndarray,
+    mean: np.ndarray,
+    var: np.ndarray,
+    gamma: np.ndarray,
+    beta: np.ndarray,
+    eps: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rows, s = _as_rows(x)
+    # C values: the reference's own NumPy expression, so that inv_std agrees to the last bit.
+    inv_std = 1 / np.sqrt(var + eps)
+    y, xhat = np.empty_like(rows), np.empty_like(rows)
+    _batchnorm_forward(rows, s, mean, inv_std, gamma, beta, y, xhat)
+    return y.reshape(x.shape), xhat.reshape(x.shape), inv_std
+
+
+@_serial
+def _batchnorm_dx(dy, xhat, s, scale, dgamma, dbeta, batch_stats, dx):
+    """``dx = scale / M * (M * dy - dbeta - xhat * dgamma)`` with batch statistics, else
+    ``dx = dy * scale``: the reference's operations in its order and dtype."""
+    m = dy.dtype.type(dy.shape[0] * s)
+    factor = _per_column(scale / m if batch_stats else scale, s)
+    db, dg = _per_column(dbeta, s), _per_column(dgamma, s)
+    for i in range(dy.shape[0]):
+        g_row, h_row, out = dy[i], xhat[i], dx[i]
+        if batch_stats:
+            for j in range(out.size):
+                out[j] = factor[j] * (m * g_row[j] - db[j] - h_row[j] * dg[j])
+        else:
+            for j in range(out.size):
+                out[j] = g_row[j] * factor[j]
+
+
+def batchnorm_backward(
+    dy: np.ndarray,
+    xhat: np.ndarray,
+    inv_std: np.ndarray,
+    gamma: np.ndarray,
+    batch_stats: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    (dy_rows, s), (xhat_rows, _) = _as_rows(dy), _as_rows(xhat)
+    sums, products = _column_sums(dy_rows, xhat_rows)
+    dbeta = _fold_columns(sums, s).astype(dy.dtype)
+    dgamma = _fold_columns(products, s).astype(dy.dtype)
+    dx = np.empty_like(dy_rows)
+    _batchnorm_dx(dy_rows, xhat_rows, s, gamma * inv_std, dgamma, dbeta, bool(batch_stats), dx)
+    return dx.reshape(dy.shape), dgamma, dbeta
+
+
+# ------------------------------------------------------------------------------------------------
+# Elementwise kernels, on flattened arrays
+# ------------------------------------------------------------------------------------------------
+
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    """A 1-D C-ordered view of ``a`` (a copy only if ``a`` is not C-contiguous)."""
+    return np.ascontiguousarray(a).reshape(-1)
+
+
+@_serial
+def _leaky_relu(x, alpha, y, mask):
+    slope = x.dtype.type(alpha)
+    for i in range(x.size):
+        v = x[i]
+        positive = v > 0
+        mask[i] = positive
+        y[i] = v if positive else v * slope
+
+
+def leaky_relu(x: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    flat = _flat(x)
+    y, mask = np.empty_like(flat), np.empty(flat.shape, dtype=np.bool_)
+    _leaky_relu(flat, float(alpha), y, mask)
+    return y.reshape(x.shape), mask.reshape(x.shape)
+
+
+@_serial
+def _leaky_relu_backward(dy, mask, alpha, dx):
+    slope = dy.dtype.type(alpha)
+    for i in range(dy.size):
+        g = dy[i]
+        dx[i] = g if mask[i] else g * slope
+
+
+def leaky_relu_backward(dy: np.ndarray, mask: np.ndarray, alpha: float) -> np.ndarray:
+    flat = _flat(dy)
+    dx = np.empty_like(flat)
+    _leaky_relu_backward(flat, _flat(mask), float(alpha), dx)
+    return dx.reshape(dy.shape)
+
+
+@_serial
+def _sigmoid_from_exp(x, e):
+    """Given ``e = exp(-|x|)``, overwrite it with ``sigmoid(x)``: ``1 / (1 + e)`` where ``x >= 0``,
+    ``e / (1 + e)`` elsewhere. Either way only a non-positive number was exponentiated."""
+    one = x.dtype.type(1)
+    for i in range(x.size):
+        r = one / (one + e[i])
+        e[i] = r if x[i] >= 0 else e[i] * r
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    flat = _flat(x)
+    # The exponentials come from NumPy, whose exp is vectorised (SIMD); Numba's calls the C library
+    # once per element, about five times slower. One buffer serves every pass.
+    e = np.abs(flat)
+    np.negative(e, out=e)
+    np.exp(e, out=e)
+    _sigmoid_from_exp(flat, e)
+    return e.reshape(x.shape)
+
+
+@_serial
+def _sigmoid_backward(dy, y, dx):
+    one = y.dtype.type(1)
+    for i in range(dy.size):
+        dx[i] = dy[i] * y[i] * (one - y[i])
+
+
+def sigmoid_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
+    flat = _flat(dy)
+    dx = np.empty_like(flat)
+    _sigmoid_backward(flat, _flat(y), dx)
+    return dx.reshape(dy.shape)
+
+
+@_serial
+def _tanh_backward(dy, y, dx):
+    one = y.dtype.type(1)
+    for i in range(dy.size):
+        dx[i] = dy[i] * (one - y[i] * y[i])
+
+
+def tanh_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
+    flat = _flat(dy)
+    dx = np.empty_like(flat)
+    _tanh_backward(flat, _flat(y), dx)
+    return dx.reshape(dy.shape)
+
+
+@_serial
+def _dropout(x, u, rate, y):
+    """``u`` becomes the mask in place: ``1 / (1 - rate)`` where ``u >= rate``, else 0."""
+    threshold = x.dtype.type(rate)
+    keep = x.dtype.type(1 / (1 - rate))
+    zero = x.dtype.type(0)
+    for i in range(x.size):
+        m = keep if u[i] >= threshold else zero
+        u[i] = m
+        y[i] = x[i] * m
+
+
+def dropout(x: np.ndarray, u: np.ndarray, rate: float) -> tuple[np.ndarray, np.ndarray]:
+    flat = _flat(x)
+    mask = np.ascontiguousarray(u, dtype=x.dtype).reshape(-1)
+    y = np.empty_like(flat)
+    _dropout(flat, mask, float(rate), y)
+    return y.reshape(x.shape), mask.reshape(x.shape)
+
+
+# ------------------------------------------------------------------------------------------------
+# Optimizer updates, in place: one pass over each parameter, in the reference's operation order and
+# the parameter's dtype (so the results agree with the reference to the last bit). A non-contiguous
+# parameter, which a flat loop cannot update in place, goes to the reference.
+# ------------------------------------------------------------------------------------------------
+
+
+def _contiguous(*arrays: np.ndarray | None) -> bool:
+    return all(a is None or a.flags.c_contiguous for a in arrays)
+
+
+@_serial
+def _sgd(param, grad, lr):
+    rate = param.dtype.type(lr)
+    for i in range(param.size):
+        param[i] -= rate * grad[i]
+
+
+@_serial
+def _sgd_momentum(param, grad, velocity, lr, momentum):
+    rate, mu = param.dtype.type(lr), param.dtype.type(momentum)
+    for i in range(param.size):
+        b = velocity[i] * mu + grad[i]
+        velocity[i] = b
+        param[i] -= rate * b
+
+
+def sgd_update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    velocity: np.ndarray | None,
+    lr: float,
+    momentum: float,
+) -> None:
+    if not _contiguous(param, grad, velocity):
+        reference.sgd_update(param, grad, velocity, lr, momentum)
+    elif velocity is None:
+        _sgd(param.reshape(-1), grad.reshape(-1), float(lr))
+    else:
+        flat = (param.reshape(-1), grad.reshape(-1), velocity.reshape(-1))
+        _sgd_momentum(*flat, float(lr), float(momentum))
+
+
+@_serial
+def _adam(param, grad, m, v, beta1, beta2, eps, step_size, v_scale):
+    t = param.dtype.type
+    b1, b2, e, rate, scale = t(beta1), t(beta2), t(eps), t(step_size), t(v_scale)
+    c1, c2 = t(1 - beta1), t(1 - beta2)
+    for i in range(param.size):
+        g = grad[i]
+        mi = m[i] * b1 + c1 * g
+        vi = v[i] * b2 + c2 * (g * g)
+        m[i] = mi
+        v[i] = vi
+        param[i] -= rate * mi / (np.sqrt(vi) * scale + e)
+
+
+def adam_update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    step: int,
+) -> None:
+    if not _contiguous(param, grad, m, v):
+        reference.adam_update(param, grad, m, v, lr, beta1, beta2, eps, step)
+        return
+    c1, c2 = 1 - beta1**step, 1 - beta2**step
+    flat = (param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1))
+    _adam(*flat, float(beta1), float(beta2), float(eps), lr / c1, 1 / math.sqrt(c2))
+
+
+@_serial
+def _rmsprop(param, grad, v, lr, rho, eps):
+    t = param.dtype.type
+    rate, r, c, e = t(lr), t(rho), t(1 - rho), t(eps)
+    for i in range(param.size):
+        g = grad[i]
+        vi = v[i] * r + c * (g * g)
+        v[i] = vi
+        param[i] -= rate * g / (np.sqrt(vi) + e)
+
+
+def rmsprop_update(
+    param: np.ndarray, grad: np.ndarray, v: np.ndarray, lr: float, rho: float, eps: float
+) -> None:
+    if not _contiguous(param, grad, v):
+        reference.rmsprop_update(param, grad, v, lr, rho, eps)
+        return
+    flat = (param.reshape(-1), grad.reshape(-1), v.reshape(-1))
+    _rmsprop(*flat, float(lr), float(rho), float(eps))
