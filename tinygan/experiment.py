@@ -138,7 +138,9 @@ def quality_callback(preset: Preset, args: argparse.Namespace) -> Callback:
     from tinygan.classifier import classifier_data, load_classifier
     from tinygan.evaluate import QualityCallback, QualityEvaluator, reference_images
 
-    data = classifier_data(args.dataset, args.data_dir, download=False)  # what training found on disk
+    data = classifier_data(
+        args.dataset, args.data_dir, download=False
+    )  # what training found on disk
     reference, _ = reference_images(data, None, args.data_dir)
     evaluator = QualityEvaluator(load_classifier(data), reference)
     return QualityCallback(args.quality_every, evaluator, preset)
