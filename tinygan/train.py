@@ -11,6 +11,7 @@ callbacks' final outputs before the exception propagates, so nothing produced so
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -163,10 +164,8 @@ class Trainer:
         Called on every exit from :meth:`fit`; a non-finite window is dropped from the log (its error
         is already propagating) so the curves of the steps before it are still drawn.
         """
-        try:
+        with contextlib.suppress(NonFiniteLossError):
             self.flush_log()
-        except NonFiniteLossError:
-            pass
         if self.history["step"]:
             losses = {name: self.history[name] for name in ("d_loss", "g_loss")}
             save_loss_curves(losses, self.out_dir / "losses.png", steps=self.history["step"])

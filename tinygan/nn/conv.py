@@ -72,6 +72,45 @@ def batch_chunks(x: Any, patch_entries_per_image: int) -> list[slice]:
     return [slice(lo, min(lo + per_chunk, n)) for lo in range(0, n, per_chunk)]
 
 
+def setup_convolution(
+    layer: Layer,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int],
+    padding: Padding,
+) -> None:
+    """Validate and store the geometry shared by Conv2D and ConvTranspose2D on ``layer``."""
+    name = type(layer).__name__
+    layer.in_channels = positive_int(in_channels, "in_channels", name)
+    layer.out_channels = positive_int(out_channels, "out_channels", name)
+    layer.kernel_size = int_pair(kernel_size, "kernel_size", name, minimum=1)
+    layer.stride = int_pair(stride, "stride", name, minimum=1)
+    layer.padding = parse_padding(padding, name)
+
+
+def add_kernel_params(
+    layer: Layer,
+    layout: str,
+    bias: bool,
+    weight_init: Initializer | None,
+    bias_init: Initializer | None,
+    rng: np.random.Generator | None,
+    dtype: Any,
+) -> None:
+    """Create ``W`` ((out, in, kh, kw) for ``layout="out_in"``, (in, out, kh, kw) for ``"in_out"``)
+    and optionally ``b`` (out,), with fans ``in * kh * kw`` and ``out * kh * kw``."""
+    kh, kw = layer.kernel_size
+    channels = (layer.out_channels, layer.in_channels)
+    shape = (*(channels if layout == "out_in" else channels[::-1]), kh, kw)
+    fans = (layer.in_channels * kh * kw, layer.out_channels * kh * kw)
+    layer.add_param("W", make_param(weight_init or glorot_uniform(), shape, rng, *fans, dtype))
+    if bias:
+        layer.add_param(
+            "b", make_param(bias_init or zeros(), (layer.out_channels,), rng, *fans, dtype)
+        )
+
+
 class Conv2D(Layer):
     r"""2-D convolution over NCHW images.
 
@@ -145,19 +184,8 @@ class Conv2D(Layer):
         dtype: Any = np.float32,
     ) -> None:
         super().__init__()
-        name = type(self).__name__
-        self.in_channels = positive_int(in_channels, "in_channels", name)
-        self.out_channels = positive_int(out_channels, "out_channels", name)
-        self.kernel_size = int_pair(kernel_size, "kernel_size", name, minimum=1)
-        self.stride = int_pair(stride, "stride", name, minimum=1)
-        self.padding = parse_padding(padding, name)
-        kh, kw = self.kernel_size
-        shape = (self.out_channels, self.in_channels, kh, kw)
-        fans = (self.in_channels * kh * kw, self.out_channels * kh * kw)
-        self.add_param("W", make_param(weight_init or glorot_uniform(), shape, rng, *fans, dtype))
-        if bias:
-            b = make_param(bias_init or zeros(), (self.out_channels,), rng, *fans, dtype)
-            self.add_param("b", b)
+        setup_convolution(self, in_channels, out_channels, kernel_size, stride, padding)
+        add_kernel_params(self, "out_in", bias, weight_init, bias_init, rng, dtype)
 
     def padding_for(self, size: tuple[int, int]) -> tuple[int, int, int, int]:
         """``(top, bottom, left, right)`` for an input of spatial size ``(H, W)``.

@@ -13,11 +13,13 @@ import numpy as np
 
 from tinygan import kernels
 from tinygan.backend import get_array_module
-from tinygan.init import Initializer, glorot_uniform, make_param, zeros
+from tinygan.init import Initializer
 from tinygan.nn.conv import (
+    add_kernel_params,
     batch_chunks,
     from_pixel_rows,
     pixel_rows,
+    setup_convolution,
     weight_from_matrix,
     weight_matrix,
 )
@@ -27,8 +29,6 @@ from tinygan.nn.padding import (
     Padding,
     conv_transpose_geometry,
     int_pair,
-    parse_padding,
-    positive_int,
 )
 
 
@@ -113,11 +113,7 @@ class ConvTranspose2D(Layer):
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        self.in_channels = positive_int(in_channels, "in_channels", name)
-        self.out_channels = positive_int(out_channels, "out_channels", name)
-        self.kernel_size = int_pair(kernel_size, "kernel_size", name, minimum=1)
-        self.stride = int_pair(stride, "stride", name, minimum=1)
-        self.padding = parse_padding(padding, name)
+        setup_convolution(self, in_channels, out_channels, kernel_size, stride, padding)
         self.output_padding = int_pair(output_padding, "output_padding", name, minimum=0)
         if any(op >= s for op, s in zip(self.output_padding, self.stride, strict=True)):
             raise ValueError(
@@ -129,13 +125,7 @@ class ConvTranspose2D(Layer):
                 f"{name}: padding='same' fixes the output size to input x stride; "
                 f"output_padding must be 0, got {self.output_padding}"
             )
-        kh, kw = self.kernel_size
-        shape = (self.in_channels, self.out_channels, kh, kw)
-        fans = (self.in_channels * kh * kw, self.out_channels * kh * kw)
-        self.add_param("W", make_param(weight_init or glorot_uniform(), shape, rng, *fans, dtype))
-        if bias:
-            b = make_param(bias_init or zeros(), (self.out_channels,), rng, *fans, dtype)
-            self.add_param("b", b)
+        add_kernel_params(self, "in_out", bias, weight_init, bias_init, rng, dtype)
 
     def output_geometry(
         self, size: tuple[int, int]
