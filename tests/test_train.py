@@ -95,7 +95,35 @@ def test_nan_stops_the_run_naming_the_step_and_keeps_the_outputs(tmp_path):
         trainer.fit(20)
     assert [int(r["step"]) for r in read_log(tmp_path / "log.csv")] == [2, 4, 6]
     assert (tmp_path / "losses.png").exists()
-    assert (tmp_path / "samples" / "step_000005.png").exists()
+    # the frames before the divergence are kept; the NaN generator draws no final frame
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == [
+        "step_000000.png",
+        "step_000005.png",
+    ]
+
+
+def test_a_run_ending_between_frames_writes_a_last_frame(tmp_path):
+    trainer = Trainer(
+        small_gan(), batches(), tmp_path, callbacks=[sample_grid(every=5)], progress=False
+    )
+    trainer.fit(7)
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == [
+        "step_000000.png",
+        "step_000005.png",
+        "step_000007.png",
+    ]
+
+
+def test_without_a_progress_bar_each_log_window_is_printed(tmp_path, capsys):
+    Trainer(small_gan(), batches(), tmp_path, log_every=4, progress=False).fit(10)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines] == [
+        ["step", "4/10"],
+        ["step", "8/10"],
+        ["step", "10/10"],
+    ]
+    rows = read_log(tmp_path / "log.csv")
+    assert f"d_loss {float(rows[-1]['d_loss']):.3f}" in lines[-1]
 
 
 def test_interrupt_keeps_logs_and_curves(tmp_path):

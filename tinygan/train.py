@@ -2,8 +2,8 @@
 
 The loop itself is small: draw real batches, call :meth:`tinygan.gan.GAN.train_step`, and every
 ``log_every`` steps read the step statistics back (one host synchronisation on a GPU), check that they
-are finite, append them to ``log.csv`` and show them on the progress bar. Everything else (sample grids,
-checkpoints, metrics) is a :class:`Callback`.
+are finite, append them to ``log.csv`` and show them on the progress bar (or print them as a line, when
+the bar is off). Everything else (sample grids, checkpoints, metrics) is a :class:`Callback`.
 
 An interrupted run (Ctrl-C) or a diverged one (a NaN or inf loss) still writes its logs, loss curves and
 callbacks' final outputs before the exception propagates, so nothing produced so far is lost.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,7 @@ class Trainer:
     log_every : int
         Steps between reading statistics back, logging them and updating the progress bar.
     progress : bool
-        Show a tqdm progress bar.
+        Show a tqdm progress bar; without it, each log window is printed as one line.
     """
 
     def __init__(
@@ -105,6 +106,7 @@ class Trainer:
         """Train until ``self.step == steps`` (a resumed trainer continues from its step)."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         bar = tqdm(total=steps, initial=self.step, disable=not self.progress, unit="step")
+        started = time.perf_counter()
         for callback in self.callbacks:
             callback.on_train_begin(self)
         try:
@@ -114,7 +116,13 @@ class Trainer:
                 self.step += 1
                 self._pending.append(stats)
                 if len(self._pending) >= self.log_every or self.step == steps:
-                    bar.set_postfix(self.flush_log(), refresh=False)
+                    means = self.flush_log()
+                    if self.progress:
+                        bar.set_postfix(means, refresh=False)
+                    else:
+                        print(
+                            self.log_line(means, steps, time.perf_counter() - started), flush=True
+                        )
                 for callback in self.callbacks:
                     callback.on_step_end(self)
                 if self.epoch != epoch_before:
@@ -149,6 +157,11 @@ class Trainer:
             self.history[name].append(float(value))
         self._append_csv_row([self.step, self.epoch, *means])
         return {name: f"{value:.3f}" for name, value in zip(STAT_NAMES, means, strict=True)}
+
+    def log_line(self, means: dict[str, str], steps: int, seconds: float) -> str:
+        """One line of progress for a console without a progress bar."""
+        stats = "  ".join(f"{name} {value}" for name, value in means.items())
+        return f"step {self.step}/{steps}  epoch {self.epoch}  {stats}  ({seconds:.0f} s)"
 
     def _append_csv_row(self, row: list[float]) -> None:
         new_file = not self.log_path.exists()
@@ -241,6 +254,9 @@ class SampleGrid(Periodic):
         Also write a frame before training (step 0), as seed 000 does.
     make_gif : bool
         At the end, assemble every frame of this run's folder and unit into ``<out>/training.gif``.
+
+    A run that ends between scheduled frames (a short run, an interrupt) also writes a last frame,
+    ``step_<n>.png``, so the final generator is always on disk.
     """
 
     def __init__(
@@ -262,6 +278,7 @@ class SampleGrid(Periodic):
         self.rng, self.at_start, self.folder, self.make_gif = rng, at_start, folder, make_gif
         self.noise: np.ndarray | None = None
         self.frames: list[Path] = []
+        self.last_step: int | None = None  # the step of the newest frame
 
     def on_train_begin(self, trainer: Trainer) -> None:
         if self.noise is None:
@@ -273,21 +290,34 @@ class SampleGrid(Periodic):
         self.write(trainer, self.unit, trainer.step if self.unit == "step" else trainer.epoch)
 
     def on_train_end(self, trainer: Trainer) -> None:
+        if trainer.step != self.last_step:
+            # a run that stops between scheduled frames (short, interrupted) still shows where it ended;
+            # a diverged generator has nothing to show
+            images = self.generate(trainer)
+            if np.isfinite(images).all():
+                self.save(images, trainer, "step", trainer.step)
         if self.make_gif:
             # frames written before a resume count too, so read them from the folder
             frames = sorted((trainer.out_dir / self.folder).glob(f"{self.unit}_*.png"))
             if frames:
                 save_gif(frames, trainer.out_dir / "training.gif")
 
-    def write(self, trainer: Trainer, unit: str, index: int) -> Path:
-        """Generate from the fixed noise and save ``<out>/<folder>/<unit>_<index>.png``."""
-        gan = trainer.gan
+    def generate(self, trainer: Trainer) -> np.ndarray:
+        """G(z) for the fixed noise, on the CPU, shaped as images."""
         z = to_device(self.noise, trainer.device)
-        images = to_numpy(gan.generate(z)).reshape(-1, *self.image_shape)
+        return to_numpy(trainer.gan.generate(z)).reshape(-1, *self.image_shape)
+
+    def save(self, images: np.ndarray, trainer: Trainer, unit: str, index: int) -> Path:
+        """Save ``images`` as ``<out>/<folder>/<unit>_<index>.png``."""
         path = trainer.out_dir / self.folder / f"{unit}_{index:06d}.png"
         save_image_grid(images, path, self.rows, self.cols, value_range=self.value_range)
         self.frames.append(path)
+        self.last_step = trainer.step
         return path
+
+    def write(self, trainer: Trainer, unit: str, index: int) -> Path:
+        """Generate from the fixed noise and save ``<out>/<folder>/<unit>_<index>.png``."""
+        return self.save(self.generate(trainer), trainer, unit, index)
 
 
 class PixelHistograms(Callback):
