@@ -5,6 +5,12 @@ untrained toward the data's 0.13, and the per-pixel spread across samples is abo
 """
 
 import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,3 +96,37 @@ def test_missing_data_gives_a_clear_message(tmp_path):
     ]
     with pytest.raises(SystemExit, match="train-images-idx3-ubyte"):
         main(argv)
+
+
+@requires_mnist
+def test_sigterm_stops_a_run_with_a_checkpoint_that_resumes(tmp_path):
+    out = tmp_path / "run"
+    command = [
+        sys.executable,
+        str(Path(__file__).parents[1] / "examples" / "mnist_mlp_gan.py"),
+        *("--data-dir", str(mnist_dir()), "--split", "test", "--subset", "512"),
+        *("--iterations", "1000000", "--seed", "0", "--out", str(out)),
+        *("--log-every", "20", "--no-progress"),
+    ]
+    env = {**os.environ, "TINYGAN_NUMBA": "0"}  # no compile wait before the first step
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (out / "log.csv").exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the run logged nothing in 120 s"
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert b"interrupted at step" in stderr
+    (checkpoint,) = (out / "checkpoints").iterdir()
+    step = int(checkpoint.stem.split("_")[1])
+    assert step >= 20
+    assert (out / "samples" / f"step_{step:06d}.png").exists()  # the last frame
+    rows = list(csv.DictReader((out / "log.csv").open()))
+    assert int(rows[-1]["step"]) == step
+    trainer = main(
+        ["--resume", "--out", str(out), "--data-dir", str(mnist_dir()), "--split", "test"]
+        + ["--subset", "512", "--iterations", str(step + 5), "--no-progress"]
+    )
+    assert trainer.step == step + 5

@@ -7,13 +7,20 @@ The example scripts and the ``tinygan train`` command are thin wrappers around :
     <out>/log.csv          step, epoch and mean D loss, G loss, D(x), D(G(z)) per logging window
     <out>/samples/*.png    sample grids from a fixed noise batch
     <out>/losses.png       loss curves, drawn at the end (also after Ctrl-C or divergence)
+
+A run stopped by Ctrl-C or by SIGTERM (``kill``, a job scheduler's time limit) saves a checkpoint and a
+last sample frame before it exits, and ``--resume`` continues from there.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -161,6 +168,23 @@ def resume_seed(checkpoint_dir: Path, preset: Preset, seed: int | None) -> tuple
     return latest, int(metadata["seed"])
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Inside this block SIGTERM stops training the way Ctrl-C does, so the run's state is saved."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set signal handlers
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(args: argparse.Namespace) -> Trainer:
     """Train ``args.preset`` as the flags say; returns the trainer (its gan, step and out_dir)."""
     preset = configure(get_preset(args.preset), args)
@@ -230,7 +254,8 @@ def run(args: argparse.Namespace) -> Trainer:
         restore_checkpoint(resume_from, gan, trainer)
         print(f"tinygan: resumed from {resume_from} at step {trainer.step} (epoch {trainer.epoch})")
     try:
-        trainer.fit(steps)
+        with sigterm_as_interrupt():
+            trainer.fit(steps)
     except KeyboardInterrupt:
         print(
             f"\ntinygan: interrupted at step {trainer.step}; logs, samples and a checkpoint are in "
