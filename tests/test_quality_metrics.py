@@ -4,6 +4,7 @@ evaluation entry points (QualityEvaluator, QualityCallback, evaluate_checkpoint,
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 from pathlib import Path
@@ -256,39 +257,24 @@ def checkpoint_and_data(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_evaluate_checkpoint_scores_generated_and_real_images(checkpoint_and_data, tmp_path):
     path, data_dir = checkpoint_and_data
-    result = evaluate_checkpoint(
+    evaluate = functools.partial(
+        evaluate_checkpoint,
         path,
         n=24,
         data_dir=data_dir,
         classifier_cache=tmp_path / "cache",
         classifier_settings=TINY,
-        batch_size=10,
         verbose=False,
     )
+    result = evaluate(batch_size=10)
     assert (result["preset"], result["run_seed"], result["dataset"]) == ("000", 7, "mnist")
     assert result["generated"]["n"] == 24 and result["generated"]["reference_n"] == 10
     assert result["real"]["n"] == 5  # half of the 10 held-out images
     assert "10 held-out MNIST images" in result["reference"]
     assert "test split only" in result["classifier"]["description"]
-    again = evaluate_checkpoint(
-        path,
-        n=24,
-        data_dir=data_dir,
-        classifier_cache=tmp_path / "cache",
-        classifier_settings=TINY,
-        batch_size=10,
-        verbose=False,
-    )
+    again = evaluate(batch_size=10)
     assert again["generated"] == result["generated"]  # same seed, same images, same figures
-    whole = evaluate_checkpoint(
-        path,
-        n=24,
-        data_dir=data_dir,
-        split="test",
-        classifier_cache=tmp_path / "cache",
-        classifier_settings=TINY,
-        verbose=False,
-    )
+    whole = evaluate(split="test")
     assert whole["generated"]["reference_n"] == 50
     assert "the classifier trained on some of them" in whole["reference"]
 

@@ -449,6 +449,14 @@ def _flat(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a).reshape(-1)
 
 
+def _elementwise_backward(kernel: Any, dy: np.ndarray, saved: np.ndarray, *args: Any) -> np.ndarray:
+    """Run ``kernel(dy, saved, *args, dx)`` over flat views; ``dx`` comes back shaped like ``dy``."""
+    flat = _flat(dy)
+    dx = np.empty_like(flat)
+    kernel(flat, _flat(saved), *args, dx)
+    return dx.reshape(dy.shape)
+
+
 @_serial
 def _leaky_relu(x, alpha, y, mask):
     slope = x.dtype.type(alpha)
@@ -475,10 +483,7 @@ def _leaky_relu_backward(dy, mask, alpha, dx):
 
 
 def leaky_relu_backward(dy: np.ndarray, mask: np.ndarray, alpha: float) -> np.ndarray:
-    flat = _flat(dy)
-    dx = np.empty_like(flat)
-    _leaky_relu_backward(flat, _flat(mask), float(alpha), dx)
-    return dx.reshape(dy.shape)
+    return _elementwise_backward(_leaky_relu_backward, dy, mask, float(alpha))
 
 
 @_serial
@@ -510,10 +515,7 @@ def _sigmoid_backward(dy, y, dx):
 
 
 def sigmoid_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
-    flat = _flat(dy)
-    dx = np.empty_like(flat)
-    _sigmoid_backward(flat, _flat(y), dx)
-    return dx.reshape(dy.shape)
+    return _elementwise_backward(_sigmoid_backward, dy, y)
 
 
 @_serial
@@ -524,10 +526,7 @@ def _tanh_backward(dy, y, dx):
 
 
 def tanh_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
-    flat = _flat(dy)
-    dx = np.empty_like(flat)
-    _tanh_backward(flat, _flat(y), dx)
-    return dx.reshape(dy.shape)
+    return _elementwise_backward(_tanh_backward, dy, y)
 
 
 @_serial
