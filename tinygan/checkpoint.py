@@ -6,8 +6,20 @@ generators, the data shuffler), the step count and the logged loss history, plus
 (preset, seed, flags). Resuming from it continues the run exactly: N steps straight and N/2 + resume +
 N/2 give identical parameters on the CPU.
 
-Files are written atomically: the archive goes to a temporary file in the same folder, is flushed to
-disk, and only then renamed over the target, so a crash mid-save leaves the previous checkpoint intact.
+What protects the work of a long run:
+
+* **Atomic files.** The archive goes to a temporary file in the same folder, is flushed to disk, and
+  only then renamed over the target, so a crash (even ``kill -9``) mid-save leaves the previous
+  checkpoints intact.
+* **A schedule by steps, epochs and wall time**, so a killed run loses at most one interval (a minute
+  by default in the examples), and **rotation**: only the newest few files are kept.
+* **Finite weights only.** A state with a NaN or an infinity is never written. The :class:`Checkpoint`
+  callback also keeps the last state known to be good *in memory* (refreshed at every logging window,
+  where the losses are read back anyway); when training diverges, or stops in the middle of a step, the
+  run is rolled back to it before the final files are written.
+* **Careful reading.** :func:`read_checkpoint` names the file and the problem in one line for a
+  truncated, foreign or non-tinygan file, and :func:`find_resumable` skips damaged or non-finite files
+  to resume from the newest good one.
 """
 
 from __future__ import annotations
@@ -15,6 +27,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +39,15 @@ from tinygan.atomic import write_atomically
 from tinygan.backend import to_numpy
 from tinygan.gan import GAN
 from tinygan.nn.layer import Layer
-from tinygan.train import Periodic, Trainer
+from tinygan.train import NonFiniteLossError, Periodic, Trainer
 
 CHECKPOINT_PATTERN = re.compile(r"step_(\d+)\.npz$")
+#: Sections every training checkpoint has (sampling needs only ``G.`` and the metadata).
+REQUIRED_PREFIXES = ("G.", "D.", "g_opt.", "d_opt.")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used; the message names the file and the problem."""
 
 
 def _flatten(prefix: str, state: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -58,18 +79,13 @@ def set_rng_state(rng: Any, state: str) -> None:
     rng.bit_generator.state = json.loads(state)
 
 
-def save_checkpoint(
-    path: str | os.PathLike,
-    gan: GAN,
-    trainer: Trainer | None = None,
-    metadata: dict[str, Any] | None = None,
-) -> Path:
-    """Write the run's state to ``path`` atomically; returns the path.
+def capture_state(
+    gan: GAN, trainer: Trainer | None = None, metadata: dict[str, Any] | None = None
+) -> dict[str, np.ndarray]:
+    """The run's whole state as host (NumPy) arrays: what a checkpoint file holds.
 
     Parameters
     ----------
-    path : path-like
-        Target ``.npz`` file; parent folders are created.
     gan : GAN
         Networks, optimizers and the noise generator.
     trainer : Trainer, optional
@@ -89,21 +105,89 @@ def save_checkpoint(
         if hasattr(trainer.batches, "state_dict"):
             archive |= _flatten("batches", trainer.batches.state_dict())
     archive["metadata"] = np.asarray(json.dumps(metadata or {}, default=str))
+    return archive
 
+
+def non_finite_entry(archive: dict[str, np.ndarray]) -> str | None:
+    """The name of the first floating-point array holding a NaN or an infinity, or None."""
+    for key, value in archive.items():
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            return key
+    return None
+
+
+def write_checkpoint(path: str | os.PathLike, archive: dict[str, np.ndarray]) -> Path:
+    """Write an archive made by :func:`capture_state` to ``path``, atomically and durably."""
     write_atomically(path, lambda file: np.savez(file, **archive), durable=True)
     return Path(path)
 
 
+def save_checkpoint(
+    path: str | os.PathLike,
+    gan: GAN,
+    trainer: Trainer | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Write the run's state (:func:`capture_state`) to ``path`` atomically; returns the path.
+
+    Raises
+    ------
+    ValueError
+        A parameter, buffer or optimizer moment is NaN or infinite: such a state is never written.
+    """
+    archive = capture_state(gan, trainer, metadata)
+    bad = non_finite_entry(archive)
+    if bad is not None:
+        raise ValueError(f"not saving {path}: {bad} is not finite")
+    return write_checkpoint(path, archive)
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """All arrays of a checkpoint, with a clear error for a missing or unreadable file."""
+    """All arrays of a tinygan checkpoint.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    CheckpointError
+        The file is truncated or damaged, is not an ``.npz`` archive, or is an archive that tinygan
+        did not write (no metadata); the one-line message names the file.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
         with np.load(path, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, EOFError) as error:
-        raise ValueError(f"{path} is not a readable tinygan checkpoint: {error}") from error
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise CheckpointError(f"{path}: a single NumPy array, not a tinygan checkpoint")
+            contents = {key: archive[key] for key in archive.files}
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as error:
+        if path.stat().st_size == 0:
+            problem = "the file is empty"
+        elif zipfile.is_zipfile(path) or path.read_bytes()[:2] == b"PK":
+            problem = f"truncated or damaged ({_one_line(error)})"
+        else:
+            problem = "not an .npz archive"
+        raise CheckpointError(f"{path}: {problem}; not a readable tinygan checkpoint") from error
+    if "metadata" not in contents:
+        raise CheckpointError(
+            f"{path}: an .npz archive without tinygan's metadata, not a checkpoint"
+        )
+    try:
+        metadata = json.loads(str(contents["metadata"]))
+    except ValueError as error:
+        raise CheckpointError(f"{path}: its metadata is not valid JSON") from error
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f"{path}: its metadata is not a JSON object")
+    if not any(key.startswith("G.") for key in contents):
+        raise CheckpointError(f"{path}: holds no generator parameters, not a tinygan checkpoint")
+    return contents
 
 
 def checkpoint_metadata(archive: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -120,62 +204,196 @@ def load_networks(
         discriminator.load_state_dict(_section(archive, "D"))
 
 
-def restore_checkpoint(
-    path: str | os.PathLike, gan: GAN, trainer: Trainer | None = None
-) -> dict[str, Any]:
-    """Load a checkpoint into a freshly built ``gan`` (and ``trainer``); returns its metadata."""
-    archive = read_checkpoint(path)
+def apply_state(archive: dict[str, np.ndarray], gan: GAN, trainer: Trainer | None = None) -> None:
+    """Load an archive made by :func:`capture_state` into ``gan`` (and ``trainer``), in place."""
+    missing = [prefix for prefix in REQUIRED_PREFIXES if not _section(archive, prefix[:-1])]
+    if missing:
+        raise KeyError(f"the checkpoint has no {', '.join(p[:-1] for p in missing)} section")
     load_networks(archive, gan.generator, gan.discriminator)
     gan.g_optimizer.load_state_dict(_section(archive, "g_opt"))
     gan.d_optimizer.load_state_dict(_section(archive, "d_opt"))
     for name, owner in _rng_owners(gan).items():
         key = f"rng.{name}"
         if key not in archive:
-            raise KeyError(f"checkpoint {path} has no random state for {name}")
+            raise KeyError(f"the checkpoint has no random state for {name}")
         set_rng_state(owner.rng, str(archive[key]))
     if trainer is not None:
         trainer.load_state_dict(_section(archive, "trainer"))
         if hasattr(trainer.batches, "load_state_dict"):
             trainer.batches.load_state_dict(_section(archive, "batches"))
+
+
+def restore_checkpoint(
+    path: str | os.PathLike, gan: GAN, trainer: Trainer | None = None
+) -> dict[str, Any]:
+    """Load a checkpoint into a freshly built ``gan`` (and ``trainer``); returns its metadata."""
+    archive = read_checkpoint(path)
+    try:
+        apply_state(archive, gan, trainer)
+    except KeyError as error:
+        raise CheckpointError(f"{path}: {_one_line(error).strip(chr(34) + chr(39))}") from error
+    except ValueError as error:
+        raise CheckpointError(f"{path}: {_one_line(error)}") from error
     return checkpoint_metadata(archive)
 
 
-def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
-    """The ``step_<N>.npz`` with the largest N in ``folder``, or None."""
-    folder = Path(folder)
+def checkpoint_files(folder: str | os.PathLike) -> list[Path]:
+    """The ``step_<N>.npz`` files in ``folder``, newest (largest N) first."""
     found = [
         (int(m.group(1)), p)
-        for p in folder.glob("step_*.npz")
+        for p in Path(folder).glob("step_*.npz")
         if (m := CHECKPOINT_PATTERN.search(p.name))
     ]
-    return max(found)[1] if found else None
+    return [path for _, path in sorted(found, reverse=True)]
+
+
+def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
+    """The ``step_<N>.npz`` with the largest N in ``folder``, or None (not checked: see find_resumable)."""
+    files = checkpoint_files(folder)
+    return files[0] if files else None
+
+
+def find_resumable(
+    folder: str | os.PathLike,
+) -> tuple[Path | None, dict[str, np.ndarray] | None, list[str]]:
+    """The newest checkpoint in ``folder`` that reads cleanly and holds only finite numbers.
+
+    Returns
+    -------
+    path, archive : Path and dict, or None and None
+        The checkpoint to resume from and its contents; None when no file qualifies.
+    skipped : list of str
+        One line per newer file passed over, saying why.
+    """
+    skipped = []
+    for path in checkpoint_files(folder):
+        try:
+            archive = read_checkpoint(path)
+        except (CheckpointError, OSError) as error:
+            skipped.append(str(error))
+            continue
+        bad = non_finite_entry(archive)
+        if bad is not None:
+            skipped.append(f"{path}: {bad} is not finite")
+            continue
+        return path, archive, skipped
+    return None, None, skipped
 
 
 class Checkpoint(Periodic):
-    """Save ``<out>/checkpoints/step_<N>.npz`` every ``every`` epochs (or steps) and when training ends.
+    """Keep the run's state safe: on disk on a schedule, in memory at every logging window.
 
-    Saving at the end covers interruptions too: Ctrl-C still leaves a checkpoint to ``--resume`` from.
+    Files are ``<out>/<folder>/step_<N>.npz``, written
+
+    * when a fresh run starts (step 0),
+    * every ``every`` epochs (or steps, per ``unit``; the preset's schedule, e.g. every 15 epochs),
+    * every ``every_steps`` steps and whenever ``every_seconds`` of wall time have passed since the
+      last write (so a killed run loses at most that much work),
+    * when training ends, also by Ctrl-C, SIGTERM or divergence.
+
+    Only the ``keep`` newest files stay (``keep=0``: all). A state with a non-finite number is never
+    written: :class:`~tinygan.train.NonFiniteLossError` is raised instead.
+
+    The in-memory copy is the last state whose losses were read back and found finite (the trainer's
+    ``on_log``), or the last one written. When the run diverges, or stops in the middle of a step (an
+    error, a second Ctrl-C), :meth:`on_rollback` restores it, so the final checkpoint, frame and
+    curves describe a consistent, finite run.
     """
 
     def __init__(
         self,
-        every: int,
+        every: int | None = None,
         unit: str = "epoch",
         metadata: dict[str, Any] | None = None,
         folder: str = "checkpoints",
+        every_steps: int | None = None,
+        every_seconds: float | None = None,
+        keep: int = 3,
     ) -> None:
         super().__init__(every, unit)
+        if every_steps is not None and every_steps < 1:
+            raise ValueError(f"every_steps must be at least 1, got {every_steps}")
+        if every_seconds is not None and not every_seconds > 0:
+            raise ValueError(f"every_seconds must be positive, got {every_seconds}")
+        if keep < 0:
+            raise ValueError(f"keep must be 0 (all) or positive, got {keep}")
         self.metadata, self.folder = metadata or {}, folder
+        self.every_steps, self.every_seconds, self.keep = every_steps, every_seconds, keep
         self.saved: list[Path] = []
+        self.snapshot: dict[str, np.ndarray] | None = None
+        self.snapshot_step: int | None = None
+        self._last_write = time.monotonic()
+
+    def folder_path(self, trainer: Trainer) -> Path:
+        return trainer.out_dir / self.folder
+
+    def capture(self, trainer: Trainer) -> dict[str, np.ndarray]:
+        """The trainer's state; a non-finite one stops training as a divergence."""
+        archive = capture_state(trainer.gan, trainer, self.metadata)
+        bad = non_finite_entry(archive)
+        if bad is not None:
+            raise NonFiniteLossError(trainer.step, bad, float("nan"))
+        self.snapshot, self.snapshot_step = archive, trainer.step
+        return archive
 
     def save(self, trainer: Trainer) -> Path:
-        path = trainer.out_dir / self.folder / f"step_{trainer.step:08d}.npz"
-        self.saved.append(save_checkpoint(path, trainer.gan, trainer, self.metadata))
+        """Write the current state to ``step_<N>.npz`` and prune old files; returns the path."""
+        archive = self.capture(trainer)
+        path = write_checkpoint(self.folder_path(trainer) / f"step_{trainer.step:08d}.npz", archive)
+        self.saved.append(path)
+        self._last_write = time.monotonic()
+        self.prune(trainer)
         return path
 
+    def prune(self, trainer: Trainer) -> None:
+        """Delete all but the ``keep`` newest checkpoint files."""
+        if self.keep:
+            for old in checkpoint_files(self.folder_path(trainer))[self.keep :]:
+                old.unlink(missing_ok=True)
+
+    @property
+    def last_saved_step(self) -> int | None:
+        if not self.saved:
+            return None
+        return int(CHECKPOINT_PATTERN.search(self.saved[-1].name).group(1))
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        folder = self.folder_path(trainer)
+        for stale in folder.glob(".step_*.tmp"):  # left by a process killed mid-write
+            stale.unlink(missing_ok=True)
+        self._last_write = time.monotonic()
+        if trainer.step == 0:  # a run killed before its first interval still resumes, from step 0
+            self.save(trainer)
+        else:
+            self.capture(trainer)
+
+    def on_log(self, trainer: Trainer) -> None:
+        self.capture(trainer)
+
     def act(self, trainer: Trainer) -> None:
-        self.save(trainer)
+        if self.last_saved_step != trainer.step:
+            self.save(trainer)
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        super().on_step_end(trainer)
+        due_by_steps = self.every_steps and trainer.step % self.every_steps == 0
+        due_by_time = (
+            self.every_seconds is not None
+            and time.monotonic() - self._last_write >= self.every_seconds
+        )
+        if due_by_steps or due_by_time:
+            self.act(trainer)
+
+    def on_rollback(self, trainer: Trainer) -> None:
+        if self.snapshot is not None:
+            apply_state(self.snapshot, trainer.gan, trainer)
 
     def on_train_end(self, trainer: Trainer) -> None:
-        if not self.saved or self.saved[-1].name != f"step_{trainer.step:08d}.npz":
+        if self.last_saved_step == trainer.step:
+            return
+        if trainer.step == self.snapshot_step:  # just rolled back, or nothing changed since
+            path = self.folder_path(trainer) / f"step_{trainer.step:08d}.npz"
+            self.saved.append(write_checkpoint(path, self.snapshot))
+            self.prune(trainer)
+        else:
             self.save(trainer)

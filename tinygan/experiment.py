@@ -1,15 +1,18 @@
 """Run a preset end to end: flags, seed, data, networks, optimizers, callbacks, training.
 
-The example scripts and the ``tinygan train`` command are thin wrappers around :func:`build_parser` and
-:func:`run`, so they accept the same flags and produce the same files::
+The example scripts and the ``tinygan train`` command are thin wrappers around :func:`main`, so they
+accept the same flags (:mod:`tinygan.flags`) and produce the same files::
 
-    <out>/config.json      the preset, the flags and the seed (re-run with --seed to reproduce)
-    <out>/log.csv          step, epoch and mean D loss, G loss, D(x), D(G(z)) per logging window
-    <out>/samples/*.png    sample grids from a fixed noise batch
-    <out>/losses.png       loss curves, drawn at the end (also after Ctrl-C or divergence)
+    <out>/config.json          every setting of the run (flags, data folder, subset, seed), and each resume
+    <out>/log.csv              step, epoch and mean D loss, G loss, D(x), D(G(z)) per logging window
+    <out>/samples/*.png        sample grids from a fixed noise batch
+    <out>/checkpoints/*.npz    the newest few checkpoints (every minute, on the preset's schedule, at the end)
+    <out>/losses.png           loss curves, drawn at the end (also after Ctrl-C or divergence)
 
-A run stopped by Ctrl-C or by SIGTERM (``kill``, a job scheduler's time limit) saves a checkpoint and a
-last sample frame before it exits, and ``--resume`` continues from there.
+How a run ends, and its exit code: 0 done; 2 a mistake in the flags or the data, reported in one line
+before training starts; 3 training diverged (rolled back to its last finite state, which is saved);
+130 stopped by Ctrl-C or SIGTERM (at the end of the step in progress; a second Ctrl-C stops at once).
+``--resume`` continues from the newest checkpoint that is intact and finite.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import shutil
 import signal
 import sys
 import threading
@@ -27,13 +32,13 @@ from typing import Any
 
 import numpy as np
 
-from tinygan.backend import check_device, make_rng, new_seed
+from tinygan.atomic import write_atomically
+from tinygan.backend import gpu_available, make_rng, new_seed
 from tinygan.checkpoint import (
     Checkpoint,
+    apply_state,
     checkpoint_metadata,
-    latest_checkpoint,
-    read_checkpoint,
-    restore_checkpoint,
+    find_resumable,
 )
 from tinygan.data import (
     BatchIterator,
@@ -42,188 +47,311 @@ from tinygan.data import (
     images_to_float,
     load_mnist,
 )
+from tinygan.flags import training_parser, usage_error
 from tinygan.models import PRESETS, Preset, get_preset
-from tinygan.train import Callback, PixelHistograms, SampleGrid, Trainer
+from tinygan.train import Callback, NonFiniteLossError, PixelHistograms, SampleGrid, Trainer
 
 #: presets that train on 28x28 images (the 1-D preset "001" has its own example script)
 IMAGE_PRESETS = sorted(
     name for name, preset in PRESETS.items() if np.prod(preset.data_shape) == 28 * 28
 )
 
+#: What a fresh run uses for a flag that was not given (the preset decides the rest).
+DEFAULTS: dict[str, Any] = {
+    "dataset": "mnist",
+    "split": "train",
+    "device": "cpu",
+    "log_every": 50,
+    "checkpoint_seconds": 60.0,
+    "keep_checkpoints": 3,
+}
+#: Settings that make a run what it is: ``--resume`` refuses a different value for any of them.
+RUN_IDENTITY = ("preset", "seed", "dataset", "split", "subset", "batch_size", "device")
+#: Settings ``--resume`` may change; config.json records the change.
+ADJUSTABLE = (
+    "iterations",
+    "epochs",
+    "lr",
+    "data_dir",
+    "no_download",
+    "sample_every",
+    "log_every",
+    "checkpoint_every",
+    "checkpoint_seconds",
+    "keep_checkpoints",
+    "quality_every",
+    "no_progress",
+)
+#: What a run writes into its folder; ``--overwrite`` deletes exactly these.
+RUN_OUTPUTS = (
+    "config.json",
+    "log.csv",
+    "quality.csv",
+    "losses.png",
+    "discriminator_outputs.png",
+    "pixel_histogram_before.png",
+    "pixel_histogram_after.png",
+    "training.gif",
+    "samples",
+    "checkpoints",
+)
+EXIT_DIVERGED, EXIT_INTERRUPTED = 3, 130
 
-def build_parser(
-    description: str, presets: list[str], default_preset: str
-) -> argparse.ArgumentParser:
-    """The flags shared by every example and by ``tinygan train``."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument(
-        "--preset", choices=presets, default=default_preset, help="seed system to train"
-    )
-    parser.add_argument(
-        "--iterations", type=int, help="training steps (default: the preset's full run)"
-    )
-    parser.add_argument("--epochs", type=int, help="passes over the data (instead of --iterations)")
-    parser.add_argument(
-        "--batch-size", type=int, help="real images per step (default: the preset's)"
-    )
-    parser.add_argument(
-        "--lr", type=float, help="learning rate of both networks (default: the preset's)"
-    )
-    parser.add_argument("--seed", type=int, help="random seed (default: a fresh one, printed)")
-    parser.add_argument("--out", type=Path, help="output folder (default: runs/<preset>)")
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        help="folder with the IDX files (default: $TINYGAN_DATA or ~/.cache/tinygan)",
-    )
-    parser.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
-    parser.add_argument(
-        "--split", choices=["train", "test"], default="train", help="which split to train on"
-    )
-    parser.add_argument(
-        "--subset", type=int, help="train on the first N images only (quick experiments)"
-    )
-    parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
-    parser.add_argument(
-        "--sample-every",
-        type=int,
-        help="sample-grid interval in the preset's unit (steps or epochs)",
-    )
-    parser.add_argument("--log-every", type=int, default=50, help="steps between log lines")
-    parser.add_argument(
-        "--resume", action="store_true", help="continue from the latest checkpoint in --out"
-    )
-    parser.add_argument(
-        "--quality-every",
-        type=int,
-        help="log classifier FID, IS, coverage, precision and recall of 2,000 samples to quality.csv "
-        "every N steps (the first use trains the dataset's classifier, which takes minutes)",
-    )
-    parser.add_argument("--no-download", action="store_true", help="never download the dataset")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    return parser
+#: The flags of the training commands (kept under this name for the command-line module).
+build_parser = training_parser
 
 
-def configure(preset: Preset, args: argparse.Namespace) -> Preset:
-    """The preset with the flags that override it applied."""
+def configure(preset: Preset, settings: dict[str, Any]) -> Preset:
+    """The preset with the settings that override it applied."""
     overrides: dict[str, Any] = {}
-    if args.batch_size is not None:
-        overrides["batch_size"] = args.batch_size
-    if args.lr is not None:
-        overrides["g_lr"] = overrides["d_lr"] = args.lr
-    if args.sample_every is not None:
-        overrides["sample_every"] = args.sample_every
-    if args.iterations is not None and args.epochs is not None:
-        raise SystemExit("give --iterations or --epochs, not both")
-    if args.iterations is not None:
-        overrides.update(steps=args.iterations, epochs=None)
-    if args.epochs is not None:
-        overrides.update(epochs=args.epochs, steps=None)
+    if settings.get("batch_size") is not None:
+        overrides["batch_size"] = settings["batch_size"]
+    if settings.get("lr") is not None:
+        overrides["g_lr"] = overrides["d_lr"] = settings["lr"]
+    if settings.get("sample_every") is not None:
+        overrides["sample_every"] = settings["sample_every"]
+    if settings.get("iterations") is not None:
+        overrides.update(steps=settings["iterations"], epochs=None)
+    if settings.get("epochs") is not None:
+        overrides.update(epochs=settings["epochs"], steps=None)
     return replace(preset, **overrides)
 
 
-def load_training_data(preset: Preset, args: argparse.Namespace) -> np.ndarray:
+def check_output_folder(prog: str, out_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse an output folder that cannot be written, or that holds another run, before any work."""
+    if resume and overwrite:
+        usage_error(
+            prog, "--resume continues the run in --out and --overwrite deletes it: not both"
+        )
+    for parent in (out_dir, *out_dir.parents):
+        if parent.exists() and not parent.is_dir():
+            where = "is a file" if parent == out_dir else f"is below the file {parent}"
+            usage_error(prog, f"--out {out_dir} {where}; give a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".tinygan-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        usage_error(prog, f"--out {out_dir} is not writable ({error.strerror or error})")
+    existing = [name for name in RUN_OUTPUTS if (out_dir / name).exists()]
+    if resume or not existing:
+        return
+    if not overwrite:
+        usage_error(
+            prog,
+            f"--out {out_dir} holds another run ({', '.join(existing)}): pass --resume to continue "
+            "it, or --overwrite to delete it and start again",
+        )
+    for name in existing:
+        path = out_dir / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def recorded_settings(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The settings a checkpoint's run was started with (older checkpoints record fewer)."""
+    if "settings" in metadata:
+        return dict(metadata["settings"])
+    return {
+        k: metadata[k] for k in ("preset", "seed", "dataset", "split", "device") if k in metadata
+    }
+
+
+def resume_settings(
+    prog: str, given: dict[str, Any], recorded: dict[str, Any], source: Path
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Merge the flags given with ``--resume`` into the run's recorded settings.
+
+    Returns the settings to continue with and the changes made (for config.json). A flag that would
+    change what the run is (its seed, data or batch size) is refused with the reason.
+    """
+    for name in RUN_IDENTITY:
+        value = given.get(name)
+        if value is not None and name in recorded and value != recorded[name]:
+            flag = "--" + name.replace("_", "-")
+            usage_error(
+                prog,
+                f"{flag} {value}: the run in {source} was started with {recorded[name]}, and "
+                f"--resume continues it as it was (train into another --out to change {flag})",
+            )
+    changes = {}
+    for name in ADJUSTABLE:
+        value = given.get(name)
+        if value is not None and value is not False and value != recorded.get(name):
+            changes[name] = value
+    settings = {**DEFAULTS, **recorded, **changes}
+    if "iterations" in changes:
+        settings["epochs"] = None
+    if "epochs" in changes:
+        settings["iterations"] = None
+    return settings, changes
+
+
+def fresh_settings(given: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a new run: the flags given, defaults for the rest, a fresh seed if none."""
+    settings = {**given, **{k: v for k, v in DEFAULTS.items() if given.get(k) is None}}
+    if settings.get("seed") is None:
+        settings["seed"] = new_seed()
+    return settings
+
+
+def load_training_data(prog: str, preset: Preset, settings: dict[str, Any]) -> np.ndarray:
     """Images of the chosen dataset and split, scaled to the generator's output range and shaped like it."""
     try:
         images, _ = load_mnist(
-            args.split, args.data_dir, args.dataset, download=not args.no_download
+            settings["split"],
+            settings.get("data_dir"),
+            settings["dataset"],
+            download=not settings.get("no_download"),
         )
     except (DatasetNotFoundError, CorruptDatasetError) as error:
-        raise SystemExit(f"tinygan: {error}") from None
-    if args.subset is not None:
-        if not 0 < args.subset <= len(images):
-            raise SystemExit(
-                f"tinygan: --subset must be between 1 and {len(images)}, got {args.subset}"
-            )
-        images = images[: args.subset]
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    subset = settings.get("subset")
+    if subset is not None:
+        if subset > len(images):
+            usage_error(prog, f"--subset {subset}: there are only {len(images)} images")
+        images = images[:subset]
+    if preset.batch_size > len(images):
+        source = f"--subset {subset}" if subset is not None else f"the {len(images)} images"
+        usage_error(
+            prog,
+            f"--batch-size {preset.batch_size} is larger than {source}: one batch needs "
+            f"{preset.batch_size} images",
+        )
     data = images_to_float(images, preset.value_range)
     return data.reshape(len(data), *preset.data_shape)
 
 
-def quality_callback(preset: Preset, args: argparse.Namespace) -> Callback:
+def quality_callback(preset: Preset, settings: dict[str, Any]) -> Callback:
     """Quality metrics every ``--quality-every`` steps, against the dataset's held-out real images."""
     from tinygan.classifier import classifier_data, load_classifier
     from tinygan.evaluate import QualityCallback, QualityEvaluator, reference_images
 
-    data = classifier_data(
-        args.dataset, args.data_dir, download=False
-    )  # what training found on disk
-    reference, _ = reference_images(data, None, args.data_dir)
+    data_dir = settings.get("data_dir")
+    data = classifier_data(settings["dataset"], data_dir, download=False)  # what training found
+    reference, _ = reference_images(data, None, data_dir)
     evaluator = QualityEvaluator(load_classifier(data), reference)
-    return QualityCallback(args.quality_every, evaluator, preset)
+    return QualityCallback(settings["quality_every"], evaluator, preset)
 
 
-def resume_seed(checkpoint_dir: Path, preset: Preset, seed: int | None) -> tuple[Path, int]:
-    """The latest checkpoint in ``checkpoint_dir`` and the seed its run used (checked against the flags)."""
-    latest = latest_checkpoint(checkpoint_dir)
-    if latest is None:
-        raise SystemExit(f"tinygan: --resume: no checkpoint in {checkpoint_dir}")
-    metadata = checkpoint_metadata(read_checkpoint(latest))
-    if metadata.get("preset") != preset.name:
-        raise SystemExit(
-            f"tinygan: --resume: {latest} is a checkpoint of preset {metadata.get('preset')!r}"
-        )
-    if seed is not None and seed != metadata["seed"]:
-        raise SystemExit(f"tinygan: --resume: the run used seed {metadata['seed']}, not {seed}")
-    return latest, int(metadata["seed"])
+def write_config(out_dir: Path, config: dict[str, Any]) -> None:
+    text = json.dumps(config, indent=2, default=str) + "\n"
+    write_atomically(out_dir / "config.json", lambda file: file.write(text.encode()))
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+def read_config(out_dir: Path) -> dict[str, Any]:
+    """The run's config.json, or an empty dict when it is missing or unreadable."""
+    try:
+        config = json.loads((out_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
 
 
 @contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Inside this block SIGTERM stops training the way Ctrl-C does, so the run's state is saved."""
+def stop_at_step_end(trainer: Trainer) -> Iterator[None]:
+    """Inside this block Ctrl-C and SIGTERM end training after the step in progress.
+
+    A second signal stops at once (:class:`KeyboardInterrupt`); the trainer then rolls back to its
+    last consistent state before saving, so a half-done step is never written.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread may set signal handlers
         return
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+
+    def request_stop(signum: int, frame: Any) -> None:
+        if trainer.stop_requested:
+            raise KeyboardInterrupt
+        trainer.request_stop()
+        # os.write, not print: a signal handler may interrupt a print in progress
+        os.write(2, b"\ntinygan: stopping after this step (press Ctrl-C again to stop at once)\n")
+
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, request_stop) for sig in signals}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
-def run(args: argparse.Namespace) -> Trainer:
-    """Train ``args.preset`` as the flags say; returns the trainer (its gan, step and out_dir)."""
-    preset = configure(get_preset(args.preset), args)
-    device = check_device(args.device)
-    out_dir = args.out or Path("runs") / preset.name
+def newest_checkpoint_line(checkpoint_dir: Path) -> str:
+    """Where the run can be resumed from, checked on disk (so it is true however the run ended)."""
+    path, archive, _ = find_resumable(checkpoint_dir)
+    if path is None:
+        return "no checkpoint was saved"
+    step = int(np.asarray(archive["trainer.step"])) if "trainer.step" in archive else "?"
+    return f"the newest checkpoint is {path} (step {step}); continue with --resume"
+
+
+def run(args: argparse.Namespace, prog: str = "tinygan") -> Trainer:
+    """Train as the flags say; returns the trainer (its gan, step and out_dir).
+
+    Mistakes in the flags, the data or the output folder end the process with a one-line message
+    and exit code 2 (:class:`SystemExit`) before any training.
+    """
+    given = {
+        key: str(value) if isinstance(value, Path) else value
+        for key, value in vars(args).items()
+        if key not in ("resume", "overwrite", "debug", "default_preset")
+    }
+    preset_name = args.preset or args.default_preset
+    out_dir = args.out or Path("runs") / preset_name
+    check_output_folder(prog, out_dir, args.resume, args.overwrite)
     checkpoint_dir = out_dir / "checkpoints"
-    resume_from = None
+    archive = None
     if args.resume:
-        resume_from, seed = resume_seed(checkpoint_dir, preset, args.seed)
+        resume_from, archive, skipped = find_resumable(checkpoint_dir)
+        for line in skipped:
+            print(f"{prog}: --resume: skipped {line}", file=sys.stderr)
+        if archive is None:
+            usage_error(prog, f"--resume: no usable checkpoint in {checkpoint_dir}")
+        metadata = checkpoint_metadata(archive)
+        recorded = recorded_settings(metadata)
+        if args.preset is None:
+            given["preset"] = recorded.get("preset", preset_name)
+        settings, changes = resume_settings(prog, given, recorded, resume_from)
     else:
-        seed = new_seed() if args.seed is None else args.seed
+        given["preset"] = preset_name
+        settings, changes = fresh_settings(given), {}
+    preset = configure(get_preset(settings["preset"]), settings)
+    device, seed = settings["device"], settings["seed"]
+    if device == "gpu" and not gpu_available():
+        usage_error(
+            prog, "--device gpu needs CuPy and a working NVIDIA GPU (pip install tinygan[gpu])"
+        )
     print(f"tinygan: preset {preset.name} ({preset.description})")
     print(f"tinygan: seed {seed}  (pass --seed {seed} to repeat this run)")
     init_seed, data_seed, noise_seed, sample_seed = np.random.SeedSequence(seed).spawn(4)
 
-    data = load_training_data(preset, args)
+    data = load_training_data(prog, preset, settings)
     batches = BatchIterator(data, preset.batch_size, np.random.default_rng(data_seed))
     steps = preset.steps if preset.steps is not None else preset.epochs * batches.steps_per_epoch
     print(
-        f"tinygan: {len(data)} {args.dataset} {args.split} images, {steps} steps of batch {preset.batch_size}"
+        f"tinygan: {len(data)} {settings['dataset']} {settings['split']} images, {steps} steps of "
+        f"batch {preset.batch_size}"
     )
     noise_rng = make_rng(int(noise_seed.generate_state(1)[0]), device)
     gan = preset.make_gan(np.random.default_rng(init_seed), noise_rng, device)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     metadata = {
         "preset": preset.name,
         "seed": seed,
         "device": device,
-        "dataset": args.dataset,
-        "split": args.split,
+        "dataset": settings["dataset"],
+        "split": settings["split"],
+        "settings": settings,
     }
-    config = {
-        **metadata,
-        "preset_settings": {k: v for k, v in asdict(preset).items() if k != "build"},
-    }
-    (out_dir / "config.json").write_text(json.dumps(config, indent=2, default=str) + "\n")
-
     sample_rng = np.random.default_rng(sample_seed)
+    checkpoint = Checkpoint(
+        preset.checkpoint_every,
+        "epoch",
+        metadata,
+        every_steps=settings.get("checkpoint_every"),
+        every_seconds=settings["checkpoint_seconds"] or None,
+        keep=settings["keep_checkpoints"],
+    )
     callbacks: list[Callback] = [
         SampleGrid(
             preset.sample_every,
@@ -234,10 +362,10 @@ def run(args: argparse.Namespace) -> Trainer:
             unit=preset.sample_unit,
             make_gif=preset.make_gif,
         ),
-        Checkpoint(preset.checkpoint_every, "epoch", metadata),
+        checkpoint,
     ]
-    if args.quality_every:
-        callbacks.append(quality_callback(preset, args))
+    if settings.get("quality_every"):
+        callbacks.append(quality_callback(preset, settings))
     if preset.pixel_histograms:
         real = data[sample_rng.choice(len(data), size=min(len(data), 256), replace=False)]
         callbacks.append(PixelHistograms(real, preset.value_range, sample_rng))
@@ -247,24 +375,72 @@ def run(args: argparse.Namespace) -> Trainer:
         out_dir,
         device,
         callbacks,
-        log_every=args.log_every,
-        progress=not args.no_progress,
+        log_every=settings["log_every"],
+        progress=not settings.get("no_progress"),
     )
-    if resume_from is not None:
-        restore_checkpoint(resume_from, gan, trainer)
+    if archive is not None:
+        try:
+            apply_state(archive, gan, trainer)
+        except (KeyError, ValueError) as error:
+            usage_error(prog, f"--resume: {resume_from} does not fit this run ({error})")
+        if "lr" in changes:
+            gan.g_optimizer.lr = gan.d_optimizer.lr = changes["lr"]
         print(f"tinygan: resumed from {resume_from} at step {trainer.step} (epoch {trainer.epoch})")
+        config = read_config(out_dir) or {"settings": recorded}
+        config.setdefault("resumes", []).append({"step": trainer.step, "changed": changes})
+        config.update(settings=settings, steps=steps)
+    else:
+        config = {
+            "preset": preset.name,
+            "seed": seed,
+            "settings": settings,
+            "steps": steps,
+            "command": sys.argv,
+            "preset_settings": {k: v for k, v in asdict(preset).items() if k != "build"},
+        }
+    write_config(out_dir, config)
+
     try:
-        with sigterm_as_interrupt():
+        # a diverging run overflows before its NaN is caught; it is reported below, not as warnings
+        with stop_at_step_end(trainer), np.errstate(over="ignore", invalid="ignore"):
             trainer.fit(steps)
     except KeyboardInterrupt:
         print(
-            f"\ntinygan: interrupted at step {trainer.step}; logs, samples and a checkpoint are in "
-            f"{out_dir} (continue with --resume)",
+            f"\n{prog}: interrupted at step {trainer.step}; {newest_checkpoint_line(checkpoint_dir)}",
             file=sys.stderr,
         )
-        raise SystemExit(130) from None
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    except NonFiniteLossError as error:
+        kept = (
+            f"rolled back to step {trainer.step}, the last finite state, saved as "
+            f"{checkpoint.saved[-1]}"
+            if checkpoint.saved and checkpoint.last_saved_step == trainer.step
+            else newest_checkpoint_line(checkpoint_dir)
+        )
+        print(
+            f"{prog}: {error}; {kept}. Logs, curves and samples are in {out_dir}. Continue with "
+            f"--resume and a lower --lr (this run used {gan.g_optimizer.lr:g}).",
+            file=sys.stderr,
+        )
+        raise SystemExit(EXIT_DIVERGED) from None
     print(f"tinygan: done, {trainer.step} steps; outputs in {out_dir}")
     return trainer
+
+
+def run_from_command_line(args: argparse.Namespace, prog: str) -> Trainer:
+    """:func:`run`, with any unexpected error reported in one line (exit 1) unless ``--debug``."""
+    debug = args.debug or os.environ.get("TINYGAN_DEBUG", "") not in ("", "0")
+    try:
+        return run(args, prog)
+    except KeyboardInterrupt:  # before training started: nothing to save
+        print(f"\n{prog}: interrupted before training started", file=sys.stderr)
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    except Exception as error:
+        if debug:
+            raise
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"{prog}: error: {message} (--debug shows the traceback)", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def main(
@@ -272,5 +448,5 @@ def main(
 ) -> Trainer:
     """Parse flags and run (the body of every example script)."""
     presets = presets or IMAGE_PRESETS
-    parser = build_parser(__doc__.splitlines()[0], presets, default_preset)
-    return run(parser.parse_args(argv))
+    parser = training_parser(__doc__.splitlines()[0], presets, default_preset)
+    return run_from_command_line(parser.parse_args(argv), parser.prog)

@@ -5,14 +5,22 @@ The loop itself is small: draw real batches, call :meth:`tinygan.gan.GAN.train_s
 are finite, append them to ``log.csv`` and show them on the progress bar (or print them as a line, when
 the bar is off). Everything else (sample grids, checkpoints, metrics) is a :class:`Callback`.
 
-An interrupted run (Ctrl-C) or a diverged one (a NaN or inf loss) still writes its logs, loss curves and
-callbacks' final outputs before the exception propagates, so nothing produced so far is lost.
+Divergence is caught at the step it happens: on the CPU each step's losses are checked (reading four
+host scalars costs nothing); on a GPU they are checked when the logging window reads them back, which
+still names the exact step without a synchronisation per step. A run stops with
+:class:`NonFiniteLossError`, after callbacks have rolled it back to its last finite state
+(:meth:`Callback.on_rollback`, see :class:`tinygan.checkpoint.Checkpoint`).
+
+A stop request (:meth:`Trainer.request_stop`, which the command line's Ctrl-C and SIGTERM handlers
+call) ends the run at the next step boundary, so the saved state is always that of a whole step.
+An interrupted, diverged or failed run still writes its logs, loss curves and callbacks' final
+outputs before the exception propagates, so nothing produced so far is lost.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
+import math
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -29,7 +37,20 @@ STAT_NAMES = ("d_loss", "g_loss", "d_real", "d_fake")
 
 
 class NonFiniteLossError(RuntimeError):
-    """A loss became NaN or infinite; the message names the step."""
+    """A loss (or a weight) became NaN or infinite at ``step``; the message names both."""
+
+    def __init__(self, step: int, quantity: str, value: float) -> None:
+        super().__init__(f"{quantity} became {value} at step {step}: training diverged")
+        self.step, self.quantity, self.value = step, quantity, value
+
+
+def all_finite(stats: Any) -> bool:
+    """Whether every statistic of one step is finite (reads them back to the host)."""
+    return all(math.isfinite(float(value)) for value in vars(stats).values())
+
+
+def _is_int(text: str) -> bool:
+    return text.strip().lstrip("-").isdigit()
 
 
 class Callback:
@@ -43,6 +64,12 @@ class Callback:
 
     def on_epoch_end(self, trainer: Trainer) -> None:
         """After the step that completed an epoch; ``trainer.epoch`` counts completed epochs."""
+
+    def on_log(self, trainer: Trainer) -> None:
+        """After a logging window's losses were read back and found finite."""
+
+    def on_rollback(self, trainer: Trainer) -> None:
+        """The run diverged or stopped mid-step: restore a consistent state (before ``on_train_end``)."""
 
     def on_train_end(self, trainer: Trainer) -> None:
         """After the last step, and also when the run stops early (interrupt, divergence)."""
@@ -88,6 +115,9 @@ class Trainer:
         self.step = 0
         self.history: dict[str, list[float]] = {"step": [], **{name: [] for name in STAT_NAMES}}
         self._pending: list[Any] = []  # per-step stats not yet read back from the device
+        # reading four scalars is free on the CPU, a synchronisation on a GPU: check per step or per window
+        self.check_every_step = device == "cpu"
+        self.stop_requested = False
 
     @property
     def epoch(self) -> int:
@@ -102,21 +132,46 @@ class Trainer:
         """The next real batch, moved to the training device."""
         return to_device(next(self.batches), self.device)
 
+    def request_stop(self) -> None:
+        """Stop after the step in progress (safe to call from a signal handler)."""
+        self.stop_requested = True
+
     def fit(self, steps: int) -> dict[str, list[float]]:
-        """Train until ``self.step == steps`` (a resumed trainer continues from its step)."""
+        """Train until ``self.step == steps`` (a resumed trainer continues from its step).
+
+        Raises
+        ------
+        NonFiniteLossError
+            A loss became NaN or infinite; callbacks have rolled the run back to its last finite state.
+        KeyboardInterrupt
+            :meth:`request_stop` was called (or Ctrl-C arrived mid-step); the outputs are written.
+        """
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._truncate_log()
         bar = tqdm(total=steps, initial=self.step, disable=not self.progress, unit="step")
         started = time.perf_counter()
-        for callback in self.callbacks:
-            callback.on_train_begin(self)
+        self.stop_requested = False
+        mid_step = diverged = False
         try:
+            for callback in self.callbacks:
+                callback.on_train_begin(self)
             while self.step < steps:
+                if self.stop_requested:
+                    raise KeyboardInterrupt
                 epoch_before = self.epoch
+                mid_step = True
                 stats = self.gan.train_step(self.next_real_batch)
                 self.step += 1
+                mid_step = False
                 self._pending.append(stats)
-                if len(self._pending) >= self.log_every or self.step == steps:
+                if (
+                    len(self._pending) >= self.log_every
+                    or self.step == steps
+                    or (self.check_every_step and not all_finite(stats))
+                ):
                     means = self.flush_log()
+                    for callback in self.callbacks:
+                        callback.on_log(self)
                     if self.progress:
                         bar.set_postfix(means, refresh=False)
                     else:
@@ -129,33 +184,41 @@ class Trainer:
                     for callback in self.callbacks:
                         callback.on_epoch_end(self)
                 bar.update(1)
+        except NonFiniteLossError:
+            diverged = True
+            raise
         finally:
             bar.close()
-            self.finish()
+            self.finish(rollback=mid_step or diverged)
         return self.history
 
     def flush_log(self) -> dict[str, str]:
-        """Read pending statistics back, check them, log their window means; return them formatted."""
+        """Read pending statistics back, check them, log their window means; return them formatted.
+
+        Raises :class:`NonFiniteLossError` naming the first step with a non-finite value, after logging
+        the finite steps before it.
+        """
         if not self._pending:
             return {}
         xp = get_array_module(self._pending[0].d_loss)
         values = to_numpy(
             xp.stack([xp.stack([getattr(s, n) for n in STAT_NAMES]) for s in self._pending])
         ).astype(np.float64)
-        first_step = self.step - len(self._pending) + 1
+        last_step = self.step
+        first_step = last_step - len(self._pending) + 1
         self._pending = []
         bad_rows, bad_cols = np.nonzero(~np.isfinite(values))
+        finite = values[: bad_rows[0]] if bad_rows.size else values
+        means = finite.mean(axis=0) if len(finite) else None
+        if means is not None:
+            logged_step = first_step + len(finite) - 1
+            self.history["step"].append(logged_step)
+            for name, value in zip(STAT_NAMES, means, strict=True):
+                self.history[name].append(float(value))
+            self._append_csv_row([logged_step, self.epoch, *means])
         if bad_rows.size:
             name, value = STAT_NAMES[bad_cols[0]], values[bad_rows[0], bad_cols[0]]
-            raise NonFiniteLossError(
-                f"{name} became {value} at step {first_step + bad_rows[0]}: training diverged. "
-                f"Logs and samples up to here are in {self.out_dir}. Try a lower learning rate."
-            )
-        means = values.mean(axis=0)
-        self.history["step"].append(self.step)
-        for name, value in zip(STAT_NAMES, means, strict=True):
-            self.history[name].append(float(value))
-        self._append_csv_row([self.step, self.epoch, *means])
+            raise NonFiniteLossError(first_step + int(bad_rows[0]), name, float(value))
         return {name: f"{value:.3f}" for name, value in zip(STAT_NAMES, means, strict=True)}
 
     def log_line(self, means: dict[str, str], steps: int, seconds: float) -> str:
@@ -163,33 +226,50 @@ class Trainer:
         stats = "  ".join(f"{name} {value}" for name, value in means.items())
         return f"step {self.step}/{steps}  epoch {self.epoch}  {stats}  ({seconds:.0f} s)"
 
-    def _append_csv_row(self, row: list[float]) -> None:
-        new_file = not self.log_path.exists()
-        with self.log_path.open("a", newline="") as handle:
-            writer = csv.writer(handle)
-            if new_file:
-                writer.writerow(["step", "epoch", *STAT_NAMES])
-            writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
+    def _truncate_log(self) -> None:
+        """Make ``log.csv`` hold exactly the windows up to this trainer's step.
 
-    def finish(self) -> None:
+        A resumed run continues from its checkpoint's step, and the rows a killed or diverged run
+        logged after that step would otherwise be repeated; a fresh run starts with just the header.
+        """
+        rows = []
+        if self.log_path.exists():
+            with self.log_path.open(newline="") as handle:
+                rows = [row for row in csv.reader(handle)][1:]
+            rows = [row for row in rows if row and _is_int(row[0]) and int(row[0]) <= self.step]
+        with self.log_path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["step", "epoch", *STAT_NAMES])
+            writer.writerows(rows)
+
+    def _append_csv_row(self, row: list[float]) -> None:
+        with self.log_path.open("a", newline="") as handle:
+            csv.writer(handle).writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
+
+    def finish(self, rollback: bool = False) -> None:
         """Log what is pending and draw the loss curves, then let callbacks write final outputs.
 
-        Called on every exit from :meth:`fit`; a non-finite window is dropped from the log (its error
-        is already propagating) so the curves of the steps before it are still drawn.
+        Called on every exit from :meth:`fit`. With ``rollback`` (the run diverged or stopped in the
+        middle of a step), or when the pending window turns out non-finite, callbacks first restore
+        the last consistent state (:meth:`Callback.on_rollback`). The curves show every finite window.
         """
-        with contextlib.suppress(NonFiniteLossError):
+        try:
             self.flush_log()
-        if self.history["step"]:
-            losses = {name: self.history[name] for name in ("d_loss", "g_loss")}
-            save_loss_curves(losses, self.out_dir / "losses.png", steps=self.history["step"])
-            probabilities = {name: self.history[name] for name in ("d_real", "d_fake")}
-            save_loss_curves(
-                probabilities,
-                self.out_dir / "discriminator_outputs.png",
-                steps=self.history["step"],
-                title="Mean discriminator output",
-                ylabel="D(.)",
-            )
+        except NonFiniteLossError:
+            rollback = True
+        losses = {name: self.history[name] for name in ("d_loss", "g_loss")}
+        save_loss_curves(losses, self.out_dir / "losses.png", steps=self.history["step"])
+        probabilities = {name: self.history[name] for name in ("d_real", "d_fake")}
+        save_loss_curves(
+            probabilities,
+            self.out_dir / "discriminator_outputs.png",
+            steps=self.history["step"],
+            title="Mean discriminator output",
+            ylabel="D(.)",
+        )
+        if rollback:
+            for callback in self.callbacks:
+                callback.on_rollback(self)
         for callback in self.callbacks:
             callback.on_train_end(self)
 

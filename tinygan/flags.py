@@ -1,0 +1,154 @@
+"""Command-line flags: a parser whose mistakes cost one line, and value checks for every flag.
+
+A wrong value is reported when the flags are parsed, before any data is read or any network built,
+as one line on stderr naming the flag and what it accepts, with exit code 2::
+
+    tinygan train: error: argument --batch-size: must be a positive integer, got 0
+
+Every flag of the training commands defaults to ``None`` ("not given"): a fresh run then takes the
+preset's value, and ``--resume`` takes the value the run was started with, so the two can tell a flag
+the user typed from a default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
+
+DATASET_NAMES = ("mnist", "fashion-mnist")
+DEVICE_NAMES = ("cpu", "gpu")
+SPLIT_NAMES = ("train", "test")
+
+
+class FlagParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` that reports a mistake in one line (no usage block) and exits with 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _number_check(
+    convert: Callable[[str], float], accept: Callable[[float], bool], wanted: str
+) -> Callable[[str], float]:
+    """An argparse ``type`` that converts a string and rejects values outside a range."""
+
+    def check(text: str) -> float:
+        try:
+            value = convert(text)
+        except (ValueError, OverflowError):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
+        return value
+
+    check.__name__ = wanted  # argparse names the type in some messages
+    return check
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+positive_int = _number_check(int, lambda v: v >= 1, "a positive integer")
+non_negative_int = _number_check(int, lambda v: v >= 0, "an integer >= 0")
+seed_int = _number_check(int, lambda v: 0 <= v < 2**63, "an integer from 0 to 2**63 - 1")
+positive_float = _number_check(_finite_float, lambda v: v > 0, "a finite number > 0")
+non_negative_float = _number_check(_finite_float, lambda v: v >= 0, "a finite number >= 0")
+
+
+def usage_error(prog: str, message: str) -> NoReturn:
+    """Stop with a one-line error about the flags and exit code 2, as the parser does."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def training_parser(
+    description: str, presets: list[str], default_preset: str, prog: str | None = None
+) -> FlagParser:
+    """The flags shared by every image example and by ``tinygan train``."""
+    parser = FlagParser(prog=prog, description=description)
+    parser.add_argument(
+        "--preset", choices=presets, help=f"system to train (default: {default_preset})"
+    )
+    parser.set_defaults(default_preset=default_preset)
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument(
+        "--iterations", type=positive_int, help="training steps (default: the preset's full run)"
+    )
+    length.add_argument(
+        "--epochs", type=positive_int, help="passes over the data (instead of --iterations)"
+    )
+    parser.add_argument(
+        "--batch-size", type=positive_int, help="real images per step (default: the preset's)"
+    )
+    parser.add_argument(
+        "--lr",
+        type=positive_float,
+        help="learning rate of both networks (default: the preset's); with --resume it replaces "
+        "the saved one",
+    )
+    parser.add_argument("--seed", type=seed_int, help="random seed (default: a fresh one, printed)")
+    parser.add_argument("--out", type=Path, help="output folder (default: runs/<preset>)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the outputs of an earlier run in --out before starting",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="folder with the IDX files (default: $TINYGAN_DATA or ~/.cache/tinygan)",
+    )
+    parser.add_argument("--dataset", choices=DATASET_NAMES, help="default: mnist")
+    parser.add_argument("--split", choices=SPLIT_NAMES, help="split to train on (default: train)")
+    parser.add_argument(
+        "--subset", type=positive_int, help="train on the first N images only (quick experiments)"
+    )
+    parser.add_argument("--device", choices=DEVICE_NAMES, help="default: cpu")
+    parser.add_argument(
+        "--sample-every",
+        type=positive_int,
+        help="sample-grid interval in the preset's unit (steps or epochs)",
+    )
+    parser.add_argument(
+        "--log-every", type=positive_int, help="steps between log lines (default: 50)"
+    )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        help="also save a checkpoint every N steps (default: by time only, plus the preset's "
+        "schedule)",
+    )
+    parser.add_argument(
+        "--checkpoint-seconds",
+        type=non_negative_float,
+        help="save a checkpoint whenever this many seconds passed since the last (default: 60; "
+        "0: off)",
+    )
+    parser.add_argument(
+        "--keep-checkpoints",
+        type=non_negative_int,
+        help="how many of the newest checkpoints to keep (default: 3; 0: all)",
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from the newest good checkpoint in --out"
+    )
+    parser.add_argument(
+        "--quality-every",
+        type=positive_int,
+        help="log classifier FID, IS, coverage, precision and recall of 2,000 samples to quality.csv "
+        "every N steps (the first use trains the dataset's classifier, which takes minutes)",
+    )
+    parser.add_argument("--no-download", action="store_true", help="never download the dataset")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--debug", action="store_true", help="show Python tracebacks (also: TINYGAN_DEBUG=1)"
+    )
+    return parser
