@@ -47,6 +47,14 @@ from matplotlib.figure import Figure
 
 from tinygan.backend import new_seed, to_numpy
 from tinygan.data import BatchIterator, GaussianMixture
+from tinygan.flags import (
+    FlagParser,
+    check_writable_folder,
+    finite_float,
+    positive_float,
+    positive_int,
+    seed_int,
+)
 from tinygan.metrics import (
     gaussian_kde,
     histogram_js,
@@ -289,21 +297,28 @@ def default_moments(epochs: int) -> set[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = FlagParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--epochs", type=int, default=300, help="passes over the 1,000 samples (default 300)"
+        "--epochs",
+        type=positive_int,
+        default=300,
+        help="passes over the 1,000 samples (default 300)",
     )
-    parser.add_argument("--seed", type=int, help="random seed (default: a fresh one, printed)")
+    parser.add_argument("--seed", type=seed_int, help="random seed (default: a fresh one, printed)")
     parser.add_argument("--out", type=Path, default=Path("runs/gan_theory"), help="output folder")
-    parser.add_argument("--mean", type=float, default=2.0, help="mean of the Gaussian target")
-    parser.add_argument("--std", type=float, default=0.5, help="standard deviation of the target")
+    parser.add_argument(
+        "--mean", type=finite_float, default=2.0, help="mean of the Gaussian target"
+    )
+    parser.add_argument(
+        "--std", type=positive_float, default=0.5, help="standard deviation of the target"
+    )
     parser.add_argument(
         "--moments",
         help="comma-separated epochs to draw (default: 0, epochs/10, epochs/2, epochs)",
     )
     parser.add_argument(
         "--eval-samples",
-        type=int,
+        type=positive_int,
         default=20_000,
         help="fresh real and generated samples per measurement",
     )
@@ -315,8 +330,9 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
     """Train, measure and draw; returns the measured curves (epoch, js, value, d_real, d_fake)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.epochs < 1 or args.eval_samples < 2:
-        parser.error("--epochs must be at least 1 and --eval-samples at least 2")
+    if args.eval_samples < 2:
+        parser.error("argument --eval-samples: must be at least 2")
+    check_writable_folder(parser.prog, args.out)
     try:
         target = GaussianMixture.normal(args.mean, args.std)
         moments = (

@@ -47,6 +47,14 @@ from tqdm.auto import tqdm
 
 from tinygan.backend import new_seed, to_numpy
 from tinygan.data import BatchIterator, GaussianMixture
+from tinygan.flags import (
+    FlagParser,
+    check_writable_folder,
+    finite_float,
+    positive_float,
+    positive_int,
+    seed_int,
+)
 from tinygan.metrics import histogram_js, histogram_kl
 from tinygan.models import PRESETS
 from tinygan.train import Callback, Trainer
@@ -56,24 +64,26 @@ NUM_SAMPLES = 1000  # the tutorial's dataset: realData = np.random.normal(size=1
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mean", type=float, help="mean of the Gaussian target (default 0)")
-    parser.add_argument("--std", type=float, help="standard deviation of the target (default 1)")
+    parser = FlagParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mean", type=finite_float, help="mean of the Gaussian target (default 0)")
+    parser.add_argument(
+        "--std", type=positive_float, help="standard deviation of the target (default 1)"
+    )
     parser.add_argument(
         "--mixture",
         help="equal mixture of Gaussians 'mean:std,mean:std,...', e.g. --mixture=-2:0.5,2:0.5",
     )
     parser.add_argument(
         "--epochs",
-        type=int,
+        type=positive_int,
         default=PRESETS["001"].epochs,
         help="passes over the 1,000 samples, 3 steps each (default 1000)",
     )
-    parser.add_argument("--seed", type=int, help="random seed (default: a fresh one, printed)")
+    parser.add_argument("--seed", type=seed_int, help="random seed (default: a fresh one, printed)")
     parser.add_argument("--out", type=Path, default=Path("runs/001"), help="output folder")
     parser.add_argument(
         "--eval-samples",
-        type=int,
+        type=positive_int,
         default=10_000,
         help="generated samples per KL measurement (the tutorial used 1,000)",
     )
@@ -188,8 +198,9 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
     parser = build_parser()
     args = parser.parse_args(argv)
     target = target_from_args(args, parser)
-    if args.epochs < 1 or args.eval_samples < 2:
-        parser.error("--epochs must be at least 1 and --eval-samples at least 2")
+    if args.eval_samples < 2:
+        parser.error("argument --eval-samples: must be at least 2")
+    check_writable_folder(parser.prog, args.out)
     preset = PRESETS["001"]
     seed = new_seed() if args.seed is None else args.seed
     print(f"tinygan: preset 001 ({preset.description})")

@@ -47,7 +47,7 @@ from tinygan.data import (
     images_to_float,
     load_mnist,
 )
-from tinygan.flags import training_parser, usage_error
+from tinygan.flags import check_writable_folder, training_parser, usage_error
 from tinygan.models import PRESETS, Preset, get_preset
 from tinygan.train import Callback, NonFiniteLossError, PixelHistograms, SampleGrid, Trainer
 
@@ -123,17 +123,7 @@ def check_output_folder(prog: str, out_dir: Path, resume: bool, overwrite: bool)
         usage_error(
             prog, "--resume continues the run in --out and --overwrite deletes it: not both"
         )
-    for parent in (out_dir, *out_dir.parents):
-        if parent.exists() and not parent.is_dir():
-            where = "is a file" if parent == out_dir else f"is below the file {parent}"
-            usage_error(prog, f"--out {out_dir} {where}; give a folder")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / f".tinygan-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        usage_error(prog, f"--out {out_dir} is not writable ({error.strerror or error})")
+    check_writable_folder(prog, out_dir)
     existing = [name for name in RUN_OUTPUTS if (out_dir / name).exists()]
     if resume or not existing:
         return

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -59,6 +60,7 @@ def _finite_float(text: str) -> float:
 positive_int = _number_check(int, lambda v: v >= 1, "a positive integer")
 non_negative_int = _number_check(int, lambda v: v >= 0, "an integer >= 0")
 seed_int = _number_check(int, lambda v: 0 <= v < 2**63, "an integer from 0 to 2**63 - 1")
+finite_float = _number_check(_finite_float, lambda v: True, "a finite number")
 positive_float = _number_check(_finite_float, lambda v: v > 0, "a finite number > 0")
 non_negative_float = _number_check(_finite_float, lambda v: v >= 0, "a finite number >= 0")
 
@@ -67,6 +69,21 @@ def usage_error(prog: str, message: str) -> NoReturn:
     """Stop with a one-line error about the flags and exit code 2, as the parser does."""
     print(f"{prog}: error: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+def check_writable_folder(prog: str, path: Path, flag: str = "--out") -> None:
+    """Create ``path`` if needed and make sure files can be written in it, or stop with one line."""
+    for parent in (path, *path.parents):
+        if parent.exists() and not parent.is_dir():
+            where = "is a file" if parent == path else f"is below the file {parent}"
+            usage_error(prog, f"{flag} {path} {where}; give a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".tinygan-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        usage_error(prog, f"{flag} {path} is not writable ({error.strerror or error})")
 
 
 def training_parser(
