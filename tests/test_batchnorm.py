@@ -176,7 +176,7 @@ def test_single_value_per_channel_in_training_raises():
 
 
 def test_integer_input_raises():
-    with pytest.raises(ValueError, match="floating-point"):
+    with pytest.raises(TypeError, match="floating-point"):
         BatchNorm(3).forward(np.zeros((4, 3), dtype=np.int64))
 
 

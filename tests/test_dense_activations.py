@@ -103,15 +103,15 @@ def test_float32_stays_float32(rng):
 
 
 @pytest.mark.parametrize(
-    "bad, message",
+    "bad, error, message",
     [
-        (np.zeros((2, 5)), r"Dense expects input of shape \(N, 4\), got \(2, 5\)"),
-        (np.zeros(4), r"Dense expects input of shape \(N, 4\), got \(4,\)"),
-        (np.zeros((2, 4), dtype=np.uint8), "Dense expects a floating-point array"),
+        (np.zeros((2, 5)), ValueError, r"Dense expects input of shape \(N, 4\), got \(2, 5\)"),
+        (np.zeros(4), ValueError, r"Dense expects input of shape \(N, 4\), got \(4,\)"),
+        (np.zeros((2, 4), dtype=np.uint8), TypeError, "Dense expects a floating-point array"),
     ],
 )
-def test_dense_rejects_bad_input_with_a_clear_message(bad, message):
-    with pytest.raises(ValueError, match=message):
+def test_dense_rejects_bad_input_with_a_clear_message(bad, error, message):
+    with pytest.raises(error, match=message):
         Dense(4, 3).forward(bad)
 
 

@@ -76,5 +76,5 @@ def test_keeps_dtype(device, dtype):
 
 @pytest.mark.parametrize("rate", [-0.1, 1.0, 1.5])
 def test_rate_outside_unit_interval_raises(rate):
-    with pytest.raises(ValueError, match=r"Dropout rate must be in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"Dropout: rate must be a number in \[0, 1\)"):
         Dropout(rate)

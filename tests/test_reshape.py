@@ -66,7 +66,7 @@ def test_wrong_size_raises_naming_the_layer():
 
 @pytest.mark.parametrize("shape", [(-1, -1), (0, 4), (3, -2)])
 def test_bad_target_shape_raises(shape):
-    with pytest.raises(ValueError, match="Reshape shape must hold positive sizes"):
+    with pytest.raises(ValueError, match="Reshape: shape must be a tuple of positive ints"):
         Reshape(shape)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from tinygan import kernels
 from tinygan.backend import get_array_module
-from tinygan.nn.layer import Layer
+from tinygan.nn.layer import Layer, number_in
 
 
 def sigmoid(x: Any) -> Any:
@@ -37,9 +37,11 @@ class ReLU(Layer):
     """
 
     def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
+        self.check_input(x)
         return kernels.leaky_relu(x, 0.0)
 
     def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
+        self.check_dy(dy, cache.shape)
         return kernels.leaky_relu_backward(dy, cache, 0.0)
 
 
@@ -49,7 +51,8 @@ class LeakyReLU(Layer):
     Parameters
     ----------
     alpha : float
-        Slope of the negative side (0.2 as in the DCGAN papers; Keras' default is 0.3).
+        Slope of the negative side, any finite number (0.2 as in the DCGAN papers; Keras' default
+        is 0.3).
 
     Notes
     -----
@@ -59,12 +62,14 @@ class LeakyReLU(Layer):
 
     def __init__(self, alpha: float = 0.2) -> None:
         super().__init__()
-        self.alpha = float(alpha)
+        self.alpha = number_in(alpha, "(-inf, inf)", "alpha", "LeakyReLU")
 
     def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
+        self.check_input(x)
         return kernels.leaky_relu(x, self.alpha)
 
     def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
+        self.check_dy(dy, cache.shape)
         return kernels.leaky_relu_backward(dy, cache, self.alpha)
 
     def extra_repr(self) -> str:
@@ -83,10 +88,12 @@ class Sigmoid(Layer):
     """
 
     def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
+        self.check_input(x)
         y = sigmoid(x)
         return y, y
 
     def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
+        self.check_dy(dy, cache.shape)
         return kernels.sigmoid_backward(dy, cache)
 
 
@@ -99,8 +106,10 @@ class Tanh(Layer):
     """
 
     def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
+        self.check_input(x)
         y = get_array_module(x).tanh(x)
         return y, y
 
     def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
+        self.check_dy(dy, cache.shape)
         return kernels.tanh_backward(dy, cache)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from tinygan import kernels
-from tinygan.nn.layer import Layer
+from tinygan.nn.layer import Layer, number_in, positive_int
 
 
 class BatchNorm(Layer):
@@ -79,22 +79,16 @@ class BatchNorm(Layer):
         dtype: Any = np.float32,
     ) -> None:
         super().__init__()
-        if num_features < 1:
-            raise ValueError(f"BatchNorm needs num_features >= 1, got {num_features}")
-        if not 0 <= momentum <= 1:
-            raise ValueError(f"BatchNorm momentum must be in [0, 1], got {momentum}")
-        if eps <= 0:
-            raise ValueError(f"BatchNorm eps must be positive, got {eps}")
-        self.num_features = int(num_features)
-        self.momentum = float(momentum)
-        self.eps = float(eps)
+        self.num_features = positive_int(num_features, "num_features", "BatchNorm")
+        self.momentum = number_in(momentum, "[0, 1]", "momentum", "BatchNorm")
+        self.eps = number_in(eps, "(0, inf)", "eps", "BatchNorm")
         self.add_param("gamma", np.ones(self.num_features, dtype=dtype))
         self.add_param("beta", np.zeros(self.num_features, dtype=dtype))
         self.buffers["mean"] = np.zeros(self.num_features, dtype=dtype)
         self.buffers["var"] = np.ones(self.num_features, dtype=dtype)
 
     def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
-        self._check(x)
+        self.check_input(x, ("N", self.num_features), ("N", self.num_features, "H", "W"))
         gamma = self.params["gamma"].astype(x.dtype, copy=False)
         beta = self.params["beta"].astype(x.dtype, copy=False)
         if training:
@@ -114,6 +108,7 @@ class BatchNorm(Layer):
 
     def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
         xhat, inv_std, batch_stats = cache
+        self.check_dy(dy, xhat.shape)
         gamma = self.params["gamma"].astype(dy.dtype, copy=False)
         dx, dgamma, dbeta = kernels.batchnorm_backward(dy, xhat, inv_std, gamma, batch_stats)
         if param_grads:
@@ -127,15 +122,6 @@ class BatchNorm(Layer):
             running = self.buffers[name]
             running *= 1 - self.momentum
             running += self.momentum * batch
-
-    def _check(self, x: Any) -> None:
-        c = self.num_features
-        if getattr(x, "ndim", None) not in (2, 4) or x.shape[1] != c:
-            raise ValueError(
-                f"BatchNorm expects input of shape (N, {c}) or (N, {c}, H, W), "
-                f"got {tuple(getattr(x, 'shape', ()))}"
-            )
-        self.check_input(x, ndim=x.ndim)  # a floating-point dtype
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, momentum={self.momentum}, eps={self.eps}"

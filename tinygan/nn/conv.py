@@ -16,8 +16,8 @@ from tinygan.backend import get_array_module
 from tinygan.init import Initializer, glorot_uniform, make_param, zeros
 from tinygan.kernels.reference import conv_output_size
 from tinygan.nn.dense import transposed_product
-from tinygan.nn.layer import Layer
-from tinygan.nn.padding import Padding, conv_padding, int_pair, parse_padding, positive_int
+from tinygan.nn.layer import Layer, int_pair, positive_int
+from tinygan.nn.padding import Padding, conv_padding, parse_padding
 
 
 def pixel_rows(a: Any) -> Any:
@@ -167,7 +167,8 @@ class Conv2D(Layer):
     ``dW`` is the sum of the chunks' :math:`G^\top X`. The cache is the input ``x`` itself (kept, not
     copied; it must not be modified before ``backward``), from which ``backward`` rebuilds each
     chunk's ``X`` for ``dW``: cheaper than keeping a patch matrix ``kh kw / (sh sw)`` times the size of
-    ``x``. See ``docs/conv_transpose_adjoint.md`` for the input gradient as a transposed convolution.
+    ``x``. The cache also holds the padding and the output shape, which ``dy`` must have. See
+    ``docs/conv_transpose_adjoint.md`` for the input gradient as a transposed convolution.
     """
 
     def __init__(
@@ -202,7 +203,7 @@ class Conv2D(Layer):
         return pad
 
     def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
-        self.check_input(x, ndim=4, axis=1, size=self.in_channels)
+        self.check_input(x, ("N", self.in_channels, "*", "*"))
         xp = get_array_module(x)
         n, c, h, w = x.shape
         pad = self.padding_for((h, w))
@@ -216,10 +217,11 @@ class Conv2D(Layer):
             if "b" in self.params:
                 rows += self.params["b"].astype(x.dtype, copy=False)
             y[chunk] = rows.reshape(-1, oh, ow, self.out_channels).transpose(0, 3, 1, 2)
-        return y, (x, pad)
+        return y, (x, pad, y.shape)
 
     def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
-        x, pad = cache
+        x, pad, y_shape = cache
+        self.check_dy(dy, y_shape)
         xp = get_array_module(dy)
         W = self.params["W"]
         (kh, kw), stride = self.kernel_size, self.stride

@@ -24,12 +24,8 @@ from tinygan.nn.conv import (
     weight_matrix,
 )
 from tinygan.nn.dense import transposed_product
-from tinygan.nn.layer import Layer
-from tinygan.nn.padding import (
-    Padding,
-    conv_transpose_geometry,
-    int_pair,
-)
+from tinygan.nn.layer import Layer, int_pair
+from tinygan.nn.padding import Padding, conv_transpose_geometry
 
 
 class ConvTranspose2D(Layer):
@@ -92,9 +88,10 @@ class ConvTranspose2D(Layer):
     * :math:`\partial L/\partial M = X^\top G`, reshaped back to ``W``'s layout;
     * :math:`\partial L/\partial b_o = \sum_{n,u,v} dy_{nouv}`.
 
-    The cache is ``X`` (needed for ``dW``) and the input shape. The batch is processed in chunks of
-    images (:func:`tinygan.nn.conv.batch_chunks`): the rows of ``X``, ``C`` and ``G`` belong to one
-    image each, so every product splits by rows, and ``dW`` is the sum of the chunks' :math:`X^\top G`.
+    The cache is ``X`` (needed for ``dW``), the input shape, the padding and the output shape (which
+    ``dy`` must have). The batch is processed in chunks of images
+    (:func:`tinygan.nn.conv.batch_chunks`): the rows of ``X``, ``C`` and ``G`` belong to one image
+    each, so every product splits by rows, and ``dW`` is the sum of the chunks' :math:`X^\top G`.
     """
 
     def __init__(
@@ -146,7 +143,7 @@ class ConvTranspose2D(Layer):
         return out, pad
 
     def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
-        self.check_input(x, ndim=4, axis=1, size=self.in_channels)
+        self.check_input(x, ("N", self.in_channels, "*", "*"))
         xp = get_array_module(x)
         n, _, h, w = x.shape
         (oh, ow), pad = self.output_geometry((h, w))
@@ -158,10 +155,11 @@ class ConvTranspose2D(Layer):
             y[chunk] = kernels.col2im(cols, y[chunk].shape, *self.kernel_size, self.stride, pad)
         if "b" in self.params:
             y += self.params["b"].astype(x.dtype, copy=False)[:, None, None]
-        return y, (x_rows, x.shape, pad)
+        return y, (x_rows, x.shape, pad, y.shape)
 
     def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
-        x_rows, (n, _, h, w), pad = cache
+        x_rows, (n, _, h, w), pad, y_shape = cache
+        self.check_dy(dy, y_shape)
         xp = get_array_module(dy)
         W = self.params["W"]
         Wm = weight_matrix(W.astype(dy.dtype, copy=False))

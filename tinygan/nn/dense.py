@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from tinygan.init import Initializer, glorot_uniform, make_param, zeros
-from tinygan.nn.layer import Layer
+from tinygan.nn.layer import Layer, positive_int
 
 
 def transposed_product(a: Any, b: Any) -> Any:
@@ -65,7 +65,8 @@ class Dense(Layer):
         dtype: Any = np.float32,
     ) -> None:
         super().__init__()
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.in_features = positive_int(in_features, "in_features", "Dense")
+        self.out_features = positive_int(out_features, "out_features", "Dense")
         fans = (self.in_features, self.out_features)
         shape = (self.in_features, self.out_features)
         self.add_param("W", make_param(weight_init or glorot_uniform(), shape, rng, *fans, dtype))
@@ -74,7 +75,7 @@ class Dense(Layer):
             self.add_param("b", b)
 
     def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
-        self.check_input(x, ndim=2, axis=1, size=self.in_features)
+        self.check_input(x, ("N", self.in_features))
         W = self.params["W"].astype(x.dtype, copy=False)
         y = x @ W
         if "b" in self.params:
@@ -83,6 +84,7 @@ class Dense(Layer):
 
     def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
         x = cache
+        self.check_dy(dy, (x.shape[0], self.out_features))
         if param_grads:
             self.grads["W"] += transposed_product(x, dy)
             if "b" in self.grads:

@@ -8,7 +8,7 @@ import numpy as np
 
 from tinygan import kernels
 from tinygan.backend import get_array_module
-from tinygan.nn.layer import Layer
+from tinygan.nn.layer import Layer, number_in
 
 
 class Dropout(Layer):
@@ -39,32 +39,37 @@ class Dropout(Layer):
     pass must use the very mask the forward pass drew.
 
     The uniforms are drawn directly in the input's dtype (float32 or float64), so a float32 model
-    makes no float64 temporaries.
+    makes no float64 temporaries. Random generators do not draw float16, so for a float16 input
+    they are drawn in float32 and rounded.
+
+    In evaluation mode (or with ``rate = 0``) the layer is the identity and the cache is only the
+    input's shape, which ``backward`` checks ``dy`` against.
     """
 
     def __init__(self, rate: float, rng: np.random.Generator | None = None) -> None:
         super().__init__()
-        if not 0 <= rate < 1:
-            raise ValueError(f"Dropout rate must be in [0, 1), got {rate}")
-        self.rate = float(rate)
+        self.rate = number_in(rate, "[0, 1)", "rate", "Dropout")
         self.rng = rng if rng is not None else np.random.default_rng()
 
     def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
+        self.check_input(x)
         if not training or self.rate == 0:
-            return x, None
+            return x, x.shape
         xp = get_array_module(x)
-        u = self.rng.random(x.shape, dtype=x.dtype)
+        u = self.rng.random(x.shape, dtype=xp.float32 if x.dtype == xp.float16 else x.dtype)
         if get_array_module(u) is not xp:
             raise TypeError(
                 f"Dropout's rng draws {get_array_module(u).__name__} arrays but the input is a "
                 f"{xp.__name__} array; give the layer a generator on the input's device, e.g. "
                 f"layer.rng = tinygan.backend.make_rng(seed, 'gpu')"
             )
-        return kernels.dropout(x, u, self.rate)  # the mask overwrites u: one pass, no temporaries
+        # The mask overwrites u: one pass, no temporaries.
+        return kernels.dropout(x, u.astype(x.dtype, copy=False), self.rate)
 
     def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
-        mask = cache
-        return dy if mask is None else dy * mask
+        identity = isinstance(cache, tuple)  # the input's shape: no mask was drawn
+        self.check_dy(dy, cache if identity else cache.shape)
+        return dy if identity else dy * cache
 
     def extra_repr(self) -> str:
         return f"rate={self.rate}"

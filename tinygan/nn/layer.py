@@ -12,11 +12,18 @@ real and on a fake batch) before either backward pass; each pass keeps its own c
 ``backward`` *adds* into ``layer.grads[name]`` so gradients from several passes accumulate, exactly as
 the chain rule asks when a parameter is used twice. ``zero_grad`` resets them; the training step calls
 it visibly before each update.
+
+Layers check what they are given, in one line each through the helpers below: constructor arguments
+(:func:`positive_int`, :func:`int_pair`, :func:`number_in`), the input's dtype and shape
+(:meth:`Layer.check_input`) and the upstream gradient's shape (:meth:`Layer.check_dy`). A mistake
+then fails at the layer that received it, with a message naming that layer, rather than as a
+broadcasting error three calls later or as integer "activations" that train nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -146,23 +153,36 @@ class Layer:
                     value[...] = xp.asarray(new, dtype=value.dtype)
 
     # -- input checks --------------------------------------------------------------------------------
-    def check_input(
-        self, x: Any, ndim: int, axis: int | None = None, size: int | None = None
-    ) -> None:
-        """Raise ``ValueError`` naming this layer unless ``x`` is a floating array of ``ndim``
-        dimensions whose ``axis`` has length ``size``."""
-        name = type(self).__name__
-        xp = get_array_module(x)
-        if not hasattr(x, "dtype") or not xp.issubdtype(x.dtype, xp.floating):
+    def check_input(self, x: Any, *shapes: tuple[int | str, ...]) -> None:
+        """Raise, naming this layer, unless ``x`` is a floating-point array of one of ``shapes``.
+
+        A shape lists the sizes ``x`` must have: an int is a required size, a string (``"N"``,
+        ``"H"``) is any size, named for the message. With no shapes only the dtype is checked. A
+        wrong dtype raises ``TypeError`` (integer input would otherwise give integer outputs, or
+        fail deep inside NumPy without saying where); a wrong shape raises ``ValueError``. Only the
+        dtype and shape are read, never the values, so the cost does not grow with the batch.
+        """
+        check_floating(x, type(self).__name__)
+        if not shapes:
+            return
+        got = x.shape
+        for shape in shapes:  # a plain loop: any() over a generator costs twice as much
+            if shape_matches(got, shape):
+                return
+        expected = " or ".join(format_shape(shape) for shape in shapes)
+        raise ValueError(f"{type(self).__name__} expects input of shape {expected}, got {got}")
+
+    def check_dy(self, dy: Any, shape: tuple[int, ...]) -> None:
+        """Raise unless ``dy`` is a floating-point array of ``shape``, the forward output's shape.
+
+        Without this a wrongly shaped ``dy`` broadcasts silently or fails inside a matrix product
+        with a message that does not say which layer received it.
+        """
+        check_floating(dy, f"{type(self).__name__}.backward")
+        if dy.shape != shape:
             raise ValueError(
-                f"{name} expects a floating-point array, got {getattr(x, 'dtype', type(x))}"
-            )
-        if x.ndim != ndim or (axis is not None and x.shape[axis] != size):
-            wanted = ["N"] + ["*"] * (ndim - 1)
-            if axis is not None:
-                wanted[axis] = str(size)
-            raise ValueError(
-                f"{name} expects input of shape ({', '.join(wanted)}), got {tuple(x.shape)}"
+                f"{type(self).__name__}.backward expects dy of the output's shape {tuple(shape)}, "
+                f"got {tuple(dy.shape)}"
             )
 
     def extra_repr(self) -> str:
@@ -171,3 +191,75 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
+
+
+def check_floating(x: Any, name: str) -> None:
+    """Raise ``TypeError`` naming ``name`` unless ``x`` is a floating-point array (float16/32/64).
+
+    Reads ``x.dtype`` only, which NumPy and CuPy arrays share.
+    """
+    if getattr(getattr(x, "dtype", None), "kind", None) != "f":
+        got = x.dtype if hasattr(x, "dtype") else type(x).__name__
+        raise TypeError(f"{name} expects a floating-point array, got {got}")
+
+
+def shape_matches(shape: tuple[int, ...], expected: tuple[int | str, ...]) -> bool:
+    """Whether ``shape`` has ``expected``'s length and its sizes where ``expected`` gives ints."""
+    if len(shape) != len(expected):
+        return False
+    for want, got in zip(expected, shape, strict=False):  # lengths checked: strict costs time
+        if want != got and not isinstance(want, str):
+            return False
+    return True
+
+
+def format_shape(shape: tuple[int | str, ...]) -> str:
+    """``("N", 3, "H", "W")`` as ``"(N, 3, H, W)"``; one entry keeps its comma, as in Python."""
+    inner = ", ".join(str(size) for size in shape)
+    return f"({inner},)" if len(shape) == 1 else f"({inner})"
+
+
+# -- constructor arguments -------------------------------------------------------------------------
+def is_int(value: Any) -> bool:
+    """An integer, NumPy's included; not a bool (``kernel_size=True`` is a bug, not a size)."""
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def positive_int(value: Any, name: str, layer: str) -> int:
+    """``value`` as an int; ``ValueError`` naming ``layer`` and ``name`` unless an int >= 1."""
+    if not is_int(value) or value < 1:
+        raise ValueError(f"{layer}: {name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def int_pair(value: Any, name: str, layer: str, minimum: int) -> tuple[int, int]:
+    """``(value, value)`` for an int, the pair itself for a pair of ints.
+
+    Raises ``ValueError`` (naming ``layer`` and ``name``) for anything else or an entry below
+    ``minimum``.
+    """
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2 or not all(is_int(v) for v in pair):
+        raise ValueError(f"{layer}: {name} must be an int or a pair of ints, got {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{layer}: {name} must be >= {minimum}, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def number_in(value: Any, interval: str, name: str, layer: str) -> float:
+    """``value`` as a float; ``ValueError`` naming ``layer`` and ``name`` unless in ``interval``.
+
+    ``interval`` is written as in mathematics, ``"[0, 1)"`` or ``"(0, inf)"``: a bracket includes
+    its end, a parenthesis excludes it, so ``"(-inf, inf)"`` means any finite number. NaN lies in
+    no interval.
+    """
+    low, high = (float(end) for end in interval[1:-1].split(","))
+    ok = isinstance(value, Real) and not isinstance(value, bool)
+    if ok:
+        value = float(value)
+        ok = (low <= value if interval[0] == "[" else low < value) and (
+            value <= high if interval[-1] == "]" else value < high
+        )
+    if not ok:
+        raise ValueError(f"{layer}: {name} must be a number in {interval}, got {value!r}")
+    return value

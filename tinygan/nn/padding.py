@@ -16,38 +16,11 @@ Two meanings of ``"same"`` padding, both Keras/TensorFlow's:
 
 from __future__ import annotations
 
-from numbers import Integral
-from typing import Any
+from tinygan.nn.layer import int_pair
 
 #: A padding argument: an int, a ``(height, width)`` pair, ``"same"`` or ``"valid"``.
 Padding = int | tuple[int, int] | str
 PADDING_MODES = ("same", "valid")
-
-
-def int_pair(value: Any, name: str, layer: str, minimum: int) -> tuple[int, int]:
-    """``(value, value)`` for an int, the pair itself for a pair of ints.
-
-    Raises ``ValueError`` (naming ``layer`` and ``name``) for anything else or an entry below
-    ``minimum``.
-    """
-    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(pair) != 2 or not all(_is_int(v) for v in pair):
-        raise ValueError(f"{layer}: {name} must be an int or a pair of ints, got {value!r}")
-    if min(pair) < minimum:
-        raise ValueError(f"{layer}: {name} must be >= {minimum}, got {value!r}")
-    return int(pair[0]), int(pair[1])
-
-
-def positive_int(value: Any, name: str, layer: str) -> int:
-    """``value`` as an int; ``ValueError`` naming ``layer`` and ``name`` unless it is an int >= 1."""
-    if not _is_int(value) or value < 1:
-        raise ValueError(f"{layer}: {name} must be a positive int, got {value!r}")
-    return int(value)
-
-
-def _is_int(value: Any) -> bool:
-    # bool is an Integral too, but kernel_size=True is a bug, not a size.
-    return isinstance(value, Integral) and not isinstance(value, bool)
 
 
 def parse_padding(padding: Padding, layer: str) -> str | tuple[int, int]:

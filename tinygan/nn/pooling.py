@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-from numbers import Integral
 from typing import Any
 
 from tinygan import kernels
-from tinygan.nn.layer import Layer
-
-
-def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
-    """``k -> (k, k)``; a pair is kept. Both entries must be positive integers."""
-    pair = (value, value) if isinstance(value, Integral) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, Integral) and v >= 1 for v in pair):
-        raise ValueError(f"{name} must be a positive int or a pair of them, got {value!r}")
-    return int(pair[0]), int(pair[1])
+from tinygan.nn.layer import Layer, int_pair
 
 
 class MaxPool2D(Layer):
@@ -56,11 +47,11 @@ class MaxPool2D(Layer):
         self, size: int | tuple[int, int] = 2, stride: int | tuple[int, int] | None = None
     ) -> None:
         super().__init__()
-        self.size = _pair(size, "MaxPool2D size")
-        self.stride = self.size if stride is None else _pair(stride, "MaxPool2D stride")
+        self.size = int_pair(size, "size", "MaxPool2D", minimum=1)
+        self.stride = int_pair(size if stride is None else stride, "stride", "MaxPool2D", minimum=1)
 
     def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
-        self.check_input(x, ndim=4)
+        self.check_input(x, ("N", "*", "*", "*"))
         kh, kw = self.size
         if x.shape[2] < kh or x.shape[3] < kw:
             raise ValueError(
@@ -72,6 +63,7 @@ class MaxPool2D(Layer):
 
     def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
         argmax, x_shape = cache
+        self.check_dy(dy, argmax.shape)
         return kernels.maxpool_backward(dy, argmax, x_shape, self.size, self.stride)
 
     def extra_repr(self) -> str:
@@ -99,18 +91,21 @@ class UpSampling2D(Layer):
 
     .. math:: \frac{\partial L}{\partial x_{hw}} = \sum_{a < s_h,\ b < s_w} \delta_{h s_h + a,\, w s_w + b},
 
-    the sum of the upstream gradient over each block. Nothing needs caching.
+    the sum of the upstream gradient over each block. The cache is only the output shape, which
+    ``dy`` must have.
     """
 
     def __init__(self, scale: int | tuple[int, int] = 2) -> None:
         super().__init__()
-        self.scale = _pair(scale, "UpSampling2D scale")
+        self.scale = int_pair(scale, "scale", "UpSampling2D", minimum=1)
 
     def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
-        self.check_input(x, ndim=4)
-        return kernels.upsample_nearest(x, self.scale), None
+        self.check_input(x, ("N", "*", "*", "*"))
+        y = kernels.upsample_nearest(x, self.scale)
+        return y, y.shape
 
     def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
+        self.check_dy(dy, cache)
         return kernels.upsample_nearest_backward(dy, self.scale)
 
     def extra_repr(self) -> str:

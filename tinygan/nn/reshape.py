@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from tinygan.nn.layer import Layer
+from tinygan.nn.layer import Layer, is_int
 
 
 class Reshape(Layer):
@@ -29,25 +29,35 @@ class Reshape(Layer):
 
     Backward: the transpose of the identity is the identity, so :math:`\partial L/\partial x` is
     :math:`\partial L/\partial y` read in the same order, i.e. reshaped back to the input shape.
-    The cache is the input shape. Non-contiguous inputs (a transposed view, say) are copied into
-    row-major order by ``reshape``; the result is the same as for a contiguous copy of the input.
+    The cache is the input shape, and the output shape that ``dy`` must have. Non-contiguous inputs
+    (a transposed view, say) are copied into row-major order by ``reshape``; the result is the same
+    as for a contiguous copy of the input.
     """
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         super().__init__()
-        self.shape = tuple(int(s) for s in shape)
-        if self.shape.count(-1) > 1 or any(s < 1 and s != -1 for s in self.shape):
+        sizes = tuple(shape) if isinstance(shape, (tuple, list)) else None
+        if (
+            sizes is None
+            or sizes.count(-1) > 1
+            or not all(is_int(s) and (s >= 1 or s == -1) for s in sizes)
+        ):
             raise ValueError(
-                f"{type(self).__name__} shape must hold positive sizes and at most one -1, "
-                f"got {tuple(shape)}"
+                f"{type(self).__name__}: shape must be a tuple of positive ints, with at most one "
+                f"-1 for a size to infer, got {shape!r}"
             )
+        self.shape = tuple(int(s) for s in sizes)
 
     def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
+        self.check_input(x)
         sample_shape = self._sample_shape(x)
-        return x.reshape((x.shape[0], *sample_shape)), tuple(x.shape)
+        y = x.reshape((x.shape[0], *sample_shape))
+        return y, (x.shape, y.shape)
 
     def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
-        return dy.reshape(cache)
+        x_shape, y_shape = cache
+        self.check_dy(dy, y_shape)
+        return dy.reshape(x_shape)
 
     def _sample_shape(self, x: Any) -> tuple[int, ...]:
         """``self.shape`` with its -1 resolved for ``x``; ValueError when the sizes disagree.

@@ -17,13 +17,19 @@ class Sequential(Layer):
     :math:`\partial L/\partial h_{k-1} = (\partial h_k/\partial h_{k-1})^T \partial L/\partial h_k`,
     which is exactly ``child.backward(dh, cache_k)`` for ``k = K .. 1``. ``param_grads`` is passed
     down, so ``param_grads=False`` skips every child's parameter gradients.
+
+    An error raised by a child is raised again, of the same type, with the child's position in
+    front of its message: ``Sequential[3] (Dense(128, 784, bias=True)): ...``; in nested
+    Sequentials the path grows, ``Sequential[1][3]``, the way one would index the child. The
+    original error is kept as the cause.
     """
 
     def __init__(self, *layers: Layer) -> None:
         super().__init__()
-        for layer in layers:
+        for index, layer in enumerate(layers):
             if not isinstance(layer, Layer):
-                raise TypeError(f"Sequential takes Layer objects, got {type(layer).__name__}")
+                name = type(layer).__name__
+                raise TypeError(f"Sequential takes Layer objects, got {name} at position {index}")
         self.layers = list(layers)
 
     def sublayers(self) -> list[Layer]:
@@ -31,15 +37,49 @@ class Sequential(Layer):
 
     def forward(self, x: Any, training: bool = True) -> tuple[Any, list[Any]]:
         caches = []
-        for layer in self.layers:
-            x, cache = layer.forward(x, training=training)
+        for index, layer in enumerate(self.layers):
+            try:
+                x, cache = layer.forward(x, training=training)
+            except Exception as error:
+                raise self._locate(error, index)  # noqa: B904 (_locate sets the cause)
             caches.append(cache)
         return x, caches
 
     def backward(self, dy: Any, cache: list[Any], param_grads: bool = True) -> Any:
-        for layer, layer_cache in zip(reversed(self.layers), reversed(cache), strict=True):
-            dy = layer.backward(dy, layer_cache, param_grads=param_grads)
+        if len(cache) != len(self.layers):
+            raise ValueError(
+                f"{type(self).__name__}.backward expects the cache of its forward pass, one entry "
+                f"per layer ({len(self.layers)}), got {len(cache)} entries"
+            )
+        for index in reversed(range(len(self.layers))):
+            try:
+                dy = self.layers[index].backward(dy, cache[index], param_grads=param_grads)
+            except Exception as error:
+                raise self._locate(error, index)  # noqa: B904 (_locate sets the cause)
         return dy
+
+    def _locate(self, error: Exception, index: int) -> Exception:
+        """``error`` made again with the path to the failing child in front of its message.
+
+        An error that already passed through a nested Sequential carries its path; this one puts
+        its own index in front and keeps the original error as the cause, so a traceback shows
+        the failure once rather than once per level. An exception type that does not take a
+        single message keeps its identity and gets the path as a note instead.
+        """
+        path = (index, *getattr(error, "_layer_path", ()))
+        leaf = getattr(error, "_layer_name", None) or _one_line_name(self.layers[index])
+        message = getattr(error, "_layer_message", str(error))
+        where = f"{type(self).__name__}{''.join(f'[{i}]' for i in path)} ({leaf})"
+        try:
+            located = type(error)(f"{where}: {message}")
+        except Exception:
+            if hasattr(error, "add_note"):  # Python >= 3.11
+                error.add_note(f"raised in {where}")
+            return error
+        located._layer_path, located._layer_name, located._layer_message = path, leaf, message
+        located.__cause__ = error.__cause__ if hasattr(error, "_layer_path") else error
+        located.__suppress_context__ = True
+        return located
 
     def __getitem__(self, index: int) -> Layer:
         return self.layers[index]
@@ -50,3 +90,9 @@ class Sequential(Layer):
     def __repr__(self) -> str:
         inner = "\n".join(f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential(\n{inner}\n)"
+
+
+def _one_line_name(layer: Layer) -> str:
+    """The layer's repr, or its class name where the repr spans lines (a container's)."""
+    text = repr(layer)
+    return type(layer).__name__ if "\n" in text else text
