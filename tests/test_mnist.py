@@ -1,4 +1,5 @@
-"""IDX reading, dataset search, offline errors and downloads, on tiny synthetic files; real data if present."""
+"""IDX reading, dataset search, offline errors and downloads, on tiny synthetic files; the bundled
+MNIST test split and the fallback to it; real data."""
 
 from __future__ import annotations
 
@@ -15,15 +16,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import requires_mnist
+from conftest import mnist_dir
 
 from tinygan.data import (
     CorruptDatasetError,
     DatasetNotFoundError,
+    OptionNames,
+    bundled_mnist_dir,
     default_data_dir,
     find_dataset_files,
     images_to_float,
     load_mnist,
+    load_mnist_or_bundled,
     mnist,
     read_idx,
     search_folders,
@@ -33,6 +37,13 @@ TYPE_CODES = {"u1": 0x08, "i1": 0x09, "i2": 0x0B, "i4": 0x0C, "f4": 0x0D, "f8": 
 TEST_FILES = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 # The Debian package dataset-fashion-mnist installs the four .gz files here.
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+# How the training commands spell the options (tinygan train, the examples).
+COMMAND_FLAGS = OptionNames(
+    data_dir="--data-dir DIR",
+    split="--split {}",
+    download_off="--no-download",
+    download_on="leave out --no-download",
+)
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -330,6 +341,155 @@ def test_offline_error_names_files_and_folders(tmp_path: Path) -> None:
     assert listing(tmp_path) == []  # not even a folder was created
 
 
+# --- what a missing dataset's message says --------------------------------------------------------
+
+
+@pytest.mark.parametrize("present", [0, 1], ids=["images only", "labels only"])
+def test_a_lone_file_is_reported_with_the_missing_one_named(tmp_path: Path, present: int) -> None:
+    write_file(tmp_path / "mnist" / f"{TEST_FILES[present]}.gz", idx_bytes(fake_split()[present]))
+    missing = TEST_FILES[1 - present]
+    with pytest.raises(DatasetNotFoundError) as error:
+        load_mnist("test", tmp_path, download=False)
+    headline = str(error.value).splitlines()[0]
+    assert f"{tmp_path / 'mnist'} holds {TEST_FILES[present]}.gz but not {missing}" in headline
+    assert error.value.partial == {tmp_path / "mnist": (f"{TEST_FILES[present]}.gz", missing)}
+
+
+@pytest.mark.parametrize("download", [False, True])
+def test_a_missing_train_split_points_to_the_test_split_on_disk(
+    tmp_path: Path, server: dict, download: bool
+) -> None:
+    write_split(tmp_path / "mnist", *fake_split())
+    before = listing(tmp_path)
+    with pytest.raises(DatasetNotFoundError) as error:
+        load_mnist("train", tmp_path, download=download)
+    hint = f"The test split is in {tmp_path / 'mnist'}: to use it instead, pass"
+    assert f'{hint} split="test".' in str(error.value)
+    assert f"{hint} --split test." in error.value.describe(COMMAND_FLAGS)
+    assert error.value.other_split == ("test", tmp_path / "mnist")
+    assert listing(tmp_path) == before
+    assert len(server["requests"]) == (2 if download else 0)  # both mirrors, first file
+
+
+def test_messages_name_the_options_in_the_callers_terms(tmp_path: Path) -> None:
+    with pytest.raises(DatasetNotFoundError) as error:
+        load_mnist("train", tmp_path, download=False)
+    python, command = str(error.value), error.value.describe(COMMAND_FLAGS)
+    assert "pass data_dir=... or set $TINYGAN_DATA" in python
+    assert "Nothing was downloaded (download=False): pass download=True to fetch them." in python
+    assert "pass --data-dir DIR or set $TINYGAN_DATA" in command
+    assert "(--no-download): leave out --no-download to fetch them." in command
+    assert not any(keyword in command for keyword in ("data_dir=", "download=", "split="))
+    # only the advice differs: the facts are the same
+    assert python.splitlines()[:6] == command.splitlines()[:6]
+
+
+def test_dataset_not_found_error_survives_pickling(tmp_path: Path) -> None:
+    import pickle
+
+    with pytest.raises(DatasetNotFoundError) as error:
+        load_mnist("test", tmp_path, "fashion-mnist", download=False)
+    copy = pickle.loads(pickle.dumps(error.value))
+    assert isinstance(copy, FileNotFoundError) and str(copy) == str(error.value)
+
+
+def test_tinygan_eval_names_its_own_flags_when_data_is_missing(tmp_path: Path) -> None:
+    from tinygan.checkpoint import save_checkpoint
+    from tinygan.cli import main
+    from tinygan.models import PRESETS
+
+    gan = PRESETS["000"].make_gan(np.random.default_rng(0), np.random.default_rng(1))
+    path = save_checkpoint(tmp_path / "ck.npz", gan, metadata={"preset": "000", "seed": 0})
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", str(path), "--n", "4", "--data-dir", str(tmp_path / "data")])
+    message = str(exit_info.value.code)
+    assert message.startswith("tinygan eval: MNIST train split not found.")
+    assert "pass --data-dir DIR or set $TINYGAN_DATA" in message
+    assert "Nothing was downloaded (no --download): pass --download to fetch them." in message
+    assert not any(keyword in message for keyword in ("data_dir=", "download=", "split="))
+    assert not (tmp_path / "data").exists()
+
+
+# --- the bundled test split and the fallback to it ------------------------------------------------
+
+
+def test_bundled_mnist_test_split_is_the_published_one() -> None:
+    folder = bundled_mnist_dir()
+    images, labels = load_mnist("test", folder, download=False)
+    assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
+    assert labels.shape == (10000,) and labels.dtype == np.uint8
+    for name in TEST_FILES:
+        md5 = hashlib.md5((folder / f"{name}.gz").read_bytes()).hexdigest()
+        assert md5 == mnist.CHECKSUMS["mnist"][f"{name}.gz"]
+    notice = (folder / "README.txt").read_text()
+    for credit in ("Yann LeCun", "Corinna Cortes", "Burges", "Attribution-Share Alike 3.0"):
+        assert credit in notice
+
+
+def test_pyproject_installs_the_bundled_files() -> None:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    config = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["tinygan.data"]
+    package = bundled_mnist_dir().parent
+    shipped = {path for pattern in patterns for path in package.glob(pattern)}
+    bundled = set(bundled_mnist_dir().iterdir())
+    assert {path.name for path in bundled} >= {f"{name}.gz" for name in TEST_FILES} | {"README.txt"}
+    assert bundled <= shipped
+
+
+def test_the_bundled_split_stands_in_only_when_allowed(tmp_path: Path) -> None:
+    with pytest.raises(DatasetNotFoundError):
+        load_mnist_or_bundled("train", tmp_path, download=False, allow_bundled=False)
+    images, labels, notice = load_mnist_or_bundled("train", tmp_path, download=False)
+    bundled_images, bundled_labels = load_mnist("test", bundled_mnist_dir(), download=False)
+    np.testing.assert_array_equal(images, bundled_images)
+    np.testing.assert_array_equal(labels, bundled_labels)
+    assert "\n" not in notice
+    assert notice.startswith(
+        f"MNIST train split not found in {tmp_path} and nothing was downloaded"
+    )
+    assert "training on the 10,000 MNIST test digits bundled with tinygan" in notice
+    assert "pass download=True or put train-images-idx3-ubyte.gz and train-labels-" in notice
+    assert f"in {tmp_path / 'mnist'} (or pass data_dir=...)" in notice
+    assert listing(tmp_path) == []
+
+    _, _, notice = load_mnist_or_bundled("test", tmp_path, download=False)
+    assert notice.endswith("using the copy bundled with tinygan (10,000 digits)")
+
+
+def test_no_stand_in_when_the_split_is_there_damaged_or_not_mnist(tmp_path: Path) -> None:
+    images, labels = fake_split()
+    write_split(tmp_path / "good", images, labels)
+    loaded_images, loaded_labels, notice = load_mnist_or_bundled("test", tmp_path / "good")
+    assert notice is None
+    np.testing.assert_array_equal(loaded_images, images)
+    np.testing.assert_array_equal(loaded_labels, labels)
+
+    write_split(tmp_path / "bad", images, labels[:-1])  # one label short
+    with pytest.raises(CorruptDatasetError, match="labels"):
+        load_mnist_or_bundled("test", tmp_path / "bad", download=False)
+    with pytest.raises(DatasetNotFoundError, match="Fashion-MNIST train split not found"):
+        load_mnist_or_bundled("train", tmp_path, "fashion-mnist", download=False)
+
+
+def test_the_stand_in_after_a_failed_download_says_so_in_command_terms(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: dict
+) -> None:
+    monkeypatch.delenv("TINYGAN_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    images, _, notice = load_mnist_or_bundled(option_names=COMMAND_FLAGS)  # the default cache
+    assert len(images) == 10000
+    cache = tmp_path / "xdg" / "tinygan"
+    assert notice.startswith(f"MNIST train split not found in {cache} and the download failed")
+    assert "(HTTP Error 404: Not Found): training on the 10,000 MNIST test digits" in notice
+    assert notice.endswith(
+        "for all of them, try again online or put train-images-idx3-ubyte.gz and "
+        f"train-labels-idx1-ubyte.gz in {cache / 'mnist'} (or pass --data-dir DIR)"
+    )
+    assert len(server["requests"]) == 2
+    assert listing(tmp_path) == []  # no empty cache folders left behind
+
+
 # --- downloads ------------------------------------------------------------------------------------
 
 
@@ -390,7 +550,7 @@ def test_download_bad_checksum_keeps_nothing(
     message = str(error.value)
     assert message.count("checksum mismatch") == 2  # one per mirror
     assert "http://second.invalid/t10k-images-idx3-ubyte.gz" in message
-    assert listing(tmp_path) == ["mnist"]
+    assert listing(tmp_path) == []  # not even the folder made for the download
 
 
 def test_download_interrupted_midway_keeps_nothing(
@@ -401,7 +561,35 @@ def test_download_interrupted_midway_keeps_nothing(
         server[f"http://first.invalid/{name}"] = FakeResponse(content, fail_after=len(content) // 2)
     with pytest.raises(DatasetNotFoundError, match="connection reset"):
         load_mnist("test", tmp_path)
-    assert listing(tmp_path) == ["mnist"]
+    assert listing(tmp_path) == []
+
+
+def test_a_failed_download_into_the_default_cache_leaves_no_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: dict
+) -> None:
+    monkeypatch.delenv("TINYGAN_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    with pytest.raises(DatasetNotFoundError, match="HTTP Error 404"):
+        load_mnist("test")
+    assert listing(tmp_path) == []
+
+
+def test_a_download_failing_halfway_keeps_the_finished_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: dict
+) -> None:
+    images, labels = fake_split()
+    name = f"{TEST_FILES[0]}.gz"
+    server[f"http://first.invalid/{name}"] = publish(monkeypatch, images, labels)[name]
+    with pytest.raises(DatasetNotFoundError) as error:  # the label file is on neither mirror
+        load_mnist("test", tmp_path / "deep" / "cache")
+    assert listing(tmp_path) == [
+        "deep",
+        "deep/cache",
+        "deep/cache/mnist",
+        f"deep/cache/mnist/{name}",
+    ]
+    assert f"holds {name} but not {TEST_FILES[1]}" in str(error.value)
+    assert "HTTP Error 404" in str(error.value)
 
 
 def test_download_file_interrupted_by_keyboard_keeps_nothing(
@@ -495,16 +683,15 @@ def test_images_to_float_rejects_bad_input() -> None:
 # --- real data ------------------------------------------------------------------------------------
 
 
-@requires_mnist
 def test_real_mnist_test_split() -> None:
-    images, labels = load_mnist("test", download=False)  # found through $TINYGAN_DATA
+    images, labels = load_mnist("test", mnist_dir(), download=False)  # $TINYGAN_DATA or bundled
     assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
     assert labels.shape == (10000,) and labels.dtype == np.uint8
     np.testing.assert_array_equal(
         np.bincount(labels), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     )
     assert images_to_float(images).mean() == pytest.approx(0.1325, abs=0.002)
-    for path in find_dataset_files("test", dataset="mnist"):
+    for path in find_dataset_files("test", mnist_dir(), dataset="mnist"):
         if path.suffix == ".gz":  # the published files: their MD5 must match the download table
             md5 = hashlib.md5(path.read_bytes()).hexdigest()
             assert md5 == mnist.CHECKSUMS["mnist"][path.name]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import mnist_dir, requires_mnist
+from conftest import mnist_dir
 from test_classifier import TINY, bar_images, write_split
 
 from tinygan.backend import to_device
@@ -171,7 +171,6 @@ def box_blur(images: np.ndarray, radius: int) -> np.ndarray:
     return np.mean(windows, axis=0)
 
 
-@requires_mnist
 def test_metrics_rank_real_above_blurred_above_noise():
     images, labels = load_mnist("test", mnist_dir(), download=False)
     rng = np.random.default_rng(0)

@@ -1,5 +1,12 @@
 """`tinygan sample`: images from a checkpoint of any preset, reproducible from a seed or saved latents."""
 
+import os
+import pickle
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -7,7 +14,7 @@ from PIL import Image
 from tinygan.checkpoint import save_checkpoint
 from tinygan.cli import main as cli
 from tinygan.models import PRESETS
-from tinygan.sampling import generate, load_generator
+from tinygan.sampling import generate, load_generator, load_latents, write_samples
 
 
 @pytest.fixture(params=["000", "003"])
@@ -16,15 +23,20 @@ def checkpoint(request, tmp_path):
     return save_checkpoint(tmp_path / "ck.npz", gan, metadata={"preset": request.param, "seed": 0})
 
 
-def test_same_seed_same_images_and_latents_reproduce_them(checkpoint):
+def test_same_seed_same_images_and_latents_reproduce_them(checkpoint, tmp_path):
     generator, preset, _ = load_generator(checkpoint)
     images, latents = generate(generator, preset, n=5, seed=3)
     again, _ = generate(generator, preset, n=5, seed=3)
     assert images.shape == (5, 28, 28) and 0 <= images.min() and images.max() <= 1
     np.testing.assert_array_equal(images, again)
-    for k in range(5):  # each picture regenerated alone, bit for bit
+    write_samples(images, latents, tmp_path)  # the saved latents file gives the same images exactly
+    from_file, _ = generate(
+        generator, preset, latents=load_latents(tmp_path / "latents.npy", preset)
+    )
+    np.testing.assert_array_equal(from_file, images)
+    for k in range(5):  # alone in its batch, a vector's picture may differ in the last float32 bit
         alone, _ = generate(generator, preset, latents=latents[k : k + 1])
-        np.testing.assert_array_equal(alone[0], images[k])
+        np.testing.assert_allclose(alone[0], images[k], rtol=0, atol=1e-6)
 
 
 def test_cli_writes_a_grid_or_single_pngs_with_their_latents(checkpoint, tmp_path):
@@ -75,3 +87,87 @@ def test_bad_latents_and_missing_files_fail_clearly(checkpoint, tmp_path):
         cli(["sample", str(tmp_path / "missing.npz"), "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="cannot hold"):
         cli(["sample", str(checkpoint), "--n", "5", "--grid", "2", "2", "--out", str(tmp_path)])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_and_empty_latents_are_refused(checkpoint, bad):
+    generator, preset, _ = load_generator(checkpoint)
+    latents = np.zeros((3, preset.latent_dim), np.float32)
+    latents[1, 4] = bad
+    with pytest.raises(ValueError, match=r"finite: 1 of 3 vectors .* row 1"):
+        generate(generator, preset, latents=latents)
+    with pytest.raises(ValueError, match="too large for float32"):
+        generate(generator, preset, latents=np.full((1, preset.latent_dim), 1e39))
+    with pytest.raises(ValueError, match=r"no vectors \(shape \(0, "):
+        generate(generator, preset, latents=np.zeros((0, preset.latent_dim)))
+
+
+def bad_latents_files(folder: Path, width: int) -> dict[str, tuple[Path, str]]:
+    """Files that are not latents of the given width, and what the message must say about each."""
+    files = {
+        "nan": (np.full((2, width), np.nan, np.float32), "must be finite"),
+        "empty": (np.zeros((0, width), np.float32), "hold no vectors"),
+        "integers": (np.zeros((2, width), np.int64), "int64 values, not floating-point"),
+        "3-D": (np.zeros((2, width, 1), np.float32), r"must have shape \(n, "),
+        "narrow": (np.zeros((2, width - 1), np.float32), r"must have shape \(n, "),
+    }
+    paths = {}
+    for name, (array, message) in files.items():
+        np.save(folder / f"{name}.npy", array)
+        paths[name] = (folder / f"{name}.npy", message)
+    np.savez(folder / "archive.npz", latents=np.zeros((2, width), np.float32))
+    paths["npz"] = (folder / "archive.npz", "an .npz archive")
+    (folder / "pickled.npy").write_bytes(pickle.dumps([[0.0] * width]))
+    paths["pickled"] = (folder / "pickled.npy", "not a NumPy .npy array")
+    np.save(folder / "objects.npy", np.array([[0.0] * width], dtype=object), allow_pickle=True)
+    paths["objects"] = (folder / "objects.npy", "not a NumPy .npy array")
+    return paths
+
+
+def test_bad_latents_files_get_one_line_naming_the_file(checkpoint, tmp_path):
+    width = PRESETS[load_generator(checkpoint)[1].name].latent_dim
+    for name, (path, message) in bad_latents_files(tmp_path, width).items():
+        argv = ["sample", str(checkpoint), "--latents", str(path), "--out", str(tmp_path / "out")]
+        with pytest.raises(SystemExit) as exit_info:
+            cli(argv)
+        text = str(exit_info.value.code)
+        assert text.startswith(f"tinygan sample: {path}: "), name
+        assert "\n" not in text, name
+        assert re.search(message, text), (name, text)
+    assert not (tmp_path / "out").exists()  # nothing written for refused latents
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--n", "0"], "argument --n: must be a positive integer, got 0"),
+        (["--n", "-3"], "argument --n: must be a positive integer, got -3"),
+        (["--grid", "0", "4"], "argument --grid: must be a positive integer, got 0"),
+        (["--grid", "2", "-1"], "argument --grid: must be a positive integer, got -1"),
+    ],
+)
+def test_non_positive_counts_are_usage_errors(checkpoint, tmp_path, capsys, flags, message):
+    with pytest.raises(SystemExit) as exit_info:
+        cli(["sample", str(checkpoint), *flags, "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("tinygan sample: error: ") and message in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_nan_latents_fail_the_command_without_a_traceback(tmp_path):
+    gan = PRESETS["000"].make_gan(np.random.default_rng(0), np.random.default_rng(1))
+    checkpoint = save_checkpoint(tmp_path / "ck.npz", gan, metadata={"preset": "000", "seed": 0})
+    latents = tmp_path / "latents.npy"
+    np.save(latents, np.full((4, PRESETS["000"].latent_dim), np.nan, np.float32))
+    root = str(Path(__file__).parents[1])  # this checkout, whatever else is installed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "tinygan.cli", "sample", str(checkpoint)]
+    command += ["--latents", str(latents), "--out", str(tmp_path / "out")]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert result.stderr.splitlines() == [
+        f"tinygan sample: {latents}: latents must be finite: 4 of 4 vectors hold NaN or inf "
+        "(or values too large for float32), the first is row 0"
+    ]
+    assert not (tmp_path / "out").exists()

@@ -25,9 +25,10 @@ has never seen them, so its confidence on them is the confidence real data earns
 Caching
 -------
 Training takes minutes, so :func:`load_classifier` trains once and caches the weights in an ``.npz``
-beside the data, or in ``~/.cache/tinygan/classifiers/`` when the data folder is read-only. The file
-name holds the MD5 of the image and label bytes and a digest of the training settings: changed data
-or changed settings give another name, hence a fresh training run, never a stale classifier.
+beside the data, or in ``~/.cache/tinygan/classifiers/`` when the data folder is read-only (or is the
+MNIST copy bundled inside the package). The file name holds the MD5 of the image and label bytes and
+a digest of the training settings: changed data or changed settings give another name, hence a fresh
+training run, never a stale classifier.
 """
 
 from __future__ import annotations
@@ -48,7 +49,13 @@ from tqdm.auto import tqdm
 
 from tinygan.atomic import write_atomically
 from tinygan.backend import device_of, get_array_module, to_device, to_numpy
-from tinygan.data import BatchIterator, find_dataset_files, images_to_float, load_mnist
+from tinygan.data import (
+    BatchIterator,
+    bundled_mnist_dir,
+    find_dataset_files,
+    images_to_float,
+    load_mnist,
+)
 from tinygan.init import he_uniform
 from tinygan.losses import log_softmax, softmax_cross_entropy
 from tinygan.nn import Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU, Sequential
@@ -418,12 +425,16 @@ def cache_path(
     """Where the classifier for ``data`` and ``settings`` is cached.
 
     ``cache_dir`` if given; else the data folder when writable; else :func:`user_cache_dir`. The
-    name is ``classifier_<dataset>_<data md5[:12]>_<settings digest>.npz``.
+    MNIST copy inside the package (:func:`tinygan.data.bundled_mnist_dir`) counts as read-only: an
+    installed package is no place for caches. The name is
+    ``classifier_<dataset>_<data md5[:12]>_<settings digest>.npz``.
     """
     if cache_dir is not None:
         folder = Path(cache_dir)
+    elif folder_is_writable(data.folder) and data.folder.resolve() != bundled_mnist_dir():
+        folder = data.folder
     else:
-        folder = data.folder if folder_is_writable(data.folder) else user_cache_dir()
+        folder = user_cache_dir()
     return folder / f"classifier_{data.dataset}_{data.checksum[:12]}_{settings.digest()}.npz"
 
 

@@ -13,9 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from tinygan.experiment import IMAGE_PRESETS, build_parser, run
+from tinygan.experiment import IMAGE_PRESETS, run_from_command_line
+from tinygan.flags import training_parser, usage_error
 from tinygan.models import PRESETS
 
 
@@ -32,24 +31,30 @@ def presets_command(argv: list[str]) -> int:
 
 def train_command(argv: list[str]) -> int:
     """``tinygan train PRESET [flags]``."""
-    parser = build_parser("Train a tinygan image preset.", IMAGE_PRESETS, "000")
-    parser.prog = "tinygan train"
+    parser = training_parser(
+        "Train a tinygan image preset.", IMAGE_PRESETS, "000", prog="tinygan train"
+    )
     parser.add_argument("preset_name", nargs="?", metavar="PRESET", choices=IMAGE_PRESETS)
     args = parser.parse_args(argv)
-    if args.preset_name:
-        args.preset = args.preset_name
-    run(args)
+    if args.preset_name and args.preset and args.preset_name != args.preset:
+        usage_error(
+            parser.prog, f"two presets given: {args.preset_name} and --preset {args.preset}"
+        )
+    args.preset = args.preset or args.preset_name
+    del args.preset_name
+    run_from_command_line(args, parser.prog)
     return 0
 
 
 def sample_command(argv: list[str]) -> int:
     """``tinygan sample CHECKPOINT``: images from a seed or from saved latent vectors."""
-    from tinygan.sampling import generate, load_generator, write_samples
+    from tinygan.flags import FlagParser, positive_int
+    from tinygan.sampling import generate, load_generator, load_latents, write_samples
 
-    parser = argparse.ArgumentParser(prog="tinygan sample", description=sample_command.__doc__)
+    parser = FlagParser(prog="tinygan sample", description=sample_command.__doc__)
     parser.add_argument("checkpoint", type=Path, help="a .npz written during training")
     parser.add_argument(
-        "--n", type=int, default=64, help="number of images (ignored with --latents)"
+        "--n", type=positive_int, default=64, help="number of images (ignored with --latents)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the latent vectors")
     parser.add_argument(
@@ -58,7 +63,7 @@ def sample_command(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, default=Path("samples"), help="output folder")
     parser.add_argument(
         "--grid",
-        type=int,
+        type=positive_int,
         nargs=2,
         metavar=("ROWS", "COLS"),
         help="one grid PNG instead of single PNGs",
@@ -67,7 +72,7 @@ def sample_command(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         generator, preset, _ = load_generator(args.checkpoint, args.device)
-        latents = np.load(args.latents) if args.latents else None
+        latents = load_latents(args.latents, preset) if args.latents else None
         images, latents = generate(generator, preset, args.n, args.seed, latents, args.device)
     except (OSError, ValueError, KeyError) as error:
         raise SystemExit(f"tinygan sample: {error}") from None
@@ -86,7 +91,16 @@ def eval_command(argv: list[str]) -> int:
     """``tinygan eval CHECKPOINT``: quality metrics of generated images, with real-data calibration."""
     import json
 
+    from tinygan.data import DatasetNotFoundError, OptionNames
     from tinygan.evaluate import evaluate_checkpoint
+
+    # Data errors advise this command's flags, not load_mnist's keywords.
+    flags = OptionNames(
+        data_dir="--data-dir DIR",
+        split="--split {}",
+        download_off="no --download",
+        download_on="pass --download",
+    )
 
     parser = argparse.ArgumentParser(prog="tinygan eval", description=eval_command.__doc__)
     parser.add_argument("checkpoint", type=Path, help="a .npz written during training")
@@ -128,7 +142,9 @@ def eval_command(argv: list[str]) -> int:
             download=args.download,
             classifier_cache=args.classifier_cache,
         )
-    except (OSError, ValueError, KeyError) as error:  # missing or corrupt data and checkpoints too
+    except DatasetNotFoundError as error:
+        raise SystemExit(f"tinygan eval: {error.describe(flags)}") from None
+    except (OSError, ValueError, KeyError) as error:  # corrupt data, missing checkpoints too
         raise SystemExit(f"tinygan eval: {error}") from None
     if args.json:
         args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")

@@ -2,8 +2,11 @@
 
 A checkpoint records its preset, so the generator can be rebuilt and loaded without knowing what
 trained it. Every batch of samples is written together with the latent vectors that produced it
-(``latents.npy``): feeding that file back (``--latents``) regenerates the very same pictures, so one
-image of a grid can be reproduced exactly, or the vectors edited and explored.
+(``latents.npy``): feeding that file back (``--latents``) regenerates the very same pictures, bit
+for bit, on the same machine and backend. One vector cut out of the file and generated alone gives
+its picture again to within float32 rounding (about 1e-7), not always bit for bit: a matrix product
+may round a row differently depending on where the row sits in the batch (see :func:`generate`).
+The vectors can also be edited and explored.
 """
 
 from __future__ import annotations
@@ -38,6 +41,66 @@ def load_generator(
     return generator.to(device), preset, metadata
 
 
+def check_latents(latents: Any, preset: Preset) -> np.ndarray:
+    """``latents`` as a float32 array of shape (n, latent_dim), n >= 1, every value finite.
+
+    Raises
+    ------
+    ValueError
+        Wrong shape (with the expected one), no vectors at all, or NaN / inf values (a generator
+        would turn them into meaningless pictures without complaint).
+    """
+    with np.errstate(over="ignore"):  # values beyond float32 become inf, reported below
+        latents = np.asarray(latents, dtype=np.float32)
+    if latents.ndim != 2 or latents.shape[1] != preset.latent_dim:
+        raise ValueError(
+            f"latents must have shape (n, {preset.latent_dim}) for preset {preset.name}, "
+            f"got {latents.shape}"
+        )
+    if len(latents) == 0:
+        raise ValueError(f"latents hold no vectors (shape {latents.shape}): give at least one")
+    finite = np.isfinite(latents).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise ValueError(
+            f"latents must be finite: {len(bad)} of {len(latents)} vectors hold NaN or inf "
+            f"(or values too large for float32), the first is row {bad[0]}"
+        )
+    return latents
+
+
+def load_latents(path: str | os.PathLike, preset: Preset) -> np.ndarray:
+    """Read a ``latents.npy`` for ``preset``; see :func:`check_latents` for what it must hold.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, shape (n, latent_dim).
+
+    Raises
+    ------
+    OSError
+        The file cannot be opened.
+    ValueError
+        One line naming the file: not a ``.npy`` array (an ``.npz`` archive, pickled data, a
+        damaged file), not floating point, or refused by :func:`check_latents`.
+    """
+    path = Path(path)
+    try:
+        latents = np.load(path, allow_pickle=False)  # never run code from a data file
+    except (ValueError, EOFError) as error:
+        raise ValueError(f"{path}: not a NumPy .npy array ({error})") from error
+    if not isinstance(latents, np.ndarray):  # np.load opens an .npz archive instead
+        latents.close()
+        raise ValueError(f"{path}: an .npz archive, not a .npy array of latent vectors")
+    if not np.issubdtype(latents.dtype, np.floating):
+        raise ValueError(f"{path}: holds {latents.dtype} values, not floating-point latent vectors")
+    try:
+        return check_latents(latents, preset)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+
+
 def generate(
     generator: Layer,
     preset: Preset,
@@ -49,8 +112,10 @@ def generate(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Images in [0, 1] of shape (n, 28, 28) and the latent vectors (n, latent_dim) behind them.
 
-    Give either ``latents`` or ``n`` (with an optional ``seed``). The generator runs in evaluation
-    mode (running BatchNorm statistics), in batches of ``batch_size``.
+    Give either ``latents`` (checked by :func:`check_latents`) or ``n`` (with an optional
+    ``seed``). The generator runs in evaluation mode (running BatchNorm statistics), in batches of
+    ``batch_size``. The same latents give the same images bit for bit; one vector generated alone
+    matches its image from a batch to within float32 rounding.
     """
     if latents is None:
         if n is None or n < 1:
@@ -58,17 +123,16 @@ def generate(
         latents = draw_noise(
             np.random.default_rng(seed), n, preset.latent_dim, preset.noise, np.float32
         )
-    latents = np.asarray(latents, dtype=np.float32)
-    if latents.ndim != 2 or latents.shape[1] != preset.latent_dim:
-        raise ValueError(
-            f"latents must have shape (n, {preset.latent_dim}) for preset {preset.name}, got {latents.shape}"
-        )
+    latents = check_latents(latents, preset)
     low, high = preset.value_range
     images = []
     for start in range(0, len(latents), batch_size):
         chunk = latents[start : start + batch_size]
         # A matrix product may round differently for different batch sizes, so every chunk is padded
-        # to the same size: an image then depends on its own latent vector alone, bit for bit.
+        # to the same size: an image then depends only on its latent vector and its row in the
+        # chunk. The row still matters in the last bit (BLAS kernels split a matrix into blocks of
+        # rows and may round an edge block differently), so the same latents file reproduces its
+        # images exactly, while a vector moved to another row may differ by float32 rounding.
         padded = np.zeros((batch_size, latents.shape[1]), dtype=np.float32)
         padded[: len(chunk)] = chunk
         images.append(to_numpy(generator(to_device(padded, device)))[: len(chunk)])

@@ -30,7 +30,22 @@ Where the files are looked for
 ------------------------------
 ``data_dir`` (default :func:`default_data_dir`: ``$TINYGAN_DATA``, else ``$XDG_CACHE_HOME/tinygan``,
 else ``~/.cache/tinygan``) itself, then ``data_dir/<dataset>/``. A download goes to
-``data_dir/<dataset>/``, so MNIST and Fashion-MNIST never overwrite each other.
+``data_dir/<dataset>/``, so MNIST and Fashion-MNIST never overwrite each other. A lookup or download
+that fails leaves no new folder behind.
+
+The bundled test split
+----------------------
+The MNIST test split (10,000 digits, 1.6 MB) ships inside the package, in :func:`bundled_mnist_dir`.
+:func:`load_mnist` never uses it on its own; :func:`load_mnist_or_bundled` falls back to it when the
+requested MNIST split can be neither found nor downloaded, and says so, so that a first training run
+offline still sees real digits.
+
+Error messages
+--------------
+:class:`DatasetNotFoundError` keeps the facts (folders searched, files present, download failures) and
+words its advice through an :class:`OptionNames`: ``str(error)`` names :func:`load_mnist`'s keyword
+arguments (``data_dir=...``, ``download=True``), while a command prints ``error.describe(flags)``,
+the same facts with its own flags (``--data-dir DIR``, ``--download``).
 """
 
 from __future__ import annotations
@@ -42,6 +57,7 @@ import os
 import struct
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from http.client import HTTPException
 from pathlib import Path
 from typing import IO
@@ -104,8 +120,133 @@ _DISPLAY_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
 _CHUNK_BYTES = 1 << 16
 
 
+@dataclass(frozen=True)
+class OptionNames:
+    """How a message names the options that decide where data comes from.
+
+    Library calls are advised in :func:`load_mnist`'s keywords (the defaults); a command passes its
+    own flags, so that its users read advice they can type.
+
+    Attributes
+    ----------
+    data_dir : str
+        How to name another data folder: ``"data_dir=..."``; a command: ``"--data-dir DIR"``.
+    split : str
+        How to choose a split, ``{}`` standing for its name: ``'split="{}"'``; ``"--split {}"``.
+    download_off : str
+        What kept downloads off: ``"download=False"``; ``"--no-download"``.
+    download_on : str
+        What to do to allow them: ``"pass download=True"``; ``"leave out --no-download"``.
+    """
+
+    data_dir: str = "data_dir=..."
+    split: str = 'split="{}"'
+    download_off: str = "download=False"
+    download_on: str = "pass download=True"
+
+
+PYTHON_OPTIONS = OptionNames()
+"""The keyword arguments of :func:`load_mnist`: what ``str(DatasetNotFoundError)`` advises."""
+
+
 class DatasetNotFoundError(FileNotFoundError):
-    """The dataset's files are neither on disk nor downloadable; the message says where to put them."""
+    """The dataset's files are neither on disk nor downloadable; the message says where to put them.
+
+    Parameters
+    ----------
+    split, data_dir, dataset
+        As given to :func:`load_mnist`; the folders are searched again to record what they hold.
+    failures : sequence of (url, reason), optional
+        The failed downloads; None when nothing was downloaded because downloads were off.
+
+    Attributes
+    ----------
+    split, dataset : str
+    files : (str, str)
+        Base names of the split's image and label files (each may also end in ``.gz``).
+    folders : list of pathlib.Path
+        The folders searched, in order (see :func:`search_folders`).
+    partial : dict
+        Folder -> (name of the file it holds, base name of the one it lacks), for the folders
+        holding one of the split's two files but not the other.
+    other_split : (str, pathlib.Path) or None
+        The other split and a folder holding it completely, if any.
+    failures : list of (url, reason), or None
+    """
+
+    def __init__(
+        self,
+        split: str,
+        data_dir: str | os.PathLike | None,
+        dataset: str,
+        failures: Sequence[tuple[str, str]] | None = None,
+    ) -> None:
+        self.split, self.dataset, self.data_dir = split, dataset, data_dir
+        self.files = _split_files(split, dataset)
+        self.folders = search_folders(data_dir, dataset)
+        self.partial: dict[Path, tuple[str, str]] = {}
+        for folder in self.folders:
+            paths = [_existing(folder, name) for name in self.files]
+            if paths.count(None) == 1:
+                (present,) = (path.name for path in paths if path is not None)
+                (missing,) = (
+                    name for name, path in zip(self.files, paths, strict=True) if path is None
+                )
+                self.partial[folder] = (present, missing)
+        other = next(name for name in SPLITS if name != split)
+        found = find_dataset_files(other, data_dir, dataset)
+        self.other_split = None if found is None else (other, found[0].parent)
+        self.failures = None if failures is None else list(failures)
+        super().__init__(self.describe())
+
+    def __reduce__(self) -> tuple:
+        # The default would rebuild the error from its message alone, which is not a valid call.
+        return type(self), (self.split, self.data_dir, self.dataset, self.failures)
+
+    def describe(self, option_names: OptionNames = PYTHON_OPTIONS) -> str:
+        """The message, its advice worded with ``option_names`` (a command passes its flags).
+
+        Returns
+        -------
+        str
+            Several lines: what is missing, the folders searched, the files to put there and where
+            they are published, and what was or was not downloaded.
+        """
+        display = _DISPLAY_NAMES[self.dataset]
+        if self.partial:
+            folder, (present, missing) = next(iter(self.partial.items()))
+            headline = (
+                f"{display} {self.split} split incomplete: {folder} holds {present} "
+                f"but not {missing} (nor {missing}.gz)."
+            )
+        else:
+            headline = f"{display} {self.split} split not found."
+        lines = [f"{headline} Searched:"]
+        for folder in self.folders:
+            held = f"  (holds only {self.partial[folder][0]})" if folder in self.partial else ""
+            lines.append(f"  {folder}{held}")
+        if len(self.folders) == 1:
+            lines.append(f"  (not {self.folders[0].parent} itself: its name is another dataset's)")
+        lines += [
+            "Put these files in one of those folders (as published, or uncompressed without .gz):",
+            *(f"  {name}.gz" for name in self.files),
+            f"They are published at {' or '.join(MIRRORS[self.dataset])}.",
+            f"To read them from another folder, pass {option_names.data_dir} or set $TINYGAN_DATA.",
+        ]
+        if self.other_split is not None:
+            other, folder = self.other_split
+            lines.append(
+                f"The {other} split is in {folder}: to use it instead, pass "
+                f"{option_names.split.format(other)}."
+            )
+        if self.failures is None:
+            lines.append(
+                f"Nothing was downloaded ({option_names.download_off}): {option_names.download_on} to fetch them."
+            )
+        else:
+            lines.append("The download failed:")
+            lines += [f"  {url}: {reason}" for url, reason in self.failures]
+        return "\n".join(lines)
 
 
 class CorruptDatasetError(ValueError):
@@ -125,6 +266,19 @@ def default_data_dir() -> Path:
         return Path(os.environ["TINYGAN_DATA"]).expanduser()
     cache = os.environ.get("XDG_CACHE_HOME")
     return (Path(cache).expanduser() if cache else Path.home() / ".cache") / "tinygan"
+
+
+def bundled_mnist_dir() -> Path:
+    """The folder of the MNIST test split that ships inside the package.
+
+    Returns
+    -------
+    pathlib.Path
+        Holds ``t10k-images-idx3-ubyte.gz`` and ``t10k-labels-idx1-ubyte.gz`` (10,000 digits, the
+        published files unchanged) and ``README.txt`` (their authors and license). Part of the
+        installed package: read from it, never write to it.
+    """
+    return Path(__file__).resolve().parent / "bundled"
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -260,14 +414,15 @@ def load_mnist(
         Unknown ``split`` or ``dataset``.
     DatasetNotFoundError
         The files are not on disk and could not be downloaded (or ``download`` is False); the
-        message lists the folders searched and the files to put there.
+        message lists the folders searched and the files to put there, and names the missing
+        file of a folder holding only one of the two.
     CorruptDatasetError
         A file is malformed, or images and labels do not match (shape, dtype, count, range).
     """
     files = find_dataset_files(split, data_dir, dataset)
     if files is None:
         if not download:
-            raise DatasetNotFoundError(_not_found_message(split, data_dir, dataset))
+            raise DatasetNotFoundError(split, data_dir, dataset)
         files = _download_split(split, data_dir, dataset)
     images_path, labels_path = files
     images, labels = read_idx(images_path), read_idx(labels_path)
@@ -290,6 +445,62 @@ def load_mnist(
             f"{labels_path}: label {labels.max()} out of range 0..{NUM_CLASSES - 1}"
         )
     return images, labels
+
+
+def load_mnist_or_bundled(
+    split: str = "train",
+    data_dir: str | os.PathLike | None = None,
+    dataset: str = "mnist",
+    download: bool = True,
+    allow_bundled: bool = True,
+    option_names: OptionNames = PYTHON_OPTIONS,
+) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """:func:`load_mnist` for training data: the bundled MNIST test split when nothing else is there.
+
+    A first run on 10,000 real digits teaches more than an error does, so where the requested
+    MNIST split can be neither found nor downloaded, the test split shipped with tinygan
+    (:func:`bundled_mnist_dir`) stands in, and the returned notice says so.
+
+    Parameters
+    ----------
+    split, data_dir, dataset, download
+        As for :func:`load_mnist`.
+    allow_bundled : bool
+        Whether the bundled split may stand in. A caller that was told where the data is (a data
+        folder named by the user) passes False: a wrong folder must be an error, not a quiet
+        substitute.
+    option_names : OptionNames
+        How the notice names the options (a command passes its flags).
+
+    Returns
+    -------
+    images : numpy.ndarray
+        uint8 of shape (N, 28, 28).
+    labels : numpy.ndarray
+        uint8 of shape (N,).
+    notice : str or None
+        None when the requested split was loaded. Otherwise one line, without a newline, to
+        print: the split is missing, the bundled 10,000 test digits are used instead, and how to
+        get the requested split.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        As :func:`load_mnist` does, when ``allow_bundled`` is False or ``dataset`` is not
+        ``"mnist"`` (Fashion-MNIST has no bundled copy).
+    CorruptDatasetError, ValueError
+        As :func:`load_mnist` raises them: damaged files on disk are reported, never replaced.
+    """
+    try:
+        images, labels = load_mnist(split, data_dir, dataset, download)
+    except DatasetNotFoundError as error:
+        bundled = bundled_mnist_dir()
+        # A package installed without its data files behaves as if there were none to fall to.
+        if not allow_bundled or dataset != "mnist" or find_dataset_files("test", bundled) is None:
+            raise
+        images, labels = load_mnist("test", bundled, download=False)
+        return images, labels, _bundled_notice(error, len(images), option_names)
+    return images, labels, None
 
 
 def images_to_float(
@@ -355,42 +566,57 @@ def _existing(folder: Path, name: str) -> Path | None:
     return None
 
 
-def _not_found_message(
-    split: str, data_dir: str | os.PathLike | None, dataset: str, failures: Sequence[str] = ()
-) -> str:
-    names = [f"  {name}.gz" for name in _split_files(split, dataset)]
-    folders = search_folders(data_dir, dataset)
-    lines = [
-        f"{_DISPLAY_NAMES[dataset]} {split} split not found. Searched:",
-        *(f"  {folder}" for folder in folders),
-    ]
-    if len(folders) == 1:
-        lines.append(f"  (not {folders[0].parent} itself: its name is another dataset's)")
-    mirrors = " or ".join(MIRRORS[dataset])
-    lines += [
-        "Put these files in one of those folders (as published, or uncompressed without .gz):",
-        *names,
-        f"They are published at {mirrors}.",
-        "To read them from another folder, pass data_dir=... or set $TINYGAN_DATA.",
-    ]
-    if failures:
-        lines += ["The download failed:", *(f"  {failure}" for failure in failures)]
+def _bundled_notice(error: DatasetNotFoundError, count: int, option_names: OptionNames) -> str:
+    """The one line saying that the bundled test split stands in for the split ``error`` missed."""
+    if error.partial:
+        folder, (_, missing) = next(iter(error.partial.items()))
+        absent = f"MNIST {error.split} split incomplete (no {missing} in {folder})"
     else:
-        lines.append("(download=False: nothing was downloaded.)")
-    return "\n".join(lines)
+        absent = f"MNIST {error.split} split not found in {error.folders[0]}"
+    if error.failures is None:
+        why = f"nothing was downloaded ({option_names.download_off})"
+    else:
+        why = f"the download failed ({' '.join(error.failures[-1][1].split())})"
+    if error.split == "test":
+        return f"{absent} and {why}: using the copy bundled with tinygan ({count:,} digits)"
+    files = " and ".join(f"{name}.gz" for name in error.files)
+    fix = f"put {files} in {error.folders[-1]} (or pass {option_names.data_dir})"
+    fix = (
+        f"{option_names.download_on} or {fix}"
+        if error.failures is None
+        else f"try again online or {fix}"
+    )
+    return (
+        f"{absent} and {why}: training on the {count:,} MNIST test digits bundled with tinygan "
+        f"instead of the 60,000 training digits; for all of them, {fix}"
+    )
 
 
 def _download_split(
     split: str, data_dir: str | os.PathLike | None, dataset: str
 ) -> tuple[Path, Path]:
-    """Download the missing files of ``split`` into ``data_dir/<dataset>/``; return both paths."""
+    """Download the missing files of ``split`` into ``data_dir/<dataset>/``; return both paths.
+
+    A folder this creates (the target and any missing parent, the default cache included) is
+    removed again if the download fails and leaves it empty: a failed attempt must not leave
+    folders that look like a dataset's home but hold nothing.
+    """
     target = search_folders(data_dir, dataset)[-1]
+    created = [folder for folder in (target, *target.parents) if not folder.exists()]
     paths = []
-    for name in _split_files(split, dataset):
-        path = _existing(target, name)
-        if path is None:
-            path = _download_from_mirrors(split, data_dir, dataset, f"{name}.gz", target)
-        paths.append(path)
+    try:
+        for name in _split_files(split, dataset):
+            path = _existing(target, name)
+            if path is None:
+                path = _download_from_mirrors(split, data_dir, dataset, f"{name}.gz", target)
+            paths.append(path)
+    except BaseException:
+        for folder in created:  # deepest first; a folder holding a finished file stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
     return paths[0], paths[1]
 
 
@@ -404,10 +630,10 @@ def _download_from_mirrors(
         try:
             download_file(url, target / filename, CHECKSUMS[dataset][filename])
         except (OSError, HTTPException, CorruptDatasetError) as error:
-            failures.append(f"{url}: {error}")
+            failures.append((url, str(error)))
         else:
             return target / filename
-    raise DatasetNotFoundError(_not_found_message(split, data_dir, dataset, failures))
+    raise DatasetNotFoundError(split, data_dir, dataset, failures)
 
 
 def download_file(
@@ -417,7 +643,8 @@ def download_file(
 
     The bytes go to a temporary file in the destination folder, which is renamed into place
     (``os.replace``, atomic on one file system) only after the checksum matched. A transfer that
-    fails or is interrupted, or a checksum mismatch, leaves no file behind.
+    fails or is interrupted, or a checksum mismatch, leaves no file behind; a URL that cannot be
+    opened (no network, say) does not even create the destination folder.
 
     Raises
     ------
@@ -427,9 +654,11 @@ def download_file(
         The downloaded bytes do not have the expected MD5.
     """
 
-    def fetch(out: IO[bytes]) -> None:
-        digest = hashlib.md5(usedforsecurity=False)
-        with urlopen(url, timeout=timeout) as response:
+    # The connection is opened before write_atomically creates the destination folder.
+    with urlopen(url, timeout=timeout) as response:
+
+        def fetch(out: IO[bytes]) -> None:
+            digest = hashlib.md5(usedforsecurity=False)
             size = response.headers.get("Content-Length")
             with tqdm(
                 total=int(size) if size else None,
@@ -441,9 +670,10 @@ def download_file(
                     out.write(chunk)
                     digest.update(chunk)
                     progress.update(len(chunk))
-        if digest.hexdigest() != md5:  # raising here discards the temporary file
-            raise CorruptDatasetError(
-                f"checksum mismatch: MD5 {digest.hexdigest()}, expected {md5}; the file was discarded"
-            )
+            if digest.hexdigest() != md5:  # raising here discards the temporary file
+                raise CorruptDatasetError(
+                    f"checksum mismatch: MD5 {digest.hexdigest()}, expected {md5}; "
+                    "the file was discarded"
+                )
 
-    write_atomically(destination, fetch)
+        write_atomically(destination, fetch)
