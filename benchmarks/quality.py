@@ -72,7 +72,7 @@ def train_tinygan(
     argv = [
         "--preset", preset.name, flag, str(value), "--seed", str(args.seed), "--out", str(out),
         "--split", args.split, "--dataset", args.dataset, "--no-download", "--no-progress",
-        "--log-every", "100",
+        "--log-every", "100", "--overwrite",
     ]  # fmt: skip
     if args.data_dir is not None:
         argv += ["--data-dir", str(args.data_dir)]

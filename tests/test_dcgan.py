@@ -1,7 +1,7 @@
 """The two DCGAN presets end to end on real MNIST, in miniature, and an exact resume through the CLI path."""
 
 import numpy as np
-from conftest import mnist_dir, requires_mnist
+from conftest import mnist_dir
 from PIL import Image
 
 from tinygan.checkpoint import read_checkpoint
@@ -17,18 +17,19 @@ def run_dcgan(out, *extra):
     return main(dcgan_argv(out, *extra), default_preset="003", presets=["003", "002"])
 
 
-@requires_mnist
 def test_preset_003_writes_epoch_images_checkpoints_and_a_gif(tmp_path):
     trainer = run_dcgan(tmp_path, "--subset", "96", "--batch-size", "32", "--epochs", "2")
     assert trainer.step == 6 and trainer.epoch == 2
     samples = sorted(p.name for p in (tmp_path / "samples").iterdir())
     assert samples == ["epoch_000001.png", "epoch_000002.png", "step_000000.png"]
     assert Image.open(tmp_path / "training.gif").n_frames == 2
-    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step_00000006.npz"]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        "step_00000000.npz",
+        "step_00000006.npz",
+    ]
     assert (tmp_path / "losses.png").exists()
 
 
-@requires_mnist
 def test_preset_002_draws_pixel_histograms_before_and_after(tmp_path):
     trainer = run_dcgan(
         tmp_path, "--preset", "002", "--subset", "32", "--batch-size", "8", "--iterations", "2"
@@ -38,7 +39,6 @@ def test_preset_002_draws_pixel_histograms_before_and_after(tmp_path):
         assert (tmp_path / name).stat().st_size > 0
 
 
-@requires_mnist
 def test_resume_continues_exactly_with_dropout_and_batchnorm(tmp_path):
     common = ("--subset", "64", "--batch-size", "16", "--log-every", "2")
     run_dcgan(tmp_path / "straight", *common, "--epochs", "2")

@@ -44,8 +44,10 @@ from tinygan.data import (
     BatchIterator,
     CorruptDatasetError,
     DatasetNotFoundError,
+    OptionNames,
+    bundled_mnist_dir,
     images_to_float,
-    load_mnist,
+    load_mnist_or_bundled,
 )
 from tinygan.flags import check_writable_folder, training_parser, usage_error
 from tinygan.models import PRESETS, Preset, get_preset
@@ -185,18 +187,43 @@ def fresh_settings(given: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
+#: How data messages name the options, from the command line.
+DATA_FLAGS = OptionNames(
+    data_dir="--data-dir DIR",
+    split="--split {}",
+    download_off="--no-download",
+    download_on="leave out --no-download",
+)
+
+
 def load_training_data(prog: str, preset: Preset, settings: dict[str, Any]) -> np.ndarray:
-    """Images of the chosen dataset and split, scaled to the generator's output range and shaped like it."""
+    """Images of the chosen dataset and split, scaled to the generator's output range and shaped like it.
+
+    Where MNIST is neither on disk nor downloadable and no ``--data-dir`` was named, the test split
+    bundled with tinygan stands in (with a notice), and ``settings["bundled_data"]`` records it, so
+    that ``--resume`` trains on the very same images.
+    """
+    data_dir, split = settings.get("data_dir"), settings["split"]
+    if settings.get("bundled_data"):
+        data_dir, split = bundled_mnist_dir(), "test"
     try:
-        images, _ = load_mnist(
-            settings["split"],
-            settings.get("data_dir"),
+        images, _, notice = load_mnist_or_bundled(
+            split,
+            data_dir,
             settings["dataset"],
             download=not settings.get("no_download"),
+            allow_bundled=data_dir is None,
+            option_names=DATA_FLAGS,
         )
-    except (DatasetNotFoundError, CorruptDatasetError) as error:
+    except DatasetNotFoundError as error:
+        print(f"{prog}: error: {error.describe(DATA_FLAGS)}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except CorruptDatasetError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    if notice is not None:
+        print(f"tinygan: {notice}")
+        settings["bundled_data"] = True
     subset = settings.get("subset")
     if subset is not None:
         if subset > len(images):
@@ -218,7 +245,7 @@ def quality_callback(preset: Preset, settings: dict[str, Any]) -> Callback:
     from tinygan.classifier import classifier_data, load_classifier
     from tinygan.evaluate import QualityCallback, QualityEvaluator, reference_images
 
-    data_dir = settings.get("data_dir")
+    data_dir = bundled_mnist_dir() if settings.get("bundled_data") else settings.get("data_dir")
     data = classifier_data(settings["dataset"], data_dir, download=False)  # what training found
     reference, _ = reference_images(data, None, data_dir)
     evaluator = QualityEvaluator(load_classifier(data), reference)
