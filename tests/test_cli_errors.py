@@ -192,3 +192,18 @@ def test_sampling_a_damaged_checkpoint_names_the_file(tmp_path, capsys):
             err = capsys.readouterr().err
             assert stop.value.code != 0 and str(path) in str(stop.value.code) + err
             assert problem in str(stop.value.code) + err
+
+
+def test_an_unexpected_error_is_one_line_unless_debug(tmp_path, capsys, monkeypatch):
+    def broken(self, steps):
+        raise RuntimeError("something\nunexpected")
+
+    monkeypatch.setattr(Trainer, "fit", broken)
+    assert train([*data_flags(tmp_path / "a"), "--iterations", "2"]) == 1
+    err = capsys.readouterr().err
+    assert err == "tinygan train: error: something unexpected (--debug shows the traceback)\n"
+    with pytest.raises(RuntimeError, match="unexpected"):
+        train([*data_flags(tmp_path / "b"), "--iterations", "2", "--debug"])
+    monkeypatch.setenv("TINYGAN_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="unexpected"):
+        train([*data_flags(tmp_path / "c"), "--iterations", "2"])

@@ -14,7 +14,16 @@ import sys
 from pathlib import Path
 
 from tinygan.experiment import IMAGE_PRESETS, run_from_command_line
-from tinygan.flags import training_parser, usage_error
+from tinygan.flags import (
+    FlagParser,
+    add_debug_flag,
+    check_gpu,
+    one_line_errors,
+    positive_int,
+    seed_int,
+    training_parser,
+    usage_error,
+)
 from tinygan.models import PRESETS
 
 
@@ -48,7 +57,6 @@ def train_command(argv: list[str]) -> int:
 
 def sample_command(argv: list[str]) -> int:
     """``tinygan sample CHECKPOINT``: images from a seed or from saved latent vectors."""
-    from tinygan.flags import FlagParser, positive_int
     from tinygan.sampling import generate, load_generator, load_latents, write_samples
 
     parser = FlagParser(prog="tinygan sample", description=sample_command.__doc__)
@@ -56,7 +64,7 @@ def sample_command(argv: list[str]) -> int:
     parser.add_argument(
         "--n", type=positive_int, default=64, help="number of images (ignored with --latents)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the latent vectors")
+    parser.add_argument("--seed", type=seed_int, default=0, help="seed of the latent vectors")
     parser.add_argument(
         "--latents", type=Path, help="a latents.npy written by an earlier sample run"
     )
@@ -69,7 +77,9 @@ def sample_command(argv: list[str]) -> int:
         help="one grid PNG instead of single PNGs",
     )
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
+    check_gpu(parser.prog, args.device)
     try:
         generator, preset, _ = load_generator(args.checkpoint, args.device)
         latents = load_latents(args.latents, preset) if args.latents else None
@@ -102,10 +112,10 @@ def eval_command(argv: list[str]) -> int:
         download_on="pass --download",
     )
 
-    parser = argparse.ArgumentParser(prog="tinygan eval", description=eval_command.__doc__)
+    parser = FlagParser(prog="tinygan eval", description=eval_command.__doc__)
     parser.add_argument("checkpoint", type=Path, help="a .npz written during training")
-    parser.add_argument("--n", type=int, default=10_000, help="images to generate")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the latent vectors")
+    parser.add_argument("--n", type=positive_int, default=10_000, help="images to generate")
+    parser.add_argument("--seed", type=seed_int, default=0, help="seed of the latent vectors")
     parser.add_argument(
         "--data-dir",
         type=Path,
@@ -127,9 +137,11 @@ def eval_command(argv: list[str]) -> int:
         "--classifier-cache", type=Path, help="folder for the trained classifier's weights"
     )
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     if args.n < 2:
-        raise SystemExit("tinygan eval: --n must be at least 2")
+        usage_error(parser.prog, "argument --n: must be at least 2")
+    check_gpu(parser.prog, args.device)
     try:
         result = evaluate_checkpoint(
             args.checkpoint,
@@ -169,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2
-    return COMMANDS[argv[0]](argv[1:])
+    command, rest = argv[0], argv[1:]
+    with one_line_errors(f"tinygan {command}", debug="--debug" in rest):
+        return COMMANDS[command](rest)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from tinygan.atomic import write_atomically
-from tinygan.backend import gpu_available, make_rng, new_seed
+from tinygan.backend import make_rng, new_seed
 from tinygan.checkpoint import (
     Checkpoint,
     apply_state,
@@ -49,7 +49,13 @@ from tinygan.data import (
     images_to_float,
     load_mnist_or_bundled,
 )
-from tinygan.flags import check_writable_folder, training_parser, usage_error
+from tinygan.flags import (
+    check_gpu,
+    check_writable_folder,
+    one_line_errors,
+    training_parser,
+    usage_error,
+)
 from tinygan.models import PRESETS, Preset, get_preset
 from tinygan.train import Callback, NonFiniteLossError, PixelHistograms, SampleGrid, Trainer
 
@@ -334,10 +340,7 @@ def run(args: argparse.Namespace, prog: str = "tinygan") -> Trainer:
         settings, changes = fresh_settings(given), {}
     preset = configure(get_preset(settings["preset"]), settings)
     device, seed = settings["device"], settings["seed"]
-    if device == "gpu" and not gpu_available():
-        usage_error(
-            prog, "--device gpu needs CuPy and a working NVIDIA GPU (pip install tinygan[gpu])"
-        )
+    check_gpu(prog, device)
     print(f"tinygan: preset {preset.name} ({preset.description})")
     print(f"tinygan: seed {seed}  (pass --seed {seed} to repeat this run)")
     init_seed, data_seed, noise_seed, sample_seed = np.random.SeedSequence(seed).spawn(4)
@@ -446,18 +449,8 @@ def run(args: argparse.Namespace, prog: str = "tinygan") -> Trainer:
 
 def run_from_command_line(args: argparse.Namespace, prog: str) -> Trainer:
     """:func:`run`, with any unexpected error reported in one line (exit 1) unless ``--debug``."""
-    debug = args.debug or os.environ.get("TINYGAN_DEBUG", "") not in ("", "0")
-    try:
+    with one_line_errors(prog, args.debug):
         return run(args, prog)
-    except KeyboardInterrupt:  # before training started: nothing to save
-        print(f"\n{prog}: interrupted before training started", file=sys.stderr)
-        raise SystemExit(EXIT_INTERRUPTED) from None
-    except Exception as error:
-        if debug:
-            raise
-        message = " ".join(str(error).split()) or type(error).__name__
-        print(f"{prog}: error: {message} (--debug shows the traceback)", file=sys.stderr)
-        raise SystemExit(1) from None
 
 
 def main(

@@ -13,10 +13,11 @@ the user typed from a default.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -65,10 +66,49 @@ positive_float = _number_check(_finite_float, lambda v: v > 0, "a finite number 
 non_negative_float = _number_check(_finite_float, lambda v: v >= 0, "a finite number >= 0")
 
 
+@contextlib.contextmanager
+def one_line_errors(prog: str, debug: bool = False) -> Iterator[None]:
+    """Report an unexpected error in one line (exit 1) and Ctrl-C as "interrupted" (exit 130).
+
+    Python's traceback is for developers: it is shown with ``debug`` (the ``--debug`` flag) or when
+    the environment variable ``TINYGAN_DEBUG`` is set to anything but 0.
+    """
+    debug = debug or os.environ.get("TINYGAN_DEBUG", "") not in ("", "0")
+    try:
+        yield
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"\n{prog}: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except Exception as error:
+        if debug:
+            raise
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"{prog}: error: {message} (--debug shows the traceback)", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
 def usage_error(prog: str, message: str) -> NoReturn:
     """Stop with a one-line error about the flags and exit code 2, as the parser does."""
     print(f"{prog}: error: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+def check_gpu(prog: str, device: str) -> None:
+    """Stop with one line when ``--device gpu`` is asked for and no usable GPU is there."""
+    from tinygan.backend import gpu_available
+
+    if device == "gpu" and not gpu_available():
+        usage_error(
+            prog, "--device gpu needs CuPy and a working NVIDIA GPU (pip install tinygan[gpu])"
+        )
+
+
+def add_debug_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--debug", action="store_true", help="show Python tracebacks (also: TINYGAN_DEBUG=1)"
+    )
 
 
 def check_writable_folder(prog: str, path: Path, flag: str = "--out") -> None:
@@ -165,7 +205,5 @@ def training_parser(
     )
     parser.add_argument("--no-download", action="store_true", help="never download the dataset")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument(
-        "--debug", action="store_true", help="show Python tracebacks (also: TINYGAN_DEBUG=1)"
-    )
+    add_debug_flag(parser)
     return parser
