@@ -6,6 +6,9 @@ import pytest
 from tinygan.backend import make_rng
 from tinygan.checkpoint import (
     Checkpoint,
+    CheckpointError,
+    checkpoint_files,
+    find_resumable,
     latest_checkpoint,
     read_checkpoint,
     restore_checkpoint,
@@ -15,7 +18,7 @@ from tinygan.data import BatchIterator
 from tinygan.gan import GAN
 from tinygan.nn import Dense, LeakyReLU, Sequential, Sigmoid
 from tinygan.optim import Adam
-from tinygan.train import Trainer
+from tinygan.train import NonFiniteLossError, Trainer
 
 DATA = np.random.default_rng(5).uniform(size=(40, 9)).astype(np.float32)
 
@@ -104,3 +107,70 @@ def test_unreadable_or_mismatched_checkpoints_fail_clearly(tmp_path):
     other.gan.generator = Sequential(Dense(4, 8), LeakyReLU(), Dense(8, 9), Sigmoid())
     with pytest.raises(ValueError, match="shape"):
         restore_checkpoint(path, other.gan, other)
+
+
+def test_rotation_keeps_the_newest_files_and_time_triggers_a_save(tmp_path, monkeypatch):
+    trainer = fresh_run(tmp_path)
+    clock = iter(range(0, 10_000, 7))  # every call to the clock is 7 s later
+    monkeypatch.setattr("tinygan.checkpoint.time.monotonic", lambda: next(clock))
+    trainer.callbacks.append(Checkpoint(every_seconds=20, keep=2))
+    trainer.fit(9)
+    # step 0 at the start, then a save whenever 20 s passed; only the two newest stay
+    assert [p.name for p in checkpoint_files(tmp_path / "checkpoints")] == [
+        "step_00000009.npz",
+        "step_00000006.npz",
+    ]
+
+
+def test_a_non_finite_state_is_never_written(tmp_path):
+    trainer = fresh_run(tmp_path)
+    trainer.gan.generator.layers[0].params["W"][0, 0] = np.inf
+    with pytest.raises(ValueError, match="not finite"):
+        save_checkpoint(tmp_path / "ck.npz", trainer.gan, trainer)
+    assert not (tmp_path / "ck.npz").exists()
+    trainer.callbacks.append(Checkpoint())
+    with pytest.raises(NonFiniteLossError, match=r"G\.0\.W became inf at step 0"):
+        trainer.fit(3)
+    assert not checkpoint_files(tmp_path / "checkpoints")
+
+
+def test_find_resumable_skips_damaged_and_non_finite_files(tmp_path):
+    trainer = fresh_run(tmp_path)
+    folder = tmp_path / "checkpoints"
+    good = save_checkpoint(folder / "step_00000001.npz", trainer.gan, trainer)
+    archive = read_checkpoint(good)
+    archive["G.0.W"] = archive["G.0.W"].copy()
+    archive["G.0.W"][0, 0] = np.nan
+    np.savez(folder / "step_00000002.npz", **archive)
+    (folder / "step_00000003.npz").write_bytes(good.read_bytes()[:500])
+    path, loaded, skipped = find_resumable(folder)
+    assert path == good and loaded is not None
+    assert skipped == [
+        f"{folder / 'step_00000003.npz'}: truncated or damaged (File is not a zip file); "
+        "not a readable tinygan checkpoint",
+        f"{folder / 'step_00000002.npz'}: G.0.W is not finite",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"", "the file is empty"),
+        (b"hello", "not an .npz archive"),
+        ("npy", "a single NumPy array"),
+        ("foreign", "an .npz archive without tinygan's metadata"),
+    ],
+)
+def test_unusable_files_are_named_with_their_problem(tmp_path, content, problem):
+    path = tmp_path / "file.npz"
+    if content == "npy":
+        with path.open("wb") as handle:
+            np.save(handle, np.ones(3))
+    elif content == "foreign":
+        np.savez(path, weights=np.ones(3))
+    else:
+        path.write_bytes(content)
+    with pytest.raises(CheckpointError) as error:
+        read_checkpoint(path)
+    assert str(error.value).startswith(f"{path}: {problem}")
+    assert "\n" not in str(error.value)

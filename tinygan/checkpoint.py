@@ -161,9 +161,10 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise CheckpointError(f"{path}: a single NumPy array, not a tinygan checkpoint")
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise CheckpointError(f"{path}: a single NumPy array, not a tinygan checkpoint")
+        with loaded as archive:
             contents = {key: archive[key] for key in archive.files}
     except CheckpointError:
         raise
@@ -332,7 +333,8 @@ class Checkpoint(Periodic):
         archive = capture_state(trainer.gan, trainer, self.metadata)
         bad = non_finite_entry(archive)
         if bad is not None:
-            raise NonFiniteLossError(trainer.step, bad, float("nan"))
+            values = archive[bad]
+            raise NonFiniteLossError(trainer.step, bad, float(values[~np.isfinite(values)].flat[0]))
         self.snapshot, self.snapshot_step = archive, trainer.step
         return archive
 

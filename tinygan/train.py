@@ -152,9 +152,9 @@ class Trainer:
         started = time.perf_counter()
         self.stop_requested = False
         mid_step = diverged = False
+        for callback in self.callbacks:
+            callback.on_train_begin(self)
         try:
-            for callback in self.callbacks:
-                callback.on_train_begin(self)
             while self.step < steps:
                 if self.stop_requested:
                     raise KeyboardInterrupt
