@@ -207,3 +207,20 @@ def test_an_unexpected_error_is_one_line_unless_debug(tmp_path, capsys, monkeypa
     monkeypatch.setenv("TINYGAN_DEBUG", "1")
     with pytest.raises(RuntimeError, match="unexpected"):
         train([*data_flags(tmp_path / "c"), "--iterations", "2"])
+
+
+def test_a_run_on_the_bundled_digits_resumes_on_them(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TINYGAN_DATA", str(tmp_path / "empty"))
+    out = tmp_path / "run"
+    argv = ["--out", str(out), "--no-progress", "--no-download", "--subset", "128"]
+    main([*argv, "--iterations", "2"])
+    assert "bundled with tinygan" in capsys.readouterr().out
+    config = json.loads((out / "config.json").read_text())
+    assert config["settings"]["bundled_data"] is True
+    assert Path(config["settings"]["data_folder"]).name == "bundled"
+
+    assert train(["--resume", "--out", str(out), "--data-dir", str(mnist_dir())]) == 2
+    assert "trained on the MNIST test digits bundled with tinygan" in capsys.readouterr().err
+    assert train(["--resume", "--out", str(out)]) == 2  # already at its last step
+    assert "is at step 2 of 2; pass a larger --iterations" in capsys.readouterr().err
+    assert main(["--resume", "--out", str(out), "--iterations", "4"]).step == 4

@@ -46,6 +46,7 @@ from tinygan.data import (
     DatasetNotFoundError,
     OptionNames,
     bundled_mnist_dir,
+    find_dataset_files,
     images_to_float,
     load_mnist_or_bundled,
 )
@@ -177,6 +178,13 @@ def resume_settings(
         value = given.get(name)
         if value is not None and value is not False and value != recorded.get(name):
             changes[name] = value
+    if recorded.get("bundled_data") and "data_dir" in changes:
+        usage_error(
+            prog,
+            f"--data-dir {changes['data_dir']}: the run in {source} trained on the MNIST test digits "
+            "bundled with tinygan, and --resume continues with them (train into another --out to "
+            "use other data)",
+        )
     settings = {**DEFAULTS, **recorded, **changes}
     if "iterations" in changes:
         settings["epochs"] = None
@@ -230,6 +238,10 @@ def load_training_data(prog: str, preset: Preset, settings: dict[str, Any]) -> n
     if notice is not None:
         print(f"tinygan: {notice}")
         settings["bundled_data"] = True
+        folder = bundled_mnist_dir()
+    else:
+        folder = find_dataset_files(split, data_dir, settings["dataset"])[0].parent
+    settings["data_folder"] = str(folder)
     subset = settings.get("subset")
     if subset is not None:
         if subset > len(images):
@@ -405,6 +417,12 @@ def run(args: argparse.Namespace, prog: str = "tinygan") -> Trainer:
             usage_error(prog, f"--resume: {resume_from} does not fit this run ({error})")
         if "lr" in changes:
             gan.g_optimizer.lr = gan.d_optimizer.lr = changes["lr"]
+        if trainer.step >= steps:
+            usage_error(
+                prog,
+                f"--resume: the run in {out_dir} is at step {trainer.step} of {steps}; pass a larger "
+                "--iterations or --epochs to train it further",
+            )
         print(f"tinygan: resumed from {resume_from} at step {trainer.step} (epoch {trainer.epoch})")
         config = read_config(out_dir) or {"settings": recorded}
         config.setdefault("resumes", []).append({"step": trainer.step, "changed": changes})
