@@ -153,7 +153,7 @@ def training_step(
 
     from flops import iteration_flops
 
-    from tinygan.kernels import implementation_for
+    from tinygan.overrides import active_kernels
 
     gan = fresh_gan(preset)
     batches = synthetic_batches(preset, batch, preset.d_steps)
@@ -171,7 +171,7 @@ def training_step(
         info.update(kernels=f"torch {torch.__version__}", threads=torch.get_num_threads())
     else:
         model = gan
-        info.update(kernels=implementation_for(batches[0]).__name__, threads=thread_count())
+        info.update(kernels=active_kernels(), threads=thread_count())
     cycle = itertools.cycle(batches)
     return (lambda: model.train_step(lambda: next(cycle))), info
 
@@ -218,18 +218,16 @@ def worker_startup(spec: dict[str, Any]) -> dict[str, Any]:
     meets; the second shows what the same work costs once compiled.
     """
     start = time.perf_counter()
-    import numpy as np
-
     import tinygan  # noqa: F401  (the import being timed)
-    from tinygan.kernels import implementation_for
     from tinygan.models import PRESETS
+    from tinygan.overrides import active_kernels
 
     import_s = time.perf_counter() - start
     steps = {
         name: first_iterations(fresh_gan(preset), synthetic_batches(preset, spec["batch"], 1)[0])
         for name, preset in PRESETS.items()
     }
-    kernels = implementation_for(np.zeros(1, dtype=np.float32)).__name__
+    kernels = active_kernels()
     return {"import_s": import_s, "steps_s": steps, "kernels": kernels, "batch": spec["batch"]}
 
 
@@ -360,7 +358,7 @@ def measure_speed(
                 )
                 print(f"  {preset} {library.label}: FAILED", file=sys.stderr)
                 continue
-            if library.key == "tinygan-numba" and not result["kernels"].endswith("cpu_numba"):
+            if library.key == "tinygan-numba" and result["kernels"] != "numba":
                 notes.append(f"tinygan-numba ran {result['kernels']}: Numba row dropped.")
                 continue
             row = make_row(preset, library, result, peak_gflops)
@@ -392,7 +390,7 @@ def measure_startup(notes: list[str]) -> dict[str, Any]:
         spec = {"kind": "startup", "batch": STARTUP_BATCH}
         cold = run_worker(spec, {"NUMBA_CACHE_DIR": cache, "TINYGAN_NUMBA": "1"})
         warm = run_worker(spec, {"NUMBA_CACHE_DIR": cache, "TINYGAN_NUMBA": "1"})
-    if not cold["kernels"].endswith("cpu_numba"):
+    if cold["kernels"] != "numba":
         notes.append(f"The start-up runs used {cold['kernels']}: the compile time is not Numba's.")
     steady = sum(second for _, second in cold["steps_s"].values())
     cold_total = cold["import_s"] + sum(first for first, _ in cold["steps_s"].values())

@@ -3,11 +3,10 @@
 import numpy as np
 import pytest
 
-from tinygan import kernels
 from tinygan.backend import to_device, to_numpy
 from tinygan.gradcheck import check_layer
-from tinygan.kernels import reference
 from tinygan.nn import BatchNorm
+from tinygan.nn.batchnorm import batchnorm_backward, batchnorm_forward, batchnorm_moments
 
 TOL = 1e-7
 
@@ -188,16 +187,16 @@ def test_bad_constructor_arguments(kwargs):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(5, 3), (2, 3, 4, 5)])
-def test_kernels_keep_dtype_and_dispatch_matches_reference(dtype, shape):
+def test_functions_keep_dtype_and_dispatch_matches_the_plain_function(dtype, shape):
     rng = np.random.default_rng(11)
     x = make_input(shape, rng).astype(dtype)
     dy = rng.standard_normal(shape).astype(dtype)
     gamma, beta = np.full(3, 1.5, dtype), np.full(3, -0.5, dtype)
-    mean, var = kernels.batchnorm_moments(x)
-    y, xhat, inv_std = kernels.batchnorm_forward(x, mean, var, gamma, beta, 1e-5)
+    mean, var = batchnorm_moments(x)
+    y, xhat, inv_std = batchnorm_forward(x, mean, var, gamma, beta, 1e-5)
     for batch_stats in (True, False):
-        dx, dgamma, dbeta = kernels.batchnorm_backward(dy, xhat, inv_std, gamma, batch_stats)
-        ref = reference.batchnorm_backward(dy, xhat, inv_std, gamma, batch_stats)
+        dx, dgamma, dbeta = batchnorm_backward(dy, xhat, inv_std, gamma, batch_stats)
+        ref = batchnorm_backward.plain(dy, xhat, inv_std, gamma, batch_stats)
         for got, want in zip((dx, dgamma, dbeta), ref, strict=True):
             assert got.dtype == dtype
             np.testing.assert_allclose(to_numpy(got), want, rtol=1e-5, atol=1e-5)

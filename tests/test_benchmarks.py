@@ -216,7 +216,7 @@ def test_quick_run_writes_json_and_markdown(quick_report):
         "000",
         8,
         2,
-        "tinygan.kernels.reference",
+        "reference",
     )
     assert r["min_ms"] <= r["median_ms"] <= r["max_ms"]
     assert r["flops"] == 8 * (

@@ -1,14 +1,14 @@
-"""Conv2D and the im2col/col2im kernels: gradients, brute-force forward, "same" padding, layouts,
+"""Conv2D, im2col and col2im: gradients, brute-force forward, "same" padding, layouts,
 dtypes, errors."""
 
 import numpy as np
 import pytest
 
-from tinygan import kernels
 from tinygan.backend import to_device, to_numpy
 from tinygan.gradcheck import check_layer
 from tinygan.init import normal
 from tinygan.nn import Conv2D
+from tinygan.nn.conv import col2im, im2col
 
 # (in, out, kernel, stride, padding, (H, W), N, bias)
 CASES = [
@@ -170,7 +170,7 @@ def test_default_init_is_glorot_uniform_with_receptive_field_fans():
     np.testing.assert_array_equal(W, again.params["W"])
 
 
-# -- the kernels ----------------------------------------------------------------------------------
+# -- im2col and col2im -----------------------------------------------------------------------------
 
 KERNEL_CASES = [
     ((2, 3, 5, 4), 3, 2, (1, 1), (0, 0, 0, 0)),
@@ -182,7 +182,7 @@ KERNEL_CASES = [
 @pytest.mark.parametrize("shape, kh, kw, stride, pad", KERNEL_CASES)
 def test_im2col_layout(shape, kh, kw, stride, pad):
     x = np.random.default_rng(10).standard_normal(shape)
-    cols = kernels.im2col(x, kh, kw, stride, pad)
+    cols = im2col(x, kh, kw, stride, pad)
     top, bottom, left, right = pad
     xpad = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
     n, c = shape[:2]
@@ -198,12 +198,12 @@ def test_im2col_layout(shape, kh, kw, stride, pad):
 def test_col2im_is_the_adjoint_of_im2col(device, shape, kh, kw, stride, pad):
     rng = np.random.default_rng(11)
     x = to_device(rng.standard_normal(shape), device)
-    cols = kernels.im2col(x, kh, kw, stride, pad)
+    cols = im2col(x, kh, kw, stride, pad)
     g = to_device(rng.standard_normal(cols.shape), device)
     lhs = float((cols * g).sum())
-    rhs = float((x * kernels.col2im(g, shape, kh, kw, stride, pad)).sum())
+    rhs = float((x * col2im(g, shape, kh, kw, stride, pad)).sum())
     assert abs(lhs - rhs) <= 1e-12 * (abs(lhs) + abs(rhs))
-    assert to_numpy(kernels.col2im(g, shape, kh, kw, stride, pad)).flags.c_contiguous
+    assert to_numpy(col2im(g, shape, kh, kw, stride, pad)).flags.c_contiguous
 
 
 # -- errors ---------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from tinygan.nn import Dropout
 
 @pytest.mark.parametrize("shape", [(1, 7), (4, 6), (3, 2, 4, 5)])
 def test_gradient_with_a_fixed_mask(device, shape):
-    layer = Dropout(0.4)
+    layer = Dropout(0.4, rng=make_rng(7, device))
 
     def same_mask():  # re-seeding before every forward pass makes every evaluation use one mask
         layer.rng = make_rng(7, device)
@@ -46,7 +46,8 @@ def test_mask_statistics():
 
 def test_evaluation_and_rate_zero_are_the_identity():
     x = np.random.default_rng(6).standard_normal((3, 4))
-    for layer, training in ((Dropout(0.5), False), (Dropout(0.0), True)):
+    rng = np.random.default_rng(7)
+    for layer, training in ((Dropout(0.5, rng), False), (Dropout(0.0, rng), True)):
         y, cache = layer.forward(x, training=training)
         np.testing.assert_array_equal(y, x)
         dy = np.full_like(x, 3.0)
@@ -77,4 +78,4 @@ def test_keeps_dtype(device, dtype):
 @pytest.mark.parametrize("rate", [-0.1, 1.0, 1.5])
 def test_rate_outside_unit_interval_raises(rate):
     with pytest.raises(ValueError, match=r"Dropout: rate must be a number in \[0, 1\)"):
-        Dropout(rate)
+        Dropout(rate, np.random.default_rng(0))

@@ -1,24 +1,41 @@
-"""The Numba kernels against the NumPy reference, the ``TINYGAN_NUMBA`` switch, and float32 training
-that stays float32 end to end.
+"""The Numba kernels against the plain functions they replace, the registry that chooses them, and
+float32 training that stays float32 end to end.
 
 Every kernel runs in float32 and float64 on several shapes: odd sizes, strides and paddings, batches
 of one, non-contiguous inputs, and (for im2col/col2im) arrays large enough to take the multi-threaded
-path. Agreement is relative to the largest reference value: 1e-12 in float64 and 1e-5 in float32.
+path. Agreement is relative to the largest value of the plain function's result: 1e-12 in float64
+and 1e-5 in float32.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from tinygan import kernels
-from tinygan.kernels import reference
-from tinygan.nn import Conv2D, ConvTranspose2D, conv
+from tinygan import optim, overrides
+from tinygan.nn import activations, batchnorm, conv, conv_transpose, dense, pooling
+from tinygan.nn import dropout as dropout_layer
 
 cpu_numba = pytest.importorskip("tinygan.kernels.cpu_numba")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def numba_kernels():
+    """Each test starts with the Numba kernels registered and leaves them so."""
+    assert overrides.set_kernels("numba") == "numba"
+    yield
+    overrides.set_kernels("numba")
+
 
 DTYPES = [np.float32, np.float64]
 TOLERANCE = {np.float32: 1e-5, np.float64: 1e-12}
@@ -67,11 +84,11 @@ def test_im2col_and_col2im(dtype, shape, kernel, stride, padding):
     cols = cpu_numba.im2col(x, *kernel, stride, padding)
     assert cols.flags.c_contiguous
     # a pure copy: exactly equal
-    np.testing.assert_array_equal(cols, reference.im2col(x, *kernel, stride, padding))
+    np.testing.assert_array_equal(cols, conv.im2col.plain(x, *kernel, stride, padding))
     g = standard_normal(cols.shape, dtype, 1)
     image = cpu_numba.col2im(g, shape, *kernel, stride, padding)
     assert image.flags.c_contiguous
-    assert_close(image, reference.col2im(g, shape, *kernel, stride, padding), dtype)
+    assert_close(image, conv.col2im.plain(g, shape, *kernel, stride, padding), dtype)
 
 
 def test_the_largest_conv_case_runs_on_several_threads():
@@ -87,48 +104,86 @@ def test_im2col_and_col2im_take_non_contiguous_inputs(dtype):
     x = nhwc.transpose(0, 3, 1, 2)  # an NCHW view of channels-last memory
     np.testing.assert_array_equal(
         cpu_numba.im2col(x, *kernel, stride, padding),
-        reference.im2col(np.ascontiguousarray(x), *kernel, stride, padding),
+        conv.im2col.plain(np.ascontiguousarray(x), *kernel, stride, padding),
     )
     cols = non_contiguous(
-        standard_normal(reference.im2col(x, *kernel, stride, padding).shape, dtype, 3)
+        standard_normal(conv.im2col.plain(x, *kernel, stride, padding).shape, dtype, 3)
     )
     assert_close(
         cpu_numba.col2im(cols, shape, *kernel, stride, padding),
-        reference.col2im(cols, shape, *kernel, stride, padding),
+        conv.col2im.plain(cols, shape, *kernel, stride, padding),
         dtype,
     )
 
 
-@pytest.mark.parametrize(
-    "make_layer",
-    [
-        lambda rng: Conv2D(3, 4, 5, stride=2, padding="same", rng=rng, dtype=np.float64),
-        lambda rng: ConvTranspose2D(3, 4, 5, stride=2, padding="same", rng=rng, dtype=np.float64),
-    ],
-    ids=["Conv2D", "ConvTranspose2D"],
-)
-def test_convolutions_in_batch_chunks_match_the_whole_batch(monkeypatch, make_layer):
-    """Large batches go through the convolutions in chunks of images (tinygan.nn.conv.batch_chunks):
-    one image at a time gives the whole-batch output, input gradient and parameter gradients."""
+def conv_arguments(
+    transposed: bool, dtype: Any, bias: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, tuple[int, int], tuple[int, int, int, int]]:
+    """Input, weight, bias, stride and padding of a 5x5, stride-2 "same" (transposed) convolution."""
     rng = np.random.default_rng(23)
-    layer = make_layer(rng)
-    x = rng.standard_normal((5, 3, 9, 8))
-    results = []
-    for chunk_bytes, chunks in ((conv.CHUNK_BYTES, 1), (1, 5)):
-        monkeypatch.setattr(conv, "CHUNK_BYTES", chunk_bytes)
-        assert len(conv.batch_chunks(x, 3 * 25 * 20)) == chunks
-        layer.zero_grad()
-        y, cache = layer.forward(x)
-        dx = layer.backward(np.linspace(-1, 1, y.size).reshape(y.shape), cache)
-        results.append((y, dx, *(g.copy() for g in layer.grads.values())))
-    for chunked, whole in zip(*results, strict=True):
-        assert_close(chunked, whole, np.float64)
+    x = rng.standard_normal((5, 3, 5, 4) if transposed else (5, 3, 9, 8)).astype(dtype)
+    W = rng.standard_normal((3, 4, 5, 5) if transposed else (4, 3, 5, 5)).astype(dtype)
+    b = rng.standard_normal(4).astype(dtype) if bias else None
+    return x, W, b, (2, 2), (1, 2, 1, 2)
+
+
+def assert_all_close(got: tuple[Any, ...], want: tuple[Any, ...], dtype: Any) -> None:
+    """Gradient tuples agree entry by entry; ``None`` (a skipped gradient) only where expected."""
+    for got_one, want_one in zip(got, want, strict=True):
+        assert (got_one is None) == (want_one is None)
+        if want_one is not None:
+            assert_close(got_one, want_one, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("chunk_bytes", [None, 1])  # the whole batch, and one image per chunk
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("param_grads", [True, False])
+def test_conv2d(monkeypatch, dtype, chunk_bytes, bias, param_grads):
+    if chunk_bytes is not None:
+        monkeypatch.setattr(cpu_numba, "CHUNK_BYTES", chunk_bytes)
+    x, W, b, stride, padding = conv_arguments(False, dtype, bias)
+    y = cpu_numba.conv2d_forward(x, W, b, stride, padding)
+    assert y.flags.c_contiguous
+    assert_close(y, conv.conv2d_forward.plain(x, W, b, stride, padding), dtype)
+    dy = standard_normal(y.shape, dtype, 24)
+    assert_all_close(
+        cpu_numba.conv2d_backward(dy, x, W, stride, padding, param_grads),
+        conv.conv2d_backward.plain(dy, x, W, stride, padding, param_grads),
+        dtype,
+    )
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("chunk_bytes", [None, 1])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("param_grads", [True, False])
+def test_conv_transpose2d(monkeypatch, dtype, chunk_bytes, bias, param_grads):
+    if chunk_bytes is not None:
+        monkeypatch.setattr(cpu_numba, "CHUNK_BYTES", chunk_bytes)
+    x, W, b, stride, padding = conv_arguments(True, dtype, bias)
+    geometry = (stride, padding, (10, 8))
+    y = cpu_numba.conv_transpose2d_forward(x, W, b, *geometry)
+    assert_close(y, conv_transpose.conv_transpose2d_forward.plain(x, W, b, *geometry), dtype)
+    dy = standard_normal(y.shape, dtype, 25)
+    assert_all_close(
+        cpu_numba.conv_transpose2d_backward(dy, x, W, stride, padding, param_grads),
+        conv_transpose.conv_transpose2d_backward.plain(dy, x, W, stride, padding, param_grads),
+        dtype,
+    )
 
 
 def test_batch_chunks_cover_the_batch(monkeypatch):
-    monkeypatch.setattr(conv, "CHUNK_BYTES", 2 * 8 * 10)  # two float64 images of 10 patch entries
-    chunks = conv.batch_chunks(np.zeros((5, 1)), 10)
+    monkeypatch.setattr(cpu_numba, "CHUNK_BYTES", 2 * 8 * 10)  # two float64 images of 10 entries
+    chunks = cpu_numba.batch_chunks(np.zeros((5, 1)), 10)
     assert chunks == [slice(0, 2), slice(2, 4), slice(4, 5)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("n_in", "n_out"), [(7, 3), (3, 7)])  # both orientations of the product
+def test_dense_weight_grad(dtype, n_in, n_out):
+    x, dy = standard_normal((5, n_in), dtype, 26), standard_normal((5, n_out), dtype, 27)
+    assert_close(cpu_numba.dense_weight_grad(x, dy), dense.dense_weight_grad.plain(x, dy), dtype)
 
 
 # -- pooling and upsampling ----------------------------------------------------------------------
@@ -148,14 +203,14 @@ def test_maxpool(dtype, shape, size, stride):
     # Values on a coarse grid make ties common: both must pick the first maximum.
     x = np.round(standard_normal(shape, dtype, 4) * 2) / 2
     y, argmax = cpu_numba.maxpool_forward(x, size, stride)
-    ref_y, ref_argmax = reference.maxpool_forward(x, size, stride)
+    ref_y, ref_argmax = pooling.maxpool_forward.plain(x, size, stride)
     np.testing.assert_array_equal(y, ref_y)
     np.testing.assert_array_equal(argmax, ref_argmax)
     assert y.dtype == dtype and argmax.dtype == ref_argmax.dtype
     dy = standard_normal(y.shape, dtype, 5)
     assert_close(
         cpu_numba.maxpool_backward(non_contiguous(dy), argmax, shape, size, stride),
-        reference.maxpool_backward(dy, ref_argmax, shape, size, stride),
+        pooling.maxpool_backward.plain(dy, ref_argmax, shape, size, stride),
         dtype,
     )
 
@@ -165,7 +220,7 @@ def test_maxpool_propagates_nan_like_numpy():
     x[0, 0, 0, 1] = x[0, 0, 1, 0] = np.nan  # two NaNs in the first window: the first one wins
     for got, want in zip(
         cpu_numba.maxpool_forward(x, (2, 2), (2, 2)),
-        reference.maxpool_forward(x, (2, 2), (2, 2)),
+        pooling.maxpool_forward.plain(x, (2, 2), (2, 2)),
         strict=True,
     ):
         np.testing.assert_array_equal(got, want)
@@ -176,11 +231,11 @@ def test_maxpool_propagates_nan_like_numpy():
 def test_upsample(dtype, shape, scale):
     x = standard_normal(shape, dtype, 6)
     up = cpu_numba.upsample_nearest(non_contiguous(x), scale)
-    np.testing.assert_array_equal(up, reference.upsample_nearest(x, scale))
+    np.testing.assert_array_equal(up, pooling.upsample_nearest.plain(x, scale))
     dy = standard_normal(up.shape, dtype, 7)
     assert_close(
         cpu_numba.upsample_nearest_backward(dy, scale),
-        reference.upsample_nearest_backward(dy, scale),
+        pooling.upsample_nearest_backward.plain(dy, scale),
         dtype,
     )
 
@@ -195,21 +250,21 @@ def test_batchnorm(dtype, shape):
     # An offset far from 0 tests that the variance is a two-pass mean of squared deviations.
     x = standard_normal(shape, dtype, 8) * dtype(2) + dtype(5)
     mean, var = cpu_numba.batchnorm_moments(x)
-    ref_mean, ref_var = reference.batchnorm_moments(x)
+    ref_mean, ref_var = batchnorm.batchnorm_moments.plain(x)
     assert_close(mean, ref_mean, dtype)
     assert_close(var, ref_var, dtype)
     gamma, beta = standard_normal((c,), dtype, 9), standard_normal((c,), dtype, 10)
     y, xhat, inv_std = cpu_numba.batchnorm_forward(x, ref_mean, ref_var, gamma, beta, 1e-3)
     for got, want in zip(
         (y, xhat, inv_std),
-        reference.batchnorm_forward(x, ref_mean, ref_var, gamma, beta, 1e-3),
+        batchnorm.batchnorm_forward.plain(x, ref_mean, ref_var, gamma, beta, 1e-3),
         strict=True,
     ):
         assert_close(got, want, dtype)
     dy = standard_normal(shape, dtype, 11)
     for batch_stats in (True, False):
         got = cpu_numba.batchnorm_backward(dy, xhat, inv_std, gamma, batch_stats)
-        want = reference.batchnorm_backward(dy, xhat, inv_std, gamma, batch_stats)
+        want = batchnorm.batchnorm_backward.plain(dy, xhat, inv_std, gamma, batch_stats)
         for got_one, want_one in zip(got, want, strict=True):
             assert_close(got_one, want_one, dtype)
 
@@ -219,15 +274,15 @@ def test_batchnorm_takes_non_contiguous_inputs(dtype):
     x = non_contiguous(standard_normal((4, 3, 5, 6), dtype, 12))
     dy = non_contiguous(standard_normal((4, 3, 5, 6), dtype, 13))
     for got, want in zip(
-        cpu_numba.batchnorm_moments(x), reference.batchnorm_moments(x), strict=True
+        cpu_numba.batchnorm_moments(x), batchnorm.batchnorm_moments.plain(x), strict=True
     ):
         assert_close(got, want, dtype)
-    mean, var = reference.batchnorm_moments(x)
+    mean, var = batchnorm.batchnorm_moments.plain(x)
     ones, zeros = np.ones(3, dtype), np.zeros(3, dtype)
-    _, xhat, inv_std = reference.batchnorm_forward(x, mean, var, ones, zeros, 1e-5)
+    _, xhat, inv_std = batchnorm.batchnorm_forward.plain(x, mean, var, ones, zeros, 1e-5)
     for got, want in zip(
         cpu_numba.batchnorm_backward(dy, non_contiguous(xhat), inv_std, ones),
-        reference.batchnorm_backward(dy, xhat, inv_std, ones),
+        batchnorm.batchnorm_backward.plain(dy, xhat, inv_std, ones),
         strict=True,
     ):
         assert_close(got, want, dtype)
@@ -252,14 +307,14 @@ def with_special_values(x: np.ndarray) -> np.ndarray:
 def test_leaky_relu(dtype, shape, alpha):
     x = with_special_values(standard_normal(shape, dtype, 14))
     y, mask = cpu_numba.leaky_relu(x, alpha)
-    with np.errstate(invalid="ignore"):  # the reference computes 0 * inf where it then keeps x
-        ref_y, ref_mask = reference.leaky_relu(x, alpha)
+    with np.errstate(invalid="ignore"):  # the plain function computes 0 * inf where it keeps x
+        ref_y, ref_mask = activations.leaky_relu.plain(x, alpha)
     np.testing.assert_array_equal(y, ref_y)  # one multiplication or none: bit for bit
     np.testing.assert_array_equal(mask, ref_mask)
     assert y.dtype == dtype and mask.dtype == np.bool_
     dy = standard_normal(shape, dtype, 15)
     dx = cpu_numba.leaky_relu_backward(dy, mask, alpha)
-    np.testing.assert_array_equal(dx, reference.leaky_relu_backward(dy, ref_mask, alpha))
+    np.testing.assert_array_equal(dx, activations.leaky_relu_backward.plain(dy, ref_mask, alpha))
     assert dx.dtype == dtype
 
 
@@ -267,11 +322,11 @@ def test_leaky_relu(dtype, shape, alpha):
 def test_leaky_relu_takes_non_contiguous_inputs(dtype):
     x = non_contiguous(standard_normal((6, 5), dtype, 16))
     y, mask = cpu_numba.leaky_relu(x, 0.2)
-    np.testing.assert_array_equal(y, reference.leaky_relu(x, 0.2)[0])
+    np.testing.assert_array_equal(y, activations.leaky_relu.plain(x, 0.2)[0])
     dy = non_contiguous(standard_normal((6, 5), dtype, 17))
     np.testing.assert_array_equal(
         cpu_numba.leaky_relu_backward(dy, non_contiguous(mask), 0.2),
-        reference.leaky_relu_backward(dy, mask, 0.2),
+        activations.leaky_relu_backward.plain(dy, mask, 0.2),
     )
 
 
@@ -280,13 +335,15 @@ def test_leaky_relu_takes_non_contiguous_inputs(dtype):
 def test_sigmoid_and_its_gradient(dtype, shape):
     x = standard_normal(shape, dtype, 18) * dtype(6)
     y = cpu_numba.sigmoid(x)
-    assert_close(y, reference.sigmoid(x), dtype)
+    assert_close(y, activations.sigmoid.plain(x), dtype)
     # Relative accuracy also where sigmoid is tiny (exp(-30) ~ 1e-13).
-    np.testing.assert_allclose(y, reference.sigmoid(x), rtol=10 * TOLERANCE[dtype])
+    np.testing.assert_allclose(y, activations.sigmoid.plain(x), rtol=10 * TOLERANCE[dtype])
     dy = standard_normal(shape, dtype, 19)
-    assert_close(cpu_numba.sigmoid_backward(dy, y), reference.sigmoid_backward(dy, y), dtype)
+    assert_close(
+        cpu_numba.sigmoid_backward(dy, y), activations.sigmoid_backward.plain(dy, y), dtype
+    )
     t = np.tanh(x)
-    assert_close(cpu_numba.tanh_backward(dy, t), reference.tanh_backward(dy, t), dtype)
+    assert_close(cpu_numba.tanh_backward(dy, t), activations.tanh_backward.plain(dy, t), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -295,7 +352,7 @@ def test_sigmoid_extremes(dtype):
     with np.errstate(over="raise"):  # exp never overflows
         y = cpu_numba.sigmoid(x)
     np.testing.assert_array_equal(y[:6], np.array([0.5, 0.5, 1.0, 0.0, 1.0, 0.0], dtype))
-    np.testing.assert_allclose(y, reference.sigmoid(x), rtol=1e-5, atol=0)
+    np.testing.assert_allclose(y, activations.sigmoid.plain(x), rtol=1e-5, atol=0)
     assert cpu_numba.sigmoid(non_contiguous(x)).flags.c_contiguous
 
 
@@ -304,9 +361,8 @@ def test_sigmoid_extremes(dtype):
 @pytest.mark.parametrize("rate", [0.3, 0.5])
 def test_dropout(dtype, shape, rate):
     x = standard_normal(shape, dtype, 20)
-    u = np.random.default_rng(21).random(shape, dtype=dtype)
-    y, mask = cpu_numba.dropout(x, u.copy(), rate)
-    ref_y, ref_mask = reference.dropout(x, u.copy(), rate)
+    y, mask = cpu_numba.dropout(x, rate, np.random.default_rng(21))
+    ref_y, ref_mask = dropout_layer.dropout.plain(x, rate, np.random.default_rng(21))
     np.testing.assert_array_equal(y, ref_y)
     np.testing.assert_array_equal(mask, ref_mask)
     assert y.dtype == mask.dtype == dtype
@@ -344,7 +400,7 @@ def run_updates(
 )
 def test_optimizer_updates(dtype, shape, name, n_state, settings):
     got = run_updates(getattr(cpu_numba, name), shape, dtype, n_state, **settings)
-    want = run_updates(getattr(reference, name), shape, dtype, n_state, **settings)
+    want = run_updates(getattr(optim, name).plain, shape, dtype, n_state, **settings)
     for got_one, want_one in zip(got, want, strict=True):
         assert_close(got_one, want_one, dtype)
 
@@ -355,10 +411,10 @@ def test_plain_sgd_and_non_contiguous_parameters(dtype):
         lambda p, g, *state: cpu_numba.sgd_update(p, g, None, 0.1, 0.0), (4, 3), dtype, 0
     )
     want = run_updates(
-        lambda p, g, *state: reference.sgd_update(p, g, None, 0.1, 0.0), (4, 3), dtype, 0
+        lambda p, g, *state: optim.sgd_update.plain(p, g, None, 0.1, 0.0), (4, 3), dtype, 0
     )
     assert_close(got[0], want[0], dtype)
-    # A strided parameter is still updated in place (through the reference's NumPy path).
+    # A strided parameter is still updated in place (through the plain function).
     wide = np.ones((4, 6), dtype)
     param, grad = wide[:, ::2], np.ones((4, 3), dtype)
     m, v = np.zeros((4, 3), dtype), np.zeros((4, 3), dtype)
@@ -367,38 +423,119 @@ def test_plain_sgd_and_non_contiguous_parameters(dtype):
     np.testing.assert_array_equal(wide[:, 1::2], 1.0)
 
 
-# -- dispatch ------------------------------------------------------------------------------------
+# -- the registry ----------------------------------------------------------------------------------
 
 
-def test_tinygan_numba_switch_selects_the_implementation(monkeypatch):
+def test_every_numba_kernel_is_registered_and_active():
+    """A kernel the module defines but does not list, or lists under a name no plain function has,
+    would silently never run: both fail here."""
+    assert overrides.active_kernels() == "numba"
+    names = set(overrides.overridable_names())
+    for function in cpu_numba.OVERRIDES:
+        assert function.__name__ in names, function.__name__
+        assert overrides.replacement(function.__name__, "cpu") is function
+    defined = {
+        name
+        for name, value in vars(cpu_numba).items()
+        if callable(value) and getattr(value, "__module__", None) == cpu_numba.__name__
+    }
+    assert defined & names == {function.__name__ for function in cpu_numba.OVERRIDES}
+
+
+def test_reference_registers_nothing_and_runs_the_plain_functions():
     x = np.linspace(-2, 2, 9)
+    assert overrides.set_kernels("reference") == "reference"
+    assert overrides.active_kernels() == "reference"
+    for name in overrides.overridable_names():
+        assert overrides.replacement(name, "cpu") is None
+    np.testing.assert_array_equal(activations.sigmoid(x), activations.sigmoid.plain(x))
+
+
+def test_only_float32_and_float64_numpy_arrays_use_cpu_kernels():
     calls = []
-
-    def spy(array):
-        calls.append(array)
-        return np.zeros_like(array)
-
-    monkeypatch.setenv("TINYGAN_NUMBA", "1")
-    assert kernels.implementation_for(x) is cpu_numba
-    assert kernels.numba_enabled()
-    monkeypatch.setattr(reference, "sigmoid", spy)
-    kernels.sigmoid(x)
-    assert not calls  # Numba's sigmoid ran
-    for off in ("0", "false", "off"):
-        monkeypatch.setenv("TINYGAN_NUMBA", off)
-        assert not kernels.numba_enabled()
-        assert kernels.implementation_for(x) is reference
-    np.testing.assert_array_equal(kernels.sigmoid(x), 0)
-    assert len(calls) == 1 and calls[0] is x
+    overrides.register("sigmoid", "cpu", lambda array: calls.append(array.dtype) or array)
+    for dtype in (np.float32, np.float64, np.float16, np.int64):
+        activations.sigmoid(np.zeros(2, dtype))
+    assert calls == [np.float32, np.float64]
+    np.testing.assert_allclose(activations.sigmoid(np.array([0, 1])), [0.5, 1 / (1 + np.exp(-1))])
 
 
-def test_dtypes_numba_is_not_compiled_for_use_the_reference(monkeypatch):
-    monkeypatch.setenv("TINYGAN_NUMBA", "1")
-    for dtype in (np.float32, np.float64):
-        assert kernels.implementation_for(np.zeros(2, dtype)) is cpu_numba
-    for dtype in (np.float16, np.int64, np.bool_):
-        assert kernels.implementation_for(np.zeros(2, dtype)) is reference
-    np.testing.assert_allclose(kernels.sigmoid(np.array([0, 1])), [0.5, 1 / (1 + np.exp(-1))])
+def test_a_misspelt_kernel_is_refused():
+    with pytest.raises(KeyError, match="sigmod"):
+        overrides.register("sigmod", "cpu", np.tanh)
+    with pytest.raises(ValueError, match="kind"):
+        overrides.register("sigmoid", "tpu", np.tanh)
+    with pytest.raises(ValueError, match="kernels"):
+        overrides.set_kernels("fast")
+
+
+def test_kernels_that_cannot_load_warn_once_and_leave_the_plain_functions(monkeypatch):
+    monkeypatch.setitem(overrides.KERNEL_MODULES, "numba", "tinygan.kernels.not_there")
+    with pytest.warns(RuntimeWarning, match=r"numba kernels could not be loaded.*not_there"):
+        assert overrides.set_kernels("numba") == "reference"
+    assert overrides.replacement("sigmoid", "cpu") is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert overrides.set_kernels("numba") == "reference"  # said once is enough
+
+
+def run_python(code: str, **env: str) -> list[str]:
+    """The words ``code`` prints, run in a fresh interpreter with this checkout first on the path."""
+    environment = {k: v for k, v in os.environ.items() if k != "TINYGAN_NUMBA"}
+    environment["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**environment, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.split()
+
+
+def test_the_environment_chooses_at_first_use_and_import_stays_light():
+    code = (
+        "import sys, numpy as np, tinygan\n"
+        "print('numba' in sys.modules)\n"
+        "tinygan.nn.sigmoid(np.zeros(2))\n"
+        "print(tinygan.active_kernels(), 'numba' in sys.modules)"
+    )
+    assert run_python(code) == ["False", "numba", "True"]
+    assert run_python(code, TINYGAN_NUMBA="0") == ["False", "reference", "False"]
+
+
+@pytest.mark.parametrize("preset_name", ["000", "003"])
+def test_a_training_step_with_the_plain_functions_matches_the_numba_one(preset_name):
+    """Kernels change the speed, not the results: one iteration from the same seeds, both ways.
+
+    The gradients agree to rounding. The parameters agree to a small fraction of the learning rate:
+    Adam's first step is ``lr * g / (|g| + eps)``, which turns rounding in a gradient near ``eps``
+    into a visible difference in the step.
+    """
+    from tinygan.models import get_preset
+
+    preset = get_preset(preset_name)
+    real = np.random.default_rng(2).random((8, *preset.data_shape), dtype=np.float32)
+    runs = []
+    for kernels in ("reference", "numba"):
+        assert overrides.set_kernels(kernels) == kernels
+        gan = preset.make_gan(np.random.default_rng(0), np.random.default_rng(1))
+        stats = gan.train_step(lambda: real)
+        layers = [layer for net in (gan.generator, gan.discriminator) for layer in net.walk()]
+        grads = [g.copy() for layer in layers for g in layer.grads.values()]
+        params = [p.copy() for layer in layers for p in layer.params.values()]
+        runs.append((stats, grads, params))
+    (plain_stats, plain_grads, plain_params), (fast_stats, fast_grads, fast_params) = runs
+    for name in ("d_loss", "g_loss"):
+        want = float(getattr(plain_stats, name))
+        np.testing.assert_allclose(float(getattr(fast_stats, name)), want, rtol=1e-5)
+    for fast, plain in zip(fast_grads, plain_grads, strict=True):
+        assert_close(fast, plain, np.float32)
+    atol = 0.1 * min(preset.g_lr, preset.d_lr)
+    for fast, plain in zip(fast_params, plain_params, strict=True):
+        np.testing.assert_allclose(fast, plain, rtol=0, atol=atol)
 
 
 # -- float32 training stays float32 --------------------------------------------------------------
@@ -424,9 +561,10 @@ def assert_no_float64(value: Any, where: str) -> None:
 
 
 @pytest.mark.parametrize("preset_name", ["000", "003"])
-def test_float32_training_stays_float32(monkeypatch, preset_name):
-    """One training iteration in float32: every kernel's inputs and outputs, every layer's output,
-    input gradient and cache, every parameter, gradient and optimizer state is float32."""
+def test_float32_training_stays_float32(preset_name):
+    """One training iteration in float32: every overridable function's inputs and outputs, every
+    layer's output, input gradient and cache, every parameter, gradient and optimizer state is
+    float32."""
     from tinygan.models import get_preset
 
     def checked(function: Callable[..., Any], where: str) -> Callable[..., Any]:
@@ -438,9 +576,9 @@ def test_float32_training_stays_float32(monkeypatch, preset_name):
 
         return wrapper
 
-    for name in dir(reference):
-        if not name.startswith("_") and callable(getattr(kernels, name, None)):
-            monkeypatch.setattr(kernels, name, checked(getattr(kernels, name), name))
+    for name in overrides.overridable_names():
+        function = overrides.replacement(name, "cpu") or overrides.plain(name)
+        overrides.register(name, "cpu", checked(function, name))
     preset = get_preset(preset_name)
     gan = preset.make_gan(np.random.default_rng(0), np.random.default_rng(1))
     for network in (gan.generator, gan.discriminator):

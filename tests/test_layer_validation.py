@@ -212,9 +212,18 @@ def test_checks_read_no_values():
         (lambda: LeakyReLU(np.nan), r"^LeakyReLU: alpha must be a number in \(-inf, inf\)"),
         (lambda: LeakyReLU(np.inf), r"^LeakyReLU: alpha must be a number in \(-inf, inf\)"),
         (lambda: LeakyReLU(None), r"^LeakyReLU: alpha must be a number in \(-inf, inf\)"),
-        (lambda: Dropout(-0.1), r"^Dropout: rate must be a number in \[0, 1\), got -0\.1$"),
-        (lambda: Dropout(1.0), r"^Dropout: rate must be a number in \[0, 1\), got 1\.0$"),
-        (lambda: Dropout(np.nan), r"^Dropout: rate must be a number in \[0, 1\), got nan$"),
+        (
+            lambda: Dropout(-0.1, make_rng(0)),
+            r"^Dropout: rate must be a number in \[0, 1\), got -0\.1$",
+        ),
+        (
+            lambda: Dropout(1.0, make_rng(0)),
+            r"^Dropout: rate must be a number in \[0, 1\), got 1\.0$",
+        ),
+        (
+            lambda: Dropout(np.nan, make_rng(0)),
+            r"^Dropout: rate must be a number in \[0, 1\), got nan$",
+        ),
         (lambda: MaxPool2D(0), r"^MaxPool2D: size must be >= 1, got 0$"),
         (lambda: MaxPool2D((2, 0)), r"^MaxPool2D: size must be >= 1, got \(2, 0\)$"),
         (lambda: MaxPool2D(1.5), r"^MaxPool2D: size must be an int or a pair of ints, got 1\.5$"),
@@ -242,7 +251,7 @@ def test_sequential_takes_only_layers():
 
 def test_valid_edge_arguments_are_accepted():
     assert Dense(np.int64(3), 1).in_features == 3
-    assert Dropout(0).rate == 0.0
+    assert Dropout(0, make_rng(0)).rate == 0.0
     assert BatchNorm(2, momentum=0).momentum == 0.0
     assert BatchNorm(2, momentum=1, eps=1e-12).momentum == 1.0
     assert LeakyReLU(0).alpha == 0.0

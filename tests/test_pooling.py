@@ -3,11 +3,15 @@
 import numpy as np
 import pytest
 
-from tinygan import kernels
 from tinygan.backend import to_device
 from tinygan.gradcheck import check_layer
-from tinygan.kernels import reference
 from tinygan.nn import MaxPool2D, UpSampling2D
+from tinygan.nn.pooling import (
+    maxpool_backward,
+    maxpool_forward,
+    upsample_nearest,
+    upsample_nearest_backward,
+)
 
 # (input shape, size, stride): divisible, non-divisible, overlapping (stride < size), rectangular.
 POOL_CASES = [
@@ -148,22 +152,22 @@ def test_bad_sizes_raise(bad):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_kernels_keep_dtype_and_dispatch_matches_reference(dtype):
+def test_functions_keep_dtype_and_dispatch_matches_the_plain_function(dtype):
     rng = np.random.default_rng(7)
     x = distinct_values((2, 3, 7, 6), rng).astype(dtype)
-    y, argmax = kernels.maxpool_forward(x, (3, 2), (2, 1))
+    y, argmax = maxpool_forward(x, (3, 2), (2, 1))
     dy = rng.standard_normal(y.shape).astype(dtype)
-    dx = kernels.maxpool_backward(dy, argmax, x.shape, (3, 2), (2, 1))
-    up = kernels.upsample_nearest(x, (2, 3))
-    dup = kernels.upsample_nearest_backward(up, (2, 3))
+    dx = maxpool_backward(dy, argmax, x.shape, (3, 2), (2, 1))
+    up = upsample_nearest(x, (2, 3))
+    dup = upsample_nearest_backward(up, (2, 3))
     assert y.dtype == dx.dtype == up.dtype == dup.dtype == dtype
     assert y.shape == argmax.shape == (2, 3, 3, 5) and dx.shape == x.shape
     assert up.shape == (2, 3, 14, 18) and dup.shape == x.shape
-    ref_y, ref_argmax = reference.maxpool_forward(x, (3, 2), (2, 1))
+    ref_y, ref_argmax = maxpool_forward.plain(x, (3, 2), (2, 1))
     np.testing.assert_array_equal(y, ref_y)
     np.testing.assert_array_equal(argmax, ref_argmax)
     np.testing.assert_array_equal(
-        dx, reference.maxpool_backward(dy, ref_argmax, x.shape, (3, 2), (2, 1))
+        dx, maxpool_backward.plain(dy, ref_argmax, x.shape, (3, 2), (2, 1))
     )
-    np.testing.assert_array_equal(up, reference.upsample_nearest(x, (2, 3)))
+    np.testing.assert_array_equal(up, upsample_nearest.plain(x, (2, 3)))
     np.testing.assert_allclose(dup, 6 * x, rtol=1e-6)

@@ -80,11 +80,6 @@ def gpu_available() -> bool:
     return True
 
 
-def array_module_for(device: str) -> ModuleType:
-    """``numpy`` for ``"cpu"``, ``cupy`` for ``"gpu"`` (with a clear error when unavailable)."""
-    return _require_cupy() if check_device(device) == "gpu" else np
-
-
 def to_device(array: Any, device: str) -> Any:
     """Return ``array`` on ``device`` (no copy when it is already there)."""
     if check_device(device) == "cpu":
@@ -113,14 +108,18 @@ def make_rng(seed: int | None = None, device: str = "cpu") -> Any:
     return np.random.default_rng(seed)
 
 
+def rng_device(rng: Any) -> str:
+    """``"gpu"`` for a CuPy generator, ``"cpu"`` for NumPy's: where the arrays it draws live."""
+    return "gpu" if type(rng).__module__.split(".")[0] == "cupy" else "cpu"
+
+
 def move_rng(rng: Any, device: str) -> Any:
     """A generator on ``device`` that continues ``rng``'s randomness.
 
     Returned unchanged when it already lives there; otherwise a new generator for ``device`` is seeded
     by one draw from ``rng``, so moving is deterministic (the same run moves to the same numbers).
     """
-    on_gpu = type(rng).__module__.split(".")[0] == "cupy"
-    if (check_device(device) == "gpu") == on_gpu:
+    if rng_device(rng) == check_device(device):
         return rng
     return make_rng(int(rng.integers(0, 2**31 - 1)), device)
 

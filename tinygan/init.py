@@ -10,9 +10,9 @@ name                distribution                                 used by
 ``normal(std)``     N(0, std^2)                                  the MLP GAN tutorials
 ``glorot_uniform``  U(-a, a), a = sqrt(6 / (fan_in + fan_out))   Keras' default
 ``he_uniform``      U(-a, a), a = sqrt(6 / fan_in)               ReLU networks
-``torch_default``   U(-a, a), a = 1 / sqrt(fan_in)               PyTorch's Linear/Conv
 ``zeros``           0
-``constant(c)``     c                                            bias 0.1 in seed 000
+``constant(c)``     c                                            bias 0.1 in the TensorFlow
+                                                                 MLP GAN tutorial
 ==================  ===========================================  ==========================
 """
 
@@ -52,11 +52,6 @@ def he_uniform() -> Initializer:
     return _uniform(lambda fan_in, fan_out: float(np.sqrt(6.0 / fan_in)))
 
 
-def torch_default() -> Initializer:
-    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's default for Linear and Conv weights and biases."""
-    return _uniform(lambda fan_in, fan_out: float(1.0 / np.sqrt(fan_in)))
-
-
 def constant(value: float) -> Initializer:
     """Every entry equal to ``value``."""
 
@@ -74,15 +69,19 @@ def zeros() -> Initializer:
 def make_param(
     init: Initializer,
     shape: tuple[int, ...],
-    rng: np.random.Generator | None,
+    rng: np.random.Generator,
     fan_in: int,
     fan_out: int,
     dtype: np.dtype | type = np.float32,
 ) -> np.ndarray:
-    """Draw a parameter with ``init`` on the CPU and cast it to ``dtype``.
-
-    ``rng=None`` uses a fresh, unseeded generator: pass a seeded one for reproducible runs.
-    """
-    if rng is None:
-        rng = np.random.default_rng()
+    """Draw a parameter with ``init`` from ``rng`` on the CPU and cast it to ``dtype``."""
     return np.asarray(init(tuple(shape), rng, fan_in, fan_out), dtype=dtype)
+
+
+def layer_rng(rng: np.random.Generator | None) -> np.random.Generator:
+    """The generator a layer draws its initial weights from: ``rng``, or one seeded with 0.
+
+    A layer built without a generator (``Dense(4, 3)`` in a quick experiment) still gets the same
+    weights on every run; models pass one seeded generator through all their layers.
+    """
+    return rng if rng is not None else np.random.default_rng(0)

@@ -23,9 +23,66 @@ from typing import Any
 
 import numpy as np
 
-from tinygan import kernels
 from tinygan.backend import get_array_module, to_device, to_numpy
 from tinygan.nn.layer import Layer
+from tinygan.overrides import overridable
+
+# The update rules, in place. Python floats are weak scalars for NumPy and CuPy: they act in the
+# parameter's dtype, so a float32 model stays float32.
+
+
+@overridable
+def sgd_update(param: Any, grad: Any, velocity: Any | None, lr: float, momentum: float) -> None:
+    r"""One SGD step: :math:`b \leftarrow \mu b + g`, :math:`p \leftarrow p - \eta b`.
+
+    ``velocity`` is the momentum buffer :math:`b`, updated in place; ``None`` for plain SGD,
+    :math:`p \leftarrow p - \eta g`.
+    """
+    step = grad
+    if velocity is not None:
+        velocity *= momentum
+        velocity += grad
+        step = velocity
+    param -= lr * step
+
+
+@overridable
+def adam_update(
+    param: Any,
+    grad: Any,
+    m: Any,
+    v: Any,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    step: int,
+) -> None:
+    r"""One Adam step at step ``t = step >= 1``, PyTorch's form.
+
+    :math:`m \leftarrow \beta_1 m + (1 - \beta_1) g`, :math:`v \leftarrow \beta_2 v + (1 - \beta_2) g^2`,
+    :math:`\hat m = m / (1 - \beta_1^t)`, :math:`\hat v = v / (1 - \beta_2^t)`,
+    :math:`p \leftarrow p - \eta\, \hat m / (\sqrt{\hat v} + \epsilon)`.
+    The moments ``m`` and ``v`` are updated in place.
+    """
+    xp = get_array_module(param)
+    m *= beta1
+    m += (1 - beta1) * grad
+    v *= beta2
+    v += (1 - beta2) * (grad * grad)
+    m_hat = m / (1 - beta1**step)
+    v_hat = v / (1 - beta2**step)
+    param -= lr * m_hat / (xp.sqrt(v_hat) + eps)
+
+
+@overridable
+def rmsprop_update(param: Any, grad: Any, v: Any, lr: float, rho: float, eps: float) -> None:
+    r"""One RMSprop step, Keras' form: :math:`v \leftarrow \rho v + (1 - \rho) g^2`,
+    :math:`p \leftarrow p - \eta\, g / (\sqrt{v} + \epsilon)`, with ``v`` updated in place."""
+    xp = get_array_module(param)
+    v *= rho
+    v += (1 - rho) * (grad * grad)
+    param -= lr * grad / (xp.sqrt(v) + eps)
 
 
 class Optimizer:
@@ -117,7 +174,7 @@ class SGD(Optimizer):
 
     def update(self, param: Any, grad: Any, state: dict[str, Any]) -> None:
         velocity = state["velocity"] if self.momentum else None
-        kernels.sgd_update(param, grad, velocity, self.lr, self.momentum)
+        sgd_update(param, grad, velocity, self.lr, self.momentum)
 
     def hyperparameters(self) -> dict[str, float]:
         return {"lr": self.lr, "momentum": self.momentum}
@@ -142,9 +199,7 @@ class Adam(Optimizer):
         super().__init__(layers, lr)
 
     def update(self, param: Any, grad: Any, state: dict[str, Any]) -> None:
-        # The kernel folds both bias corrections into the step size and epsilon:
-        # lr * m_hat / (sqrt(v_hat) + eps) = (lr / c1) * m / (sqrt(v) / sqrt(c2) + eps)
-        kernels.adam_update(
+        adam_update(
             param,
             grad,
             state["m"],
@@ -172,7 +227,7 @@ class RMSprop(Optimizer):
         super().__init__(layers, lr)
 
     def update(self, param: Any, grad: Any, state: dict[str, Any]) -> None:
-        kernels.rmsprop_update(param, grad, state["v"], self.lr, self.rho, self.eps)
+        rmsprop_update(param, grad, state["v"], self.lr, self.rho, self.eps)
 
     def hyperparameters(self) -> dict[str, float]:
         return {"lr": self.lr, "rho": self.rho, "eps": self.eps}

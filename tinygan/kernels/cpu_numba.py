@@ -1,21 +1,23 @@
-"""Numba kernels for NumPy arrays: the functions of :mod:`tinygan.kernels.reference`, compiled.
+"""Numba kernels for NumPy arrays: faster versions of tinygan's plain functions.
 
-Every public function here has the reference's signature and returns what the reference returns
-(shapes, dtypes, C-contiguous outputs), equal up to floating-point rounding; ``tests/test_kernels.py``
-checks each one against the reference. Read the reference for *what* a kernel computes; this module
-is about computing it in one pass over memory, without the temporaries that NumPy's whole-array
-expressions create.
+Every public function here has the name and signature of an overridable plain function in
+:mod:`tinygan.nn` or :mod:`tinygan.optim` and returns what it returns (shapes, dtypes, C-contiguous
+outputs), equal up to floating-point rounding; :func:`register` puts them in the registry of
+:mod:`tinygan.overrides`, and ``tests/test_kernels.py`` checks each one against its plain function.
+Read the plain function for *what* a kernel computes; this module is about computing it in one pass
+over memory, without the temporaries that NumPy's whole-array expressions create, and about the
+speed workarounds that do not belong in the readable layer files.
 
 How the module is organised
 ---------------------------
-* The compiled loops are private functions (``_name``); a public wrapper of the reference's name
-  allocates the outputs, brings the arguments into the layout the loop expects, and calls it.
+* The compiled loops are private functions (``_name``); a public wrapper of the plain function's
+  name allocates the outputs, brings the arguments into the layout the loop expects, and calls it.
 * **One compiled version per dtype.** Wrappers pass C-contiguous arrays (a non-contiguous input is
   copied once with ``np.ascontiguousarray``; arrays in training are contiguous already) and scalars
   as Python numbers, which the loops cast to the arrays' dtype. So each loop compiles once for
-  float32 and once for float64, and float32 arithmetic stays float32, as in the reference. Only the
-  BatchNorm sums accumulate in float64 (scalars and per-channel vectors, not activations), which
-  makes them more accurate than the reference's float32 sums.
+  float32 and once for float64, and float32 arithmetic stays float32, as in the plain functions.
+  Only the BatchNorm sums accumulate in float64 (scalars and per-channel vectors, not activations),
+  which makes them more accurate than the plain float32 sums.
 * **Vectorisation.** Inner loops run from 0 over a 1-D view (a row, or a slice handed to the loop).
   Numba wraps negative indices, and an index it cannot prove non-negative -- ``i`` in
   ``range(lo, hi)`` -- costs a check per access that stops LLVM from vectorising the loop (about
@@ -33,10 +35,13 @@ How the module is organised
   (and so vectorise) a sum; that changes a result by rounding alone. No other flag is used:
   ``nnan``/``ninf`` would let the compiler assume away NaN and infinity, which the kernels must
   propagate as NumPy does, and ``contract`` (fused multiply-add) would make results differ from the
-  reference's in the last bit where they now agree exactly.
+  plain functions' in the last bit where they now agree exactly.
+* **Not compiled, but faster**: the convolutions and the Dense weight gradient are the plain functions'
+  matrix products arranged for speed -- the batch in chunks (:func:`batch_chunks`) and weight
+  gradients in the orientation BLAS threads well (:func:`transposed_product`).
 
-Numba is imported at module level; :mod:`tinygan.kernels` imports this module on the first kernel
-call on a NumPy array, so ``import tinygan`` does not pay for it.
+Numba is imported at module level; :mod:`tinygan.overrides` imports this module when the kernels
+are chosen (the first call of an overridable function), so ``import tinygan`` does not pay for it.
 """
 
 from __future__ import annotations
@@ -49,19 +54,12 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from tinygan.kernels import reference
-from tinygan.kernels.reference import conv_output_size
+from tinygan import optim, overrides
+from tinygan.nn.conv import from_pixel_rows, pixel_rows, weight_from_matrix, weight_matrix
+from tinygan.nn.padding import conv_output_size
 
 #: Elements an im2col/col2im call must move before it is shared among threads.
 PARALLEL_MIN_WORK = 1 << 17
-
-# Numba's default threading layer here is OpenMP, whose idle workers keep spinning after a parallel
-# loop; they then fight OpenBLAS's threads (the matrix products) for the cores, and on a two-core
-# machine that made a training step several times *slower*. The workqueue layer's workers sleep. An
-# explicit NUMBA_THREADING_LAYER is respected, and the setting only takes effect if no parallel
-# Numba code has run in this process yet.
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
 
 _serial = njit(cache=True, error_model="numpy")
 _parallel = njit(cache=True, error_model="numpy", parallel=True)
@@ -190,6 +188,150 @@ def _run_images(serial: Any, parallel: Any, n: int, work: int, *args: Any) -> No
 
 
 # ------------------------------------------------------------------------------------------------
+# Matrix products arranged for speed: the convolutions in chunks of the batch, weight gradients in the
+# orientation BLAS threads well. The arithmetic is the plain functions'; only the order of work and
+# the memory it touches change.
+# ------------------------------------------------------------------------------------------------
+
+
+def transposed_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a.T @ b`` for matrices ``a`` (M, A) and ``b`` (M, B): a weight gradient, summed over M rows.
+
+    Computed as ``(b.T @ a).T`` when ``B > A``. The result is the same; the difference is speed.
+    BLAS libraries such as OpenBLAS share a product among threads by rows of the result, and a result
+    with few rows and many columns -- a convolution's ``(O, kh * kw * C)`` weight gradient -- was
+    measured up to three times slower on two threads than its transpose.
+    """
+    return (b.T @ a).T if b.shape[1] > a.shape[1] else a.T @ b
+
+
+def dense_weight_grad(x: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    return transposed_product(x, dy)
+
+
+#: Largest patch matrix, in bytes, that one chunk of the batch may build (see :func:`batch_chunks`).
+CHUNK_BYTES = 32 * 2**20
+
+
+def batch_chunks(x: np.ndarray, patch_entries_per_image: int) -> list[slice]:
+    """Slices of the batch axis of ``x`` for the convolutions to work through one at a time, each
+    chunk's patch matrix (``patch_entries_per_image`` values per image) within :data:`CHUNK_BYTES`.
+
+    Why chunks: a patch matrix is ``kh * kw / (sh * sw)`` times larger than the layer's input -- 80 MB
+    for a batch of 256 in a DCGAN's 5x5, stride-2, 64 -> 128 channel convolution -- and memory blocks
+    that large are fresh pages from the operating system on every allocation (glibc's allocator
+    recycles blocks of up to 32 MB), which it must map and zero: measured at a fifth of a training
+    step at batch 256. Chunks of at most 32 MB are recycled. Smaller chunks would stay in the CPU's
+    caches, but they make the matrix products less efficient on two threads, which costs more.
+    Every row of a patch matrix belongs to one image, so the products split by chunks of rows and a
+    weight gradient is the sum of the chunks' products.
+    """
+    n = x.shape[0]
+    per_chunk = max(1, CHUNK_BYTES // max(1, patch_entries_per_image * x.dtype.itemsize))
+    return [slice(lo, min(lo + per_chunk, n)) for lo in range(0, n, per_chunk)]
+
+
+def _accumulate(total: np.ndarray | None, part: np.ndarray) -> np.ndarray:
+    """``total + part``, in place after the first chunk (one chunk allocates nothing more)."""
+    if total is None:
+        return part
+    total += part
+    return total
+
+
+def conv2d_forward(
+    x: np.ndarray,
+    W: np.ndarray,
+    b: np.ndarray | None,
+    stride: tuple[int, int],
+    padding: tuple[int, int, int, int],
+) -> np.ndarray:
+    n, c, h, w = x.shape
+    o, _, kh, kw = W.shape
+    oh = conv_output_size(h, kh, stride[0], padding[0], padding[1])
+    ow = conv_output_size(w, kw, stride[1], padding[2], padding[3])
+    Wm_t = weight_matrix(W).T
+    y = np.empty((n, o, oh, ow), dtype=x.dtype)
+    for chunk in batch_chunks(x, oh * ow * kh * kw * c):
+        rows = im2col(x[chunk], kh, kw, stride, padding) @ Wm_t
+        if b is not None:
+            rows += b
+        y[chunk] = rows.reshape(-1, oh, ow, o).transpose(0, 3, 1, 2)
+    return y
+
+
+def conv2d_backward(
+    dy: np.ndarray,
+    x: np.ndarray,
+    W: np.ndarray,
+    stride: tuple[int, int],
+    padding: tuple[int, int, int, int],
+    param_grads: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    kh, kw = W.shape[2:]
+    Wm = weight_matrix(W)
+    dx = np.empty(x.shape, dtype=dy.dtype)
+    dWm = db = None
+    for chunk in batch_chunks(x, dy.shape[2] * dy.shape[3] * Wm.shape[1]):
+        G = pixel_rows(dy[chunk])
+        if param_grads:
+            cols = im2col(x[chunk], kh, kw, stride, padding)
+            dWm = _accumulate(dWm, transposed_product(G, cols))
+            db = _accumulate(db, G.sum(axis=0))
+        dx[chunk] = col2im(G @ Wm, dx[chunk].shape, kh, kw, stride, padding)
+    if not param_grads:
+        return dx, None, None
+    return dx, weight_from_matrix(dWm, W.shape), db
+
+
+def conv_transpose2d_forward(
+    x: np.ndarray,
+    W: np.ndarray,
+    b: np.ndarray | None,
+    stride: tuple[int, int],
+    padding: tuple[int, int, int, int],
+    out_hw: tuple[int, int],
+) -> np.ndarray:
+    n, _, h, w = x.shape
+    _, o, kh, kw = W.shape
+    x_rows = pixel_rows(x)
+    Wm = weight_matrix(W)
+    y = np.empty((n, o, *out_hw), dtype=x.dtype)
+    for chunk in batch_chunks(x, h * w * Wm.shape[1]):
+        cols = x_rows[chunk.start * h * w : chunk.stop * h * w] @ Wm
+        y[chunk] = col2im(cols, y[chunk].shape, kh, kw, stride, padding)
+    if b is not None:
+        y += b[:, None, None]
+    return y
+
+
+def conv_transpose2d_backward(
+    dy: np.ndarray,
+    x: np.ndarray,
+    W: np.ndarray,
+    stride: tuple[int, int],
+    padding: tuple[int, int, int, int],
+    param_grads: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    n, i, h, w = x.shape
+    kh, kw = W.shape[2:]
+    Wm = weight_matrix(W)
+    x_rows = pixel_rows(x) if param_grads else None
+    dx_rows = np.empty((n * h * w, i), dtype=dy.dtype)
+    dWm = None
+    for chunk in batch_chunks(dy, h * w * Wm.shape[1]):
+        rows = slice(chunk.start * h * w, chunk.stop * h * w)
+        G = im2col(dy[chunk], kh, kw, stride, padding)
+        if param_grads:
+            dWm = _accumulate(dWm, transposed_product(x_rows[rows], G))
+        np.matmul(G, Wm.T, out=dx_rows[rows])
+    dx = from_pixel_rows(dx_rows, n, h, w)
+    if not param_grads:
+        return dx, None, None
+    return dx, weight_from_matrix(dWm, W.shape), dy.sum(axis=(0, 2, 3))
+
+
+# ------------------------------------------------------------------------------------------------
 # Pooling and upsampling: loops over the N * C image planes
 # ------------------------------------------------------------------------------------------------
 
@@ -232,7 +374,7 @@ def _maxpool_backward(dy, argmax, kw, sh, sw, dx):
 
     Windows run in reverse row-major order: an entry shared by overlapping windows then receives
     their gradients in increasing order of its offset ``i * kw + j`` inside them, which is the order
-    in which the reference adds them, so the sums agree to the last bit."""
+    in which the plain function adds them, so the sums agree to the last bit."""
     planes, ho, wo = dy.shape
     for plane in range(planes):
         for p in range(ho - 1, -1, -1):
@@ -399,7 +541,7 @@ def batchnorm_forward(
     eps: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rows, s = _as_rows(x)
-    # C values: the reference's own NumPy expression, so that inv_std agrees to the last bit.
+    # C values: the plain function's own NumPy expression, so that inv_std agrees to the last bit.
     inv_std = 1 / np.sqrt(var + eps)
     y, xhat = np.empty_like(rows), np.empty_like(rows)
     _batchnorm_forward(rows, s, mean, inv_std, gamma, beta, y, xhat)
@@ -409,7 +551,7 @@ def batchnorm_forward(
 @_serial
 def _batchnorm_dx(dy, xhat, s, scale, dgamma, dbeta, batch_stats, dx):
     """``dx = scale / M * (M * dy - dbeta - xhat * dgamma)`` with batch statistics, else
-    ``dx = dy * scale``: the reference's operations in its order and dtype."""
+    ``dx = dy * scale``: the plain function's operations in its order and dtype."""
     m = dy.dtype.type(dy.shape[0] * s)
     factor = _per_column(scale / m if batch_stats else scale, s)
     db, dg = _per_column(dbeta, s), _per_column(dgamma, s)
@@ -541,18 +683,20 @@ def _dropout(x, u, rate, y):
         y[i] = x[i] * m
 
 
-def dropout(x: np.ndarray, u: np.ndarray, rate: float) -> tuple[np.ndarray, np.ndarray]:
+def dropout(x: np.ndarray, rate: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     flat = _flat(x)
-    mask = np.ascontiguousarray(u, dtype=x.dtype).reshape(-1)
+    # The plain function's draws, in x's shape so that the stream is consumed identically.
+    mask = rng.random(x.shape, dtype=x.dtype).reshape(-1)
     y = np.empty_like(flat)
     _dropout(flat, mask, float(rate), y)
     return y.reshape(x.shape), mask.reshape(x.shape)
 
 
 # ------------------------------------------------------------------------------------------------
-# Optimizer updates, in place: one pass over each parameter, in the reference's operation order and
-# the parameter's dtype (so the results agree with the reference to the last bit). A non-contiguous
-# parameter, which a flat loop cannot update in place, goes to the reference.
+# Optimizer updates, in place: one pass over each parameter, in the parameter's dtype. Adam folds
+# both bias corrections into two scalars, lr * m_hat / (sqrt(v_hat) + eps) =
+# (lr / c1) * m / (sqrt(v) / sqrt(c2) + eps), so no array is divided by c1 or c2. A non-contiguous
+# parameter, which a flat loop cannot update in place, goes to the plain function.
 # ------------------------------------------------------------------------------------------------
 
 
@@ -584,7 +728,7 @@ def sgd_update(
     momentum: float,
 ) -> None:
     if not _contiguous(param, grad, velocity):
-        reference.sgd_update(param, grad, velocity, lr, momentum)
+        optim.sgd_update.plain(param, grad, velocity, lr, momentum)
     elif velocity is None:
         _sgd(param.reshape(-1), grad.reshape(-1), float(lr))
     else:
@@ -618,7 +762,7 @@ def adam_update(
     step: int,
 ) -> None:
     if not _contiguous(param, grad, m, v):
-        reference.adam_update(param, grad, m, v, lr, beta1, beta2, eps, step)
+        optim.adam_update.plain(param, grad, m, v, lr, beta1, beta2, eps, step)
         return
     c1, c2 = 1 - beta1**step, 1 - beta2**step
     flat = (param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1))
@@ -640,7 +784,48 @@ def rmsprop_update(
     param: np.ndarray, grad: np.ndarray, v: np.ndarray, lr: float, rho: float, eps: float
 ) -> None:
     if not _contiguous(param, grad, v):
-        reference.rmsprop_update(param, grad, v, lr, rho, eps)
+        optim.rmsprop_update.plain(param, grad, v, lr, rho, eps)
         return
     flat = (param.reshape(-1), grad.reshape(-1), v.reshape(-1))
     _rmsprop(*flat, float(lr), float(rho), float(eps))
+
+
+#: Every replacement this module provides, registered by :func:`register` under its own name.
+OVERRIDES = (
+    im2col,
+    col2im,
+    conv2d_forward,
+    conv2d_backward,
+    conv_transpose2d_forward,
+    conv_transpose2d_backward,
+    dense_weight_grad,
+    maxpool_forward,
+    maxpool_backward,
+    upsample_nearest,
+    upsample_nearest_backward,
+    batchnorm_moments,
+    batchnorm_forward,
+    batchnorm_backward,
+    leaky_relu,
+    leaky_relu_backward,
+    sigmoid,
+    sigmoid_backward,
+    tanh_backward,
+    dropout,
+    sgd_update,
+    adam_update,
+    rmsprop_update,
+)
+
+
+def register() -> None:
+    """Register every function of :data:`OVERRIDES` for NumPy arrays (kind ``"cpu"``)."""
+    # Numba's default threading layer here is OpenMP, whose idle workers keep spinning after a
+    # parallel loop; they then fight OpenBLAS's threads (the matrix products) for the cores, and on a
+    # two-core machine that made a training step several times *slower*. The workqueue layer's
+    # workers sleep. An explicit NUMBA_THREADING_LAYER is respected, and the setting only takes
+    # effect if no parallel Numba code has run in this process yet.
+    if "NUMBA_THREADING_LAYER" not in os.environ:
+        numba.config.THREADING_LAYER = "workqueue"
+    for function in OVERRIDES:
+        overrides.register(function.__name__, "cpu", function)

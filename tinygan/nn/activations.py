@@ -9,21 +9,56 @@ from __future__ import annotations
 
 from typing import Any
 
-from tinygan import kernels
 from tinygan.backend import get_array_module
 from tinygan.nn.layer import Layer, number_in
+from tinygan.overrides import overridable
 
 
+@overridable
+def leaky_relu(x: Any, alpha: float) -> tuple[Any, Any]:
+    """Leaky ReLU ``y = x`` where ``x > 0`` and ``alpha * x`` elsewhere; ``alpha = 0`` is the ReLU.
+
+    Returns ``y`` (x's shape and dtype) and the boolean ``mask = x > 0``, where the slope is 1: all
+    the backward pass needs. ``alpha`` is applied in x's dtype.
+    """
+    xp = get_array_module(x)
+    mask = x > 0
+    return xp.where(mask, x, x * x.dtype.type(alpha)), mask
+
+
+@overridable
+def leaky_relu_backward(dy: Any, mask: Any, alpha: float) -> Any:
+    """Gradient of :func:`leaky_relu`: ``dx = dy`` where ``mask`` and ``alpha * dy`` elsewhere."""
+    xp = get_array_module(dy)
+    return xp.where(mask, dy, dy * dy.dtype.type(alpha))
+
+
+@overridable
 def sigmoid(x: Any) -> Any:
     r"""Numerically stable logistic function :math:`\sigma(x) = 1 / (1 + e^{-x})`.
 
     Written as :math:`\sigma(x) = \exp(-\operatorname{softplus}(-x))` with
     ``softplus(t) = logaddexp(0, t)``, which never evaluates ``exp`` of a large positive number: no
     overflow warning for ``x = -1e4`` (the result underflows cleanly to 0) and exactly 1 for large ``x``.
-    (The compiled kernel branches instead: ``1 / (1 + e^{-x})`` for ``x >= 0``, ``e^x / (1 + e^x)``
-    otherwise, so that ``exp`` again sees only non-positive arguments.)
     """
-    return kernels.sigmoid(x)
+    xp = get_array_module(x)
+    return xp.exp(-xp.logaddexp(0, -x))
+
+
+@overridable
+def sigmoid_backward(dy: Any, y: Any) -> Any:
+    r"""Gradient of the logistic function from its output: ``dx = dy * y * (1 - y)``.
+
+    :math:`\sigma' = e^{-x} / (1 + e^{-x})^2 = \sigma (1 - \sigma)`, so the output ``y`` is enough.
+    """
+    return dy * y * (1 - y)
+
+
+@overridable
+def tanh_backward(dy: Any, y: Any) -> Any:
+    r"""Gradient of :math:`\tanh` from its output: ``dx = dy * (1 - y**2)``, as
+    :math:`\tanh' = 1 - \tanh^2`."""
+    return dy * (1 - y * y)
 
 
 class ReLU(Layer):
@@ -32,17 +67,17 @@ class ReLU(Layer):
     Notes
     -----
     :math:`f'(x) = 1` for :math:`x > 0` and 0 otherwise (the subgradient 0 is taken at the kink
-    :math:`x = 0`). The cache is the boolean mask :math:`x > 0`. Computed as a leaky ReLU with
-    slope 0 (one fused kernel for the output and the mask).
+    :math:`x = 0`). The cache is the boolean mask :math:`x > 0`. It is :func:`leaky_relu` with
+    slope 0.
     """
 
     def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
         self.check_input(x)
-        return kernels.leaky_relu(x, 0.0)
+        return leaky_relu(x, 0.0)
 
     def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
         self.check_dy(dy, cache.shape)
-        return kernels.leaky_relu_backward(dy, cache, 0.0)
+        return leaky_relu_backward(dy, cache, 0.0)
 
 
 class LeakyReLU(Layer):
@@ -66,11 +101,11 @@ class LeakyReLU(Layer):
 
     def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
         self.check_input(x)
-        return kernels.leaky_relu(x, self.alpha)
+        return leaky_relu(x, self.alpha)
 
     def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
         self.check_dy(dy, cache.shape)
-        return kernels.leaky_relu_backward(dy, cache, self.alpha)
+        return leaky_relu_backward(dy, cache, self.alpha)
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}"
@@ -94,7 +129,7 @@ class Sigmoid(Layer):
 
     def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
         self.check_dy(dy, cache.shape)
-        return kernels.sigmoid_backward(dy, cache)
+        return sigmoid_backward(dy, cache)
 
 
 class Tanh(Layer):
@@ -112,4 +147,4 @@ class Tanh(Layer):
 
     def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
         self.check_dy(dy, cache.shape)
-        return kernels.tanh_backward(dy, cache)
+        return tanh_backward(dy, cache)

@@ -1,8 +1,9 @@
 """2-D convolution (cross-correlation, as in every deep-learning framework), by im2col and one GEMM.
 
-The module also holds the layout helpers that turn the convolution into matrix products; the
-transposed convolution (:mod:`tinygan.nn.conv_transpose`) runs the same products in the other
-direction.
+The module also holds what turns a convolution into matrix products: :func:`im2col`, which copies
+every patch of the input into one row of a matrix, its adjoint :func:`col2im`, and the layout
+helpers. The transposed convolution (:mod:`tinygan.nn.conv_transpose`) runs the same products in the
+other direction.
 """
 
 from __future__ import annotations
@@ -11,20 +12,123 @@ from typing import Any
 
 import numpy as np
 
-from tinygan import kernels
 from tinygan.backend import get_array_module
-from tinygan.init import Initializer, glorot_uniform, make_param, zeros
-from tinygan.kernels.reference import conv_output_size
-from tinygan.nn.dense import transposed_product
+from tinygan.init import Initializer, glorot_uniform, layer_rng, make_param, zeros
 from tinygan.nn.layer import Layer, int_pair, positive_int
-from tinygan.nn.padding import Padding, conv_padding, parse_padding
+from tinygan.nn.padding import (
+    Padding,
+    conv_output_size,
+    conv_padding,
+    parse_padding,
+    window_offsets,
+)
+from tinygan.overrides import overridable
+
+
+@overridable
+def im2col(
+    x: Any, kh: int, kw: int, stride: tuple[int, int], padding: tuple[int, int, int, int]
+) -> Any:
+    """Unfold every ``kh x kw`` patch of the zero-padded input into one row of a matrix.
+
+    Parameters
+    ----------
+    x : array, shape (N, C, H, W)
+        Input images, any memory layout (a transposed view is fine).
+    kh, kw : int
+        Kernel height and width.
+    stride : (int, int)
+        ``(sh, sw)``.
+    padding : (int, int, int, int)
+        Zeros added ``(top, bottom, left, right)``; the padded image must be at least ``kh x kw``.
+
+    Returns
+    -------
+    cols : array, shape (N * OH * OW, kh * kw * C), x's dtype, C-contiguous
+        ``OH = conv_output_size(H, kh, sh, top, bottom)`` and likewise ``OW``. Row ``(n * OH + p) * OW
+        + q`` is the patch under output pixel ``(p, q)`` of image ``n``, ordered kernel row, kernel
+        column, channel::
+
+            cols[(n, p, q), (i * kw + j) * C + c] = xpad[n, c, p * sh + i, q * sw + j]
+
+    Notes
+    -----
+    A convolution is then one matrix product, ``cols @ Wm.T``, with the weight ``(O, C, kh, kw)``
+    permuted to ``Wm`` of shape ``(O, kh * kw * C)`` (:func:`weight_matrix`); its result
+    ``(N * OH * OW, O)`` is the output in NHWC order. Why channels last: ``cols`` is filled by one
+    strided copy per kernel offset ``(i, j)``, and each copied run is then ``C`` contiguous values
+    instead of ``OW`` values ``sh`` apart. On a DCGAN layer (C = 64, OW = 7) that makes ``im2col``
+    and ``col2im`` about 1.5x faster than the classic ``(C * kh * kw, N * OH * OW)`` layout, for the
+    same GEMM.
+    """
+    xp = get_array_module(x)
+    n, c, h, w = x.shape
+    top, bottom, left, right = padding
+    oh = conv_output_size(h, kh, stride[0], top, bottom)
+    ow = conv_output_size(w, kw, stride[1], left, right)
+    xpad = xp.zeros((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
+    xpad[:, top : top + h, left : left + w, :] = x.transpose(0, 2, 3, 1)
+    cols = xp.empty((n, oh, ow, kh * kw, c), dtype=x.dtype)
+    for k, rows, columns in window_offsets((kh, kw), stride, (oh, ow)):
+        cols[:, :, :, k, :] = xpad[:, rows, columns, :]
+    return cols.reshape(n * oh * ow, kh * kw * c)
+
+
+@overridable
+def col2im(
+    cols: Any,
+    x_shape: tuple[int, int, int, int],
+    kh: int,
+    kw: int,
+    stride: tuple[int, int],
+    padding: tuple[int, int, int, int],
+) -> Any:
+    """Adjoint of :func:`im2col`: add every patch row back onto the image it was taken from.
+
+    Parameters
+    ----------
+    cols : array, shape (N * OH * OW, kh * kw * C)
+        In :func:`im2col`'s layout, with ``OH``, ``OW`` computed from ``x_shape`` as there.
+    x_shape : (int, int, int, int)
+        ``(N, C, H, W)``, the shape of the image the patches live on.
+    kh, kw, stride, padding
+        As in :func:`im2col`.
+
+    Returns
+    -------
+    x : array, shape x_shape, cols' dtype, C-contiguous (a new array)
+        ``x[n, c, h, w]`` is the sum of every entry of ``cols`` that :func:`im2col` would have copied
+        from position ``(h, w)`` of channel ``c`` of image ``n``; entries that fall in the padding are
+        dropped, and pixels that no patch covers are 0.
+
+    Notes
+    -----
+    ``im2col`` is linear, ``x -> cols = P x`` with ``P`` a 0/1 matrix that copies (and pads with
+    zeros). Its adjoint ``P^T`` sends each entry of ``cols`` back to where it came from and sums the
+    entries that overlapping patches share: ``<P x, G> = <x, P^T G>``. That is the input gradient of
+    a convolution and the forward pass of a transposed convolution. One ``+=`` per kernel offset
+    never touches a pixel twice (its window positions are ``sh`` apart), so there is no scatter with
+    repeated indices and no ``add.at``: overlaps are summed by the loop, about 6x faster than
+    ``numpy.add.at`` on the DCGAN shapes.
+    """
+    xp = get_array_module(cols)
+    n, c, h, w = x_shape
+    top, bottom, left, right = padding
+    oh = conv_output_size(h, kh, stride[0], top, bottom)
+    ow = conv_output_size(w, kw, stride[1], left, right)
+    patches = cols.reshape(n, oh, ow, kh * kw, c)
+    xpad = xp.zeros((n, h + top + bottom, w + left + right, c), dtype=cols.dtype)
+    for k, rows, columns in window_offsets((kh, kw), stride, (oh, ow)):
+        xpad[:, rows, columns, :] += patches[:, :, :, k, :]
+    # Cropping is the adjoint of zero padding; the copy returns to NCHW.
+    return xp.ascontiguousarray(xpad[:, top : top + h, left : left + w, :].transpose(0, 3, 1, 2))
 
 
 def pixel_rows(a: Any) -> Any:
     """An NCHW array as the matrix ``(N * H * W, C)``: one row per pixel, channels along the row.
 
-    This is the layout of a convolution's output in the GEMM ``cols @ Wm.T`` (see
-    :func:`tinygan.kernels.reference.im2col`). C-contiguous: a copy in general, a view when ``C == 1``.
+    This is the layout of a convolution's output in the GEMM ``cols @ Wm.T`` (see :func:`im2col`).
+    C-contiguous: a copy in general, a view when ``C == 1``.
     """
     return a.transpose(0, 2, 3, 1).reshape(-1, a.shape[1])
 
@@ -47,29 +151,47 @@ def weight_from_matrix(Wm: Any, shape: tuple[int, ...]) -> Any:
     return Wm.reshape(a, kh, kw, b).transpose(0, 3, 1, 2)
 
 
-#: Largest patch matrix, in bytes, that one chunk of the batch may build on the CPU (see
-#: :func:`batch_chunks`).
-CHUNK_BYTES = 32 * 2**20
+@overridable
+def conv2d_forward(
+    x: Any, W: Any, b: Any | None, stride: tuple[int, int], padding: tuple[int, int, int, int]
+) -> Any:
+    """Convolve ``x`` (N, C, H, W) with ``W`` (O, C, kh, kw) and add ``b`` (O,) or ``None``.
 
-
-def batch_chunks(x: Any, patch_entries_per_image: int) -> list[slice]:
-    """Slices of the batch axis of ``x`` for the convolutions to work through one at a time.
-
-    On the CPU each chunk's patch matrix (``patch_entries_per_image`` values per image) stays within
-    :data:`CHUNK_BYTES`; on the GPU the whole batch is one chunk.
-
-    Why chunks: a patch matrix is ``kh * kw / (sh * sw)`` times larger than the layer's input -- 80 MB
-    for a batch of 256 in a DCGAN's 5x5, stride-2, 64 -> 128 channel convolution -- and memory blocks
-    that large are fresh pages from the operating system on every allocation (glibc's allocator
-    recycles blocks of up to 32 MB), which it must map and zero: measured at a fifth of a training
-    step at batch 256. Chunks of at most 32 MB are recycled. Smaller chunks would stay in the CPU's
-    caches, but they make the matrix products less efficient on two threads, which costs more.
+    One GEMM on the patch matrix, ``Y = im2col(x) @ Wm.T + b``; ``Y`` is the output as pixel rows
+    ``(N * OH * OW, O)``, returned as a C-contiguous (N, O, OH, OW) array.
     """
-    n = x.shape[0]
-    if get_array_module(x) is not np:
-        return [slice(0, n)]
-    per_chunk = max(1, CHUNK_BYTES // max(1, patch_entries_per_image * x.dtype.itemsize))
-    return [slice(lo, min(lo + per_chunk, n)) for lo in range(0, n, per_chunk)]
+    n, _, h, w = x.shape
+    kh, kw = W.shape[2:]
+    oh = conv_output_size(h, kh, stride[0], padding[0], padding[1])
+    ow = conv_output_size(w, kw, stride[1], padding[2], padding[3])
+    rows = im2col(x, kh, kw, stride, padding) @ weight_matrix(W).T
+    if b is not None:
+        rows += b
+    return from_pixel_rows(rows, n, oh, ow)
+
+
+@overridable
+def conv2d_backward(
+    dy: Any,
+    x: Any,
+    W: Any,
+    stride: tuple[int, int],
+    padding: tuple[int, int, int, int],
+    param_grads: bool = True,
+) -> tuple[Any, Any | None, Any | None]:
+    """Gradients ``(dx, dW, db)`` of :func:`conv2d_forward` given ``dy`` (N, O, OH, OW).
+
+    With ``G = pixel_rows(dy)`` and ``X = im2col(x)``: ``dx = col2im(G @ Wm)``, ``dW = G.T @ X``
+    (back in W's layout) and ``db = G.sum(axis=0)``. Without ``param_grads`` only ``dx`` is
+    computed and ``dW``, ``db`` are ``None``.
+    """
+    kh, kw = W.shape[2:]
+    G = pixel_rows(dy)
+    dx = col2im(G @ weight_matrix(W), x.shape, kh, kw, stride, padding)
+    if not param_grads:
+        return dx, None, None
+    dW = weight_from_matrix(G.T @ im2col(x, kh, kw, stride, padding), W.shape)
+    return dx, dW, G.sum(axis=0)
 
 
 def setup_convolution(
@@ -99,7 +221,9 @@ def add_kernel_params(
     dtype: Any,
 ) -> None:
     """Create ``W`` ((out, in, kh, kw) for ``layout="out_in"``, (in, out, kh, kw) for ``"in_out"``)
-    and optionally ``b`` (out,), with fans ``in * kh * kw`` and ``out * kh * kw``."""
+    and optionally ``b`` (out,), with fans ``in * kh * kw`` and ``out * kh * kw``, drawn from
+    :func:`tinygan.init.layer_rng` of ``rng``."""
+    rng = layer_rng(rng)
     kh, kw = layer.kernel_size
     channels = (layer.out_channels, layer.in_channels)
     shape = (*(channels if layout == "out_in" else channels[::-1]), kh, kw)
@@ -132,7 +256,8 @@ class Conv2D(Layer):
         Defaults: Glorot uniform for ``W`` (Keras' default) with ``fan_in = C * kh * kw`` and
         ``fan_out = O * kh * kw``; zeros for ``b``.
     rng : numpy.random.Generator, optional
-        Source of the initial weights (always drawn on the CPU).
+        Source of the initial weights (always drawn on the CPU); a generator seeded with 0 when
+        omitted (:func:`tinygan.init.layer_rng`).
     dtype : dtype
         Parameter dtype.
 
@@ -162,12 +287,10 @@ class Conv2D(Layer):
       (the adjoint of im2col) adds them back, and dropping the padding rows (the adjoint of padding
       with zeros) gives :math:`\partial L/\partial x`.
 
-    The batch is processed in chunks of images (:func:`batch_chunks`), each with its own patch
-    matrix: every row of ``X`` and ``Y`` belongs to one image, so the products split by rows and
-    ``dW`` is the sum of the chunks' :math:`G^\top X`. The cache is the input ``x`` itself (kept, not
-    copied; it must not be modified before ``backward``), from which ``backward`` rebuilds each
-    chunk's ``X`` for ``dW``: cheaper than keeping a patch matrix ``kh kw / (sh sw)`` times the size of
-    ``x``. The cache also holds the padding and the output shape, which ``dy`` must have. See
+    :func:`conv2d_forward` and :func:`conv2d_backward` compute these. The cache is the input ``x``
+    itself (kept, not copied; it must not be modified before ``backward``), from which ``backward``
+    rebuilds ``X`` for ``dW``: cheaper than keeping a patch matrix ``kh kw / (sh sw)`` times the size
+    of ``x``. The cache also holds the padding and the output shape, which ``dy`` must have. See
     ``docs/conv_transpose_adjoint.md`` for the input gradient as a transposed convolution.
     """
 
@@ -204,37 +327,20 @@ class Conv2D(Layer):
 
     def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
         self.check_input(x, ("N", self.in_channels, "*", "*"))
-        xp = get_array_module(x)
-        n, c, h, w = x.shape
-        pad = self.padding_for((h, w))
-        (kh, kw), stride = self.kernel_size, self.stride
-        oh = conv_output_size(h, kh, stride[0], pad[0], pad[1])
-        ow = conv_output_size(w, kw, stride[1], pad[2], pad[3])
-        Wm_t = weight_matrix(self.params["W"].astype(x.dtype, copy=False)).T
-        y = xp.empty((n, self.out_channels, oh, ow), dtype=x.dtype)
-        for chunk in batch_chunks(x, oh * ow * kh * kw * c):
-            rows = kernels.im2col(x[chunk], kh, kw, stride, pad) @ Wm_t
-            if "b" in self.params:
-                rows += self.params["b"].astype(x.dtype, copy=False)
-            y[chunk] = rows.reshape(-1, oh, ow, self.out_channels).transpose(0, 3, 1, 2)
+        pad = self.padding_for(x.shape[2:])
+        W, b = self.param_as("W", x.dtype), self.param_as("b", x.dtype)
+        y = conv2d_forward(x, W, b, self.stride, pad)
         return y, (x, pad, y.shape)
 
     def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
         x, pad, y_shape = cache
         self.check_dy(dy, y_shape)
-        xp = get_array_module(dy)
-        W = self.params["W"]
-        (kh, kw), stride = self.kernel_size, self.stride
-        Wm = weight_matrix(W.astype(dy.dtype, copy=False))
-        dx = xp.empty(x.shape, dtype=dy.dtype)
-        for chunk in batch_chunks(x, dy.shape[2] * dy.shape[3] * Wm.shape[1]):
-            dy_rows = pixel_rows(dy[chunk])
-            if param_grads:
-                cols = kernels.im2col(x[chunk], kh, kw, stride, pad)
-                self.grads["W"] += weight_from_matrix(transposed_product(dy_rows, cols), W.shape)
-                if "b" in self.grads:
-                    self.grads["b"] += dy_rows.sum(axis=0)
-            dx[chunk] = kernels.col2im(dy_rows @ Wm, dx[chunk].shape, kh, kw, stride, pad)
+        W = self.param_as("W", dy.dtype)
+        dx, dW, db = conv2d_backward(dy, x, W, self.stride, pad, param_grads)
+        if param_grads:
+            self.grads["W"] += dW
+            if "b" in self.grads:
+                self.grads["b"] += db
         return dx
 
     def extra_repr(self) -> str:

@@ -1,8 +1,9 @@
 """2-D transposed convolution ("deconvolution"): the adjoint of :class:`~tinygan.nn.Conv2D`.
 
 Its forward pass is a convolution's backward-to-input and its backward-to-input is a convolution, so
-it runs on the same im2col/col2im kernels and GEMMs as :class:`~tinygan.nn.Conv2D`, with the roles
-swapped. The derivation is in ``docs/conv_transpose_adjoint.md``.
+it runs on the same :func:`~tinygan.nn.conv.im2col`, :func:`~tinygan.nn.conv.col2im` and GEMMs as
+:class:`~tinygan.nn.Conv2D`, with the roles swapped. The derivation is in
+``docs/conv_transpose_adjoint.md``.
 """
 
 from __future__ import annotations
@@ -11,21 +12,69 @@ from typing import Any
 
 import numpy as np
 
-from tinygan import kernels
-from tinygan.backend import get_array_module
 from tinygan.init import Initializer
 from tinygan.nn.conv import (
     add_kernel_params,
-    batch_chunks,
+    col2im,
     from_pixel_rows,
+    im2col,
     pixel_rows,
     setup_convolution,
     weight_from_matrix,
     weight_matrix,
 )
-from tinygan.nn.dense import transposed_product
 from tinygan.nn.layer import Layer, int_pair
 from tinygan.nn.padding import Padding, conv_transpose_geometry
+from tinygan.overrides import overridable
+
+
+@overridable
+def conv_transpose2d_forward(
+    x: Any,
+    W: Any,
+    b: Any | None,
+    stride: tuple[int, int],
+    padding: tuple[int, int, int, int],
+    out_hw: tuple[int, int],
+) -> Any:
+    """Transposed convolution of ``x`` (N, I, H, W) with ``W`` (I, O, kh, kw), plus ``b`` (O,) or
+    ``None``: the (N, O, OH, OW) output of size ``out_hw``, whose ``padding`` was cropped.
+
+    One GEMM, ``C = pixel_rows(x) @ Wm`` (a patch row per input pixel), then ``col2im(C)`` adds the
+    patches onto the output.
+    """
+    n = x.shape[0]
+    _, o, kh, kw = W.shape
+    cols = pixel_rows(x) @ weight_matrix(W)
+    y = col2im(cols, (n, o, *out_hw), kh, kw, stride, padding)
+    if b is not None:
+        y += b[:, None, None]
+    return y
+
+
+@overridable
+def conv_transpose2d_backward(
+    dy: Any,
+    x: Any,
+    W: Any,
+    stride: tuple[int, int],
+    padding: tuple[int, int, int, int],
+    param_grads: bool = True,
+) -> tuple[Any, Any | None, Any | None]:
+    """Gradients ``(dx, dW, db)`` of :func:`conv_transpose2d_forward` given ``dy`` (N, O, OH, OW).
+
+    With ``G = im2col(dy)`` and ``X = pixel_rows(x)``: ``dx = G @ Wm.T`` (a convolution of ``dy``),
+    ``dW = X.T @ G`` (back in W's layout) and ``db = dy.sum(axis=(0, 2, 3))``. Without
+    ``param_grads`` only ``dx`` is computed and ``dW``, ``db`` are ``None``.
+    """
+    n, _, h, w = x.shape
+    kh, kw = W.shape[2:]
+    G = im2col(dy, kh, kw, stride, padding)
+    dx = from_pixel_rows(G @ weight_matrix(W).T, n, h, w)
+    if not param_grads:
+        return dx, None, None
+    dW = weight_from_matrix(pixel_rows(x).T @ G, W.shape)
+    return dx, dW, dy.sum(axis=(0, 2, 3))
 
 
 class ConvTranspose2D(Layer):
@@ -56,7 +105,8 @@ class ConvTranspose2D(Layer):
         weight array as if it were a convolution's, which swaps them; Glorot is symmetric so its
         default is the same); zeros for ``b``.
     rng : numpy.random.Generator, optional
-        Source of the initial weights (always drawn on the CPU).
+        Source of the initial weights (always drawn on the CPU); a generator seeded with 0 when
+        omitted (:func:`tinygan.init.layer_rng`).
     dtype : dtype
         Parameter dtype.
 
@@ -88,10 +138,9 @@ class ConvTranspose2D(Layer):
     * :math:`\partial L/\partial M = X^\top G`, reshaped back to ``W``'s layout;
     * :math:`\partial L/\partial b_o = \sum_{n,u,v} dy_{nouv}`.
 
-    The cache is ``X`` (needed for ``dW``), the input shape, the padding and the output shape (which
-    ``dy`` must have). The batch is processed in chunks of images
-    (:func:`tinygan.nn.conv.batch_chunks`): the rows of ``X``, ``C`` and ``G`` belong to one image
-    each, so every product splits by rows, and ``dW`` is the sum of the chunks' :math:`X^\top G`.
+    :func:`conv_transpose2d_forward` and :func:`conv_transpose2d_backward` compute these. The cache
+    is the input ``x`` (kept, not copied; ``X`` is rebuilt from it for ``dW``), the padding and the
+    output shape, which ``dy`` must have.
     """
 
     def __init__(
@@ -144,37 +193,21 @@ class ConvTranspose2D(Layer):
 
     def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
         self.check_input(x, ("N", self.in_channels, "*", "*"))
-        xp = get_array_module(x)
-        n, _, h, w = x.shape
-        (oh, ow), pad = self.output_geometry((h, w))
-        x_rows = pixel_rows(x)
-        Wm = weight_matrix(self.params["W"].astype(x.dtype, copy=False))
-        y = xp.empty((n, self.out_channels, oh, ow), dtype=x.dtype)
-        for chunk in batch_chunks(x, h * w * Wm.shape[1]):
-            cols = x_rows[chunk.start * h * w : chunk.stop * h * w] @ Wm
-            y[chunk] = kernels.col2im(cols, y[chunk].shape, *self.kernel_size, self.stride, pad)
-        if "b" in self.params:
-            y += self.params["b"].astype(x.dtype, copy=False)[:, None, None]
-        return y, (x_rows, x.shape, pad, y.shape)
+        out_hw, pad = self.output_geometry(x.shape[2:])
+        W, b = self.param_as("W", x.dtype), self.param_as("b", x.dtype)
+        y = conv_transpose2d_forward(x, W, b, self.stride, pad, out_hw)
+        return y, (x, pad, y.shape)
 
     def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
-        x_rows, (n, _, h, w), pad, y_shape = cache
+        x, pad, y_shape = cache
         self.check_dy(dy, y_shape)
-        xp = get_array_module(dy)
-        W = self.params["W"]
-        Wm = weight_matrix(W.astype(dy.dtype, copy=False))
-        dx_rows = xp.empty(x_rows.shape, dtype=dy.dtype)
-        for chunk in batch_chunks(dy, h * w * Wm.shape[1]):
-            rows = slice(chunk.start * h * w, chunk.stop * h * w)
-            dcols = kernels.im2col(dy[chunk], *self.kernel_size, self.stride, pad)
-            if param_grads:
-                self.grads["W"] += weight_from_matrix(
-                    transposed_product(x_rows[rows], dcols), W.shape
-                )
-            xp.matmul(dcols, Wm.T, out=dx_rows[rows])
-        if param_grads and "b" in self.grads:
-            self.grads["b"] += dy.sum(axis=(0, 2, 3))
-        return from_pixel_rows(dx_rows, n, h, w)
+        W = self.param_as("W", dy.dtype)
+        dx, dW, db = conv_transpose2d_backward(dy, x, W, self.stride, pad, param_grads)
+        if param_grads:
+            self.grads["W"] += dW
+            if "b" in self.grads:
+                self.grads["b"] += db
+        return dx
 
     def extra_repr(self) -> str:
         return (

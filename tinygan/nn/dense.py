@@ -6,19 +6,23 @@ from typing import Any
 
 import numpy as np
 
-from tinygan.init import Initializer, glorot_uniform, make_param, zeros
+from tinygan.init import Initializer, glorot_uniform, layer_rng, make_param, zeros
 from tinygan.nn.layer import Layer, positive_int
+from tinygan.overrides import overridable
 
 
-def transposed_product(a: Any, b: Any) -> Any:
-    """``a.T @ b`` for matrices ``a`` (M, A) and ``b`` (M, B): a weight gradient, summed over M rows.
+def dense_forward(x: Any, W: Any, b: Any | None) -> Any:
+    """``y = x @ W + b`` for ``x`` (N, in), ``W`` (in, out) and ``b`` (out,) or ``None``."""
+    y = x @ W
+    if b is not None:
+        y += b
+    return y
 
-    Computed as ``(b.T @ a).T`` when ``B > A``. The result is the same; the difference is speed.
-    BLAS libraries such as OpenBLAS share a product among threads by rows of the result, and a result
-    with few rows and many columns -- a convolution's ``(O, kh * kw * C)`` weight gradient -- was
-    measured up to three times slower on two threads than its transpose.
-    """
-    return (b.T @ a).T if b.shape[1] > a.shape[1] else a.T @ b
+
+@overridable
+def dense_weight_grad(x: Any, dy: Any) -> Any:
+    """``dW = x.T @ dy``: the weight gradient of :func:`dense_forward`, summed over the batch."""
+    return x.T @ dy
 
 
 class Dense(Layer):
@@ -33,7 +37,8 @@ class Dense(Layer):
     weight_init, bias_init : Initializer, optional
         Defaults: Glorot uniform for ``W`` (Keras' default), zeros for ``b``.
     rng : numpy.random.Generator, optional
-        Source of the initial weights (always drawn on the CPU).
+        Source of the initial weights (always drawn on the CPU); a generator seeded with 0 when
+        omitted (:func:`tinygan.init.layer_rng`).
     dtype : dtype
         Parameter dtype (float32 for training, float64 for gradient checks).
 
@@ -51,7 +56,7 @@ class Dense(Layer):
     * :math:`\partial L/\partial W_{ij} = \sum_n x_{ni} \delta_{nj}`, i.e. ``dW = x.T @ dy``;
     * :math:`\partial L/\partial b_j = \sum_n \delta_{nj}`, i.e. ``db = dy.sum(axis=0)``.
 
-    The cache is the input ``x``, needed for ``dW``.
+    The cache is the input ``x``, needed for ``dW`` (:func:`dense_weight_grad`).
     """
 
     def __init__(
@@ -67,6 +72,7 @@ class Dense(Layer):
         super().__init__()
         self.in_features = positive_int(in_features, "in_features", "Dense")
         self.out_features = positive_int(out_features, "out_features", "Dense")
+        rng = layer_rng(rng)
         fans = (self.in_features, self.out_features)
         shape = (self.in_features, self.out_features)
         self.add_param("W", make_param(weight_init or glorot_uniform(), shape, rng, *fans, dtype))
@@ -76,20 +82,16 @@ class Dense(Layer):
 
     def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
         self.check_input(x, ("N", self.in_features))
-        W = self.params["W"].astype(x.dtype, copy=False)
-        y = x @ W
-        if "b" in self.params:
-            y += self.params["b"].astype(x.dtype, copy=False)
-        return y, x
+        return dense_forward(x, self.param_as("W", x.dtype), self.param_as("b", x.dtype)), x
 
     def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
         x = cache
         self.check_dy(dy, (x.shape[0], self.out_features))
         if param_grads:
-            self.grads["W"] += transposed_product(x, dy)
+            self.grads["W"] += dense_weight_grad(x, dy)
             if "b" in self.grads:
                 self.grads["b"] += dy.sum(axis=0)
-        return dy @ self.params["W"].astype(dy.dtype, copy=False).T
+        return dy @ self.param_as("W", dy.dtype).T
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, bias={'b' in self.params}"

@@ -6,9 +6,37 @@ from typing import Any
 
 import numpy as np
 
-from tinygan import kernels
-from tinygan.backend import get_array_module
+from tinygan.backend import device_of, get_array_module, rng_device
 from tinygan.nn.layer import Layer, number_in
+from tinygan.overrides import overridable
+
+
+@overridable
+def dropout(x: Any, rate: float, rng: Any) -> tuple[Any, Any]:
+    """Inverted dropout: keep each entry of ``x`` with probability ``1 - rate``, rescaled.
+
+    Parameters
+    ----------
+    x : array
+        Input, any shape.
+    rate : float
+        Probability of dropping an entry, in ``[0, 1)``.
+    rng : numpy.random.Generator or CuPy's
+        Source of the uniform draws ``u``, one per entry, on x's device.
+
+    Returns
+    -------
+    y : array, x's shape and dtype
+        ``x * mask``.
+    mask : array, x's shape and dtype
+        ``1 / (1 - rate)`` (rounded to the dtype) where ``u >= rate``, else 0. The backward pass is
+        ``dx = dy * mask``.
+    """
+    xp = get_array_module(x)
+    # Generators draw float32 and float64 only; a float16 input compares float32 draws.
+    u = rng.random(x.shape, dtype=xp.float32 if x.dtype == xp.float16 else x.dtype)
+    mask = (u >= rate).astype(x.dtype) * x.dtype.type(1 / (1 - rate))
+    return x * mask, mask
 
 
 class Dropout(Layer):
@@ -18,9 +46,10 @@ class Dropout(Layer):
     ----------
     rate : float
         Probability of dropping an entry, in ``[0, 1)``.
-    rng : numpy.random.Generator, optional
-        Source of the masks; a fresh unseeded generator when omitted. It is the attribute ``rng``:
-        for CuPy inputs assign a CuPy generator, ``layer.rng = tinygan.backend.make_rng(seed, "gpu")``.
+    rng : numpy.random.Generator
+        Source of the masks, e.g. ``tinygan.backend.make_rng(seed)``. It is the attribute ``rng``:
+        ``layer.to("gpu")`` replaces it by a CuPy generator, and for CuPy inputs one may also assign
+        ``layer.rng = tinygan.backend.make_rng(seed, "gpu")``.
 
     Shapes
     ------
@@ -30,9 +59,9 @@ class Dropout(Layer):
     -----
     Training: draw :math:`u \sim U[0, 1)` per entry and let :math:`m = [u \ge r] / (1 - r)`, so
     each entry of :math:`m` is :math:`1/(1 - r)` with probability :math:`1 - r` and 0 otherwise, and
-    :math:`y = m \odot x`. Since :math:`E[m] = 1`, :math:`E[y] = x`: the expected activation is the
-    same in training and in evaluation, where the layer is the identity (the *inverted* scheme puts
-    the rescaling in training so inference needs none).
+    :math:`y = m \odot x` (:func:`dropout`). Since :math:`E[m] = 1`, :math:`E[y] = x`: the expected
+    activation is the same in training and in evaluation, where the layer is the identity (the
+    *inverted* scheme puts the rescaling in training so inference needs none).
 
     Backward: for a fixed mask :math:`y` is linear in :math:`x` with diagonal Jacobian :math:`m`, so
     :math:`\partial L/\partial x = m \odot \partial L/\partial y`. The mask is the cache: the backward
@@ -40,31 +69,28 @@ class Dropout(Layer):
 
     The uniforms are drawn directly in the input's dtype (float32 or float64), so a float32 model
     makes no float64 temporaries. Random generators do not draw float16, so for a float16 input
-    they are drawn in float32 and rounded.
+    they are drawn in float32.
 
     In evaluation mode (or with ``rate = 0``) the layer is the identity and the cache is only the
     input's shape, which ``backward`` checks ``dy`` against.
     """
 
-    def __init__(self, rate: float, rng: np.random.Generator | None = None) -> None:
+    def __init__(self, rate: float, rng: np.random.Generator) -> None:
         super().__init__()
         self.rate = number_in(rate, "[0, 1)", "rate", "Dropout")
-        self.rng = rng if rng is not None else np.random.default_rng()
+        self.rng = rng
 
     def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
         self.check_input(x)
         if not training or self.rate == 0:
             return x, x.shape
-        xp = get_array_module(x)
-        u = self.rng.random(x.shape, dtype=xp.float32 if x.dtype == xp.float16 else x.dtype)
-        if get_array_module(u) is not xp:
+        if rng_device(self.rng) != device_of(x):
             raise TypeError(
-                f"Dropout's rng draws {get_array_module(u).__name__} arrays but the input is a "
-                f"{xp.__name__} array; give the layer a generator on the input's device, e.g. "
-                f"layer.rng = tinygan.backend.make_rng(seed, 'gpu')"
+                f"Dropout's rng draws {rng_device(self.rng)} arrays but the input is a "
+                f"{device_of(x)} array; give the layer a generator on the input's device, e.g. "
+                f"layer.rng = tinygan.backend.make_rng(seed, {device_of(x)!r})"
             )
-        # The mask overwrites u: one pass, no temporaries.
-        return kernels.dropout(x, u.astype(x.dtype, copy=False), self.rate)
+        return dropout(x, self.rate, self.rng)
 
     def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
         identity = isinstance(cache, tuple)  # the input's shape: no mask was drawn

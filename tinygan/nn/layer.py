@@ -91,9 +91,13 @@ class Layer:
             for grad in layer.grads.values():
                 grad[...] = 0
 
-    def num_params(self) -> int:
-        """Number of trainable scalars in this layer and its descendants."""
-        return sum(int(p.size) for layer in self.walk() for p in layer.params.values())
+    def param_as(self, name: str, dtype: Any) -> Any:
+        """``params[name]`` in ``dtype`` (no copy when it already is), ``None`` if there is none.
+
+        A layer computes in its input's dtype: float32 parameters serve a float64 gradient check.
+        """
+        param = self.params.get(name)
+        return None if param is None else param.astype(dtype, copy=False)
 
     # -- device and dtype ----------------------------------------------------------------------------
     def to(self, device: str) -> Layer:

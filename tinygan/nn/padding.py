@@ -1,10 +1,10 @@
-"""Padding and output-size arithmetic shared by :class:`~tinygan.nn.Conv2D` and
-:class:`~tinygan.nn.ConvTranspose2D`.
+"""Sliding-window geometry shared by the convolutions and the pooling layer: output sizes, padding,
+and the offsets of a window.
 
 Along one axis a window of length ``k`` stepping by ``s`` over an input of length ``n`` padded with
 ``before`` and ``after`` zeros has ``(n + before + after - k) // s + 1`` positions
-(:func:`tinygan.kernels.reference.conv_output_size`). In 2-D the padding is always resolved to
-``(top, bottom, left, right)``, the form the im2col/col2im kernels take.
+(:func:`conv_output_size`). In 2-D the padding is always resolved to ``(top, bottom, left, right)``,
+the form :func:`tinygan.nn.conv.im2col` and :func:`tinygan.nn.conv.col2im` take.
 
 Two meanings of ``"same"`` padding, both Keras/TensorFlow's:
 
@@ -16,11 +16,41 @@ Two meanings of ``"same"`` padding, both Keras/TensorFlow's:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from tinygan.nn.layer import int_pair
 
 #: A padding argument: an int, a ``(height, width)`` pair, ``"same"`` or ``"valid"``.
 Padding = int | tuple[int, int] | str
 PADDING_MODES = ("same", "valid")
+
+
+def conv_output_size(size: int, kernel: int, stride: int, before: int, after: int) -> int:
+    """Number of positions of a ``kernel``-wide window stepping by ``stride`` along an axis of length
+    ``size`` padded with ``before`` and ``after`` zeros: ``(size + before + after - kernel) // stride + 1``.
+
+    Positions that a whole window does not reach (at the end, when ``stride`` does not divide the
+    remainder) are dropped, as in every framework. Not positive when the kernel is longer than the
+    padded axis; callers check.
+    """
+    return (size + before + after - kernel) // stride + 1
+
+
+def window_offsets(
+    size: tuple[int, int], stride: tuple[int, int], out_hw: tuple[int, int]
+) -> Iterator[tuple[int, slice, slice]]:
+    """Yield ``(k, rows, cols)`` for every offset ``(i, j)`` inside a ``kh x kw`` window.
+
+    ``k = i * kw + j`` is the offset's row-major index in the window, and indexing an image's two
+    spatial axes with ``rows, cols`` gives the ``(Ho, Wo)`` grid of the entries at that offset in
+    every window: entry ``(p, q)`` of ``x[:, :, rows, cols]`` is ``x[:, :, p * sh + i, q * sw + j]``.
+    Looping over the ``kh * kw`` offsets instead of the
+    ``Ho * Wo`` windows keeps every step a whole-array operation.
+    """
+    (kh, kw), (sh, sw), (ho, wo) = size, stride, out_hw
+    for i in range(kh):
+        for j in range(kw):
+            yield i * kw + j, slice(i, i + sh * ho, sh), slice(j, j + sw * wo, sw)
 
 
 def parse_padding(padding: Padding, layer: str) -> str | tuple[int, int]:

@@ -4,8 +4,80 @@ from __future__ import annotations
 
 from typing import Any
 
-from tinygan import kernels
+from tinygan.backend import get_array_module
 from tinygan.nn.layer import Layer, int_pair
+from tinygan.nn.padding import window_offsets
+from tinygan.overrides import overridable
+
+
+@overridable
+def maxpool_forward(x: Any, size: tuple[int, int], stride: tuple[int, int]) -> tuple[Any, Any]:
+    """Max pooling with ``'valid'`` padding; also returns where each maximum was found.
+
+    Parameters
+    ----------
+    x : array, shape (N, C, H, W)
+        Input, with ``H >= kh`` and ``W >= kw``.
+    size, stride : (int, int)
+        Window ``(kh, kw)`` and step ``(sh, sw)``.
+
+    Returns
+    -------
+    y : array, shape (N, C, Ho, Wo), x's dtype
+        ``Ho = (H - kh) // sh + 1``, ``Wo = (W - kw) // sw + 1``.
+    argmax : integer array, shape (N, C, Ho, Wo)
+        Row-major index ``i * kw + j`` of the maximum inside each window; on ties the *first*
+        maximum (``numpy.argmax``'s rule).
+    """
+    xp = get_array_module(x)
+    (kh, kw), (sh, sw) = size, stride
+    out_hw = ((x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1)
+    # windows[k] holds offset k of every window, so the reductions run over axis 0.
+    windows = xp.stack(
+        [x[:, :, rows, cols] for _, rows, cols in window_offsets(size, stride, out_hw)]
+    )
+    return windows.max(axis=0), windows.argmax(axis=0)
+
+
+@overridable
+def maxpool_backward(
+    dy: Any,
+    argmax: Any,
+    x_shape: tuple[int, ...],
+    size: tuple[int, int],
+    stride: tuple[int, int],
+) -> Any:
+    """Route each window's upstream gradient ``dy`` (N, C, Ho, Wo) to its maximum.
+
+    Returns ``dx`` of shape ``x_shape`` and dy's dtype: zero except at the maxima, where an entry
+    that is the maximum of several overlapping windows receives the sum of their gradients.
+    """
+    xp = get_array_module(dy)
+    dx = xp.zeros(x_shape, dtype=dy.dtype)
+    for k, rows, cols in window_offsets(size, stride, dy.shape[2:]):
+        # One offset never visits an entry twice, so this += has no repeated indices; overlapping
+        # windows reach the same entry through *different* offsets, and the loop sums them.
+        dx[:, :, rows, cols] += dy * (argmax == k)
+    return dx
+
+
+@overridable
+def upsample_nearest(x: Any, scale: tuple[int, int]) -> Any:
+    """Every pixel of ``x`` (N, C, H, W) as an ``sh x sw`` block: ``y[n, c, u, v] = x[n, c, u // sh,
+    v // sw]``, shape (N, C, H * sh, W * sw)."""
+    xp = get_array_module(x)
+    n, c, h, w = x.shape
+    sh, sw = scale
+    blocks = xp.broadcast_to(x[:, :, :, None, :, None], (n, c, h, sh, w, sw))
+    return blocks.reshape(n, c, h * sh, w * sw)
+
+
+@overridable
+def upsample_nearest_backward(dy: Any, scale: tuple[int, int]) -> Any:
+    """Adjoint of :func:`upsample_nearest`: the sum of ``dy`` over each ``sh x sw`` block."""
+    n, c, hs, ws = dy.shape
+    sh, sw = scale
+    return dy.reshape(n, c, hs // sh, sh, ws // sw, sw).sum(axis=(3, 5))
 
 
 class MaxPool2D(Layer):
@@ -58,13 +130,13 @@ class MaxPool2D(Layer):
                 f"MaxPool2D with a {kh}x{kw} window expects input of shape (N, C, H, W) with "
                 f"H >= {kh} and W >= {kw}, got {tuple(x.shape)}"
             )
-        y, argmax = kernels.maxpool_forward(x, self.size, self.stride)
+        y, argmax = maxpool_forward(x, self.size, self.stride)
         return y, (argmax, tuple(x.shape))
 
     def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
         argmax, x_shape = cache
         self.check_dy(dy, argmax.shape)
-        return kernels.maxpool_backward(dy, argmax, x_shape, self.size, self.stride)
+        return maxpool_backward(dy, argmax, x_shape, self.size, self.stride)
 
     def extra_repr(self) -> str:
         return f"size={self.size}, stride={self.stride}"
@@ -101,12 +173,12 @@ class UpSampling2D(Layer):
 
     def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
         self.check_input(x, ("N", "*", "*", "*"))
-        y = kernels.upsample_nearest(x, self.scale)
+        y = upsample_nearest(x, self.scale)
         return y, y.shape
 
     def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
         self.check_dy(dy, cache)
-        return kernels.upsample_nearest_backward(dy, self.scale)
+        return upsample_nearest_backward(dy, self.scale)
 
     def extra_repr(self) -> str:
         return f"scale={self.scale}"

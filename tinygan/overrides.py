@@ -1,0 +1,158 @@
+"""Optional fast replacements for named plain functions, chosen once per process.
+
+The math of tinygan is written as plain functions (``xp = get_array_module(x)``, then NumPy/CuPy
+code) beside the layers and optimizers that use them. They are the specification, and they are what
+runs unless a replacement is registered. A function marked :func:`overridable` can be replaced for
+one kind of array by a function registered under the same name, with the same signature and the
+same results up to rounding:
+
+* ``"cpu"``: NumPy arrays of float32 or float64 (the dtypes compiled kernels are built for);
+* ``"gpu"``: CuPy arrays.
+
+The kind is read from the first argument; any other array (float16, integers) runs the plain
+function.
+
+Which replacements are registered is decided once, at the first call of an overridable function,
+from the environment: ``TINYGAN_NUMBA=0`` (or ``false``, ``no``, ``off``) registers nothing,
+anything else loads the Numba kernels of :mod:`tinygan.kernels`. :func:`set_kernels` decides
+explicitly and may be called again to switch. Kernels that were asked for and cannot load (Numba
+not installed, say) warn once with the reason, and the plain functions run. The ``tinygan.kernels``
+package is optional: when it is absent and nothing asked for it, the plain functions run quietly.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+import warnings
+from collections.abc import Callable
+from importlib.util import find_spec
+from typing import Any, TypeVar
+
+import numpy as np
+
+from tinygan.backend import device_of
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The kernel sets :func:`set_kernels` accepts, and the module that registers each one.
+KERNEL_MODULES: dict[str, str | None] = {
+    "numba": "tinygan.kernels.cpu_numba",
+    "reference": None,
+}
+KINDS = ("cpu", "gpu")
+
+_plain: dict[str, Callable[..., Any]] = {}
+# Filled and emptied in place, never rebound: every dispatcher holds a reference to these dicts.
+_replacements: dict[str, dict[str, Callable[..., Any]]] = {kind: {} for kind in KINDS}
+_active: str | None = None
+_warned: set[str] = set()
+
+
+def overridable(plain: F) -> F:
+    """Mark ``plain`` as replaceable by a kernel registered under its name.
+
+    The returned function runs the replacement registered for its first argument's kind, else
+    ``plain`` itself, which stays reachable as the attribute ``.plain``.
+    """
+    name = plain.__name__
+    if name in _plain:
+        raise ValueError(f"two overridable functions are named {name!r}")
+    _plain[name] = plain
+    cpu, gpu = _replacements["cpu"], _replacements["gpu"]
+
+    @functools.wraps(plain)
+    def dispatch(array: Any, *args: Any, **kwargs: Any) -> Any:
+        if _active is None:
+            _choose(_from_environment(), requested=False)
+        if isinstance(array, np.ndarray):
+            function = cpu.get(name) if array.dtype.char in "fd" else None
+        else:
+            function = gpu.get(name) if device_of(array) == "gpu" else None
+        return (function or plain)(array, *args, **kwargs)
+
+    dispatch.plain = plain  # type: ignore[attr-defined]
+    return dispatch  # type: ignore[return-value]
+
+
+def register(name: str, kind: str, function: Callable[..., Any]) -> None:
+    """Run ``function`` instead of the overridable function ``name`` on arrays of ``kind``.
+
+    Raises ``KeyError`` when no overridable function has that name: a misspelt kernel would
+    otherwise never run, silently.
+    """
+    if name not in _plain:
+        raise KeyError(f"no overridable function is named {name!r}")
+    if kind not in KINDS:
+        raise ValueError(f"unknown array kind {kind!r}; expected one of {KINDS}")
+    _replacements[kind][name] = function
+
+
+def replacement(name: str, kind: str) -> Callable[..., Any] | None:
+    """The function registered for ``name`` on arrays of ``kind``, or ``None``."""
+    active_kernels()
+    return _replacements[kind].get(name)
+
+
+def plain(name: str) -> Callable[..., Any]:
+    """The plain function of the overridable function ``name``: the specification."""
+    return _plain[name]
+
+
+def overridable_names() -> list[str]:
+    """Names of every function marked overridable so far (those of imported modules)."""
+    return sorted(_plain)
+
+
+def set_kernels(kernels: str) -> str:
+    """Use the kernel set ``kernels``: ``"numba"`` or ``"reference"`` (the plain functions only).
+
+    Replaces whatever was registered before. Returns the set now active: ``kernels``, or
+    ``"reference"`` when the requested set could not load (a warning then says why).
+    """
+    if kernels not in KERNEL_MODULES:
+        raise ValueError(f"unknown kernels {kernels!r}; expected one of {tuple(KERNEL_MODULES)}")
+    return _choose(kernels, requested=True)
+
+
+def active_kernels() -> str:
+    """The kernel set in use, choosing it from the environment if nothing has yet."""
+    if _active is None:
+        _choose(_from_environment(), requested=False)
+    return _active  # type: ignore[return-value]
+
+
+def _from_environment() -> str:
+    off = os.environ.get("TINYGAN_NUMBA", "1").strip().lower() in ("0", "false", "no", "off")
+    return "reference" if off else "numba"
+
+
+def _choose(kernels: str, requested: bool) -> str:
+    global _active
+    for table in _replacements.values():
+        table.clear()
+    _active = "reference"
+    module_name = KERNEL_MODULES[kernels]
+    if module_name is None:
+        return _active
+    explicit = requested or "TINYGAN_NUMBA" in os.environ
+    if not explicit and find_spec("tinygan.kernels") is None:
+        return _active
+    try:
+        importlib.import_module(module_name).register()
+    except Exception as error:  # any failure to load leaves the plain functions, said once
+        for table in _replacements.values():
+            table.clear()
+        reason = f"{type(error).__name__}: {error}"
+        if reason not in _warned:
+            _warned.add(reason)
+            warnings.warn(
+                f"tinygan: the {kernels} kernels could not be loaded ({reason}); "
+                "the plain NumPy functions run instead",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return _active
+    _active = kernels
+    return _active
