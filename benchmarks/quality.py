@@ -38,7 +38,8 @@ from typing import Any
 import numpy as np
 
 from tinygan.checkpoint import latest_checkpoint
-from tinygan.classifier import classifier_data, load_classifier
+from tinygan.classifier.cache import load_classifier
+from tinygan.classifier.data_split import classifier_data
 from tinygan.data import BatchIterator, images_to_float, load_mnist
 from tinygan.evaluate import QualityEvaluator, reference_images
 from tinygan.experiment import main as train_preset

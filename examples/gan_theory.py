@@ -13,10 +13,12 @@ The theory behind the sketches (Proposition 1 and Theorem 1 of the paper):
 * With that discriminator the game's value is C(G) = max_D V(D, G) = -log 4 + 2 JS(p_data, p_g),
   so the generator's best possible value is -log 4 ~ -1.386, reached exactly when p_g = p_data.
 
-This script trains preset 001's networks and optimizers (1 -> 32 -> 1 discriminator, 16 -> 32 -> 1
-generator, Adam 1e-3 / 5e-4, batches of 333 out of 1,000 samples) with the paper's targets 1 and 0:
+Both are derived in :mod:`tinygan.theory`, which computes every quantity drawn here.
+
+This script trains the gaussian-1d preset's networks and optimizers (1 -> 32 -> 1 discriminator,
+16 -> 32 -> 1 generator, Adam 1e-3 / 5e-4, batches of 333 out of 1,000 samples) with the paper's targets 1 and 0:
 label smoothing would move the optimum to 0.1 + 0.8 D*(x) (see
-:func:`tinygan.metrics.optimal_discriminator`). The target defaults to N(2, 0.5^2): the untrained
+:func:`tinygan.theory.optimal_discriminator`). The target defaults to N(2, 0.5^2): the untrained
 generator sits near 0 with a spread of about 0.4, so it has somewhere to go, as in the paper's
 sketches. It writes, in ``--out`` (default runs/gan_theory):
 
@@ -55,20 +57,20 @@ from tinygan.flags import (
     positive_int,
     seed_int,
 )
-from tinygan.metrics import (
+from tinygan.models import PRESETS
+from tinygan.nn import sigmoid
+from tinygan.theory import (
+    LOG_4,
     gaussian_kde,
     histogram_js,
     optimal_discriminator,
     silverman_bandwidth,
     value_function,
 )
-from tinygan.models import PRESETS
-from tinygan.nn import sigmoid
-from tinygan.train import Callback, Trainer
+from tinygan.train import Callback, LossCurves, Trainer
 from tinygan.viz import new_figure, save_figure
 
 NUM_SAMPLES = 1000  # training data, as in the 1-D GAN tutorial
-LOG_4 = math.log(4.0)
 GRID_POINTS = 400
 # D* is drawn only where p_data + p_g exceeds this fraction of its peak: elsewhere it is 0/0.
 DSTAR_SUPPORT = 1e-3
@@ -342,7 +344,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
         )
     except ValueError as error:
         parser.error(str(error))
-    preset = PRESETS["001"]
+    preset = PRESETS["gaussian-1d"]
     seed = new_seed() if args.seed is None else args.seed
     print(f"tinygan: seed {seed}  (pass --seed {seed} to repeat this run)")
     data_seed, init_seed, noise_seed, batch_seed, eval_seed = np.random.SeedSequence(seed).spawn(5)
@@ -358,7 +360,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
         generator_target=1.0,
     )
     print(
-        f"tinygan: preset 001's networks on {NUM_SAMPLES} samples of {target}, {args.epochs} "
+        f"tinygan: the gaussian-1d preset's networks on {NUM_SAMPLES} samples of {target}, {args.epochs} "
         f"epochs; drawing epochs {sorted(moments)}"
     )
 
@@ -374,7 +376,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
         gan,
         batches,
         args.out,
-        callbacks=[recorder],
+        callbacks=[recorder, LossCurves()],
         log_every=batches.steps_per_epoch * max(1, args.epochs // 100),
         progress=not args.no_progress,
     )

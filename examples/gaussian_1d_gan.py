@@ -1,7 +1,7 @@
 """Train the smallest GAN: a generator that learns to imitate N(0, 1), one number at a time.
 
-Preset 001 is the Keras tutorial's 1-D GAN: 1,000 draws of N(0, 1) are the whole dataset; the
-discriminator is 1 -> 32 ReLU -> 1 (a logit: the sigmoid lives in the loss), the generator
+The gaussian-1d preset (alias 001) is the Keras tutorial's 1-D GAN: 1,000 draws of N(0, 1) are the
+whole dataset; the discriminator is 1 -> 32 ReLU -> 1 (a logit: the sigmoid lives in the loss), the generator
 16 -> 32 ReLU -> 1 linear, fed z ~ U(-1, 1)^16; Glorot-uniform weights and zero biases (Keras'
 defaults); Adam 1e-3 for D and 5e-4 for G; label smoothing (targets 0.9 for real and 0.1 for fake,
 and 0.9 for the generator's fakes); 3 minibatches per epoch for 1,000 epochs. Every 10 epochs it
@@ -16,7 +16,7 @@ Write ``--mixture=...`` with an equals sign when the first mean is negative (oth
 looks like a flag). With two well separated modes, watch the final histogram for *mode collapse*:
 a generator that covers one bump, or spreads mass into the gap, and still fools the discriminator.
 
-Outputs in ``--out`` (default runs/001): ``histogram.png`` (real vs generated, at the end),
+Outputs in ``--out`` (default runs/gaussian-1d): ``histogram.png`` (real vs generated, at the end),
 ``divergence.png`` (KL and JS over training), and the trainer's ``log.csv``, ``losses.png`` and
 ``discriminator_outputs.png``.
 
@@ -55,9 +55,9 @@ from tinygan.flags import (
     positive_int,
     seed_int,
 )
-from tinygan.metrics import histogram_js, histogram_kl
 from tinygan.models import PRESETS
-from tinygan.train import Callback, Trainer
+from tinygan.theory import histogram_js, histogram_kl
+from tinygan.train import Callback, LossCurves, Trainer
 from tinygan.viz import save_histograms, save_loss_curves
 
 NUM_SAMPLES = 1000  # the tutorial's dataset: realData = np.random.normal(size=1000)
@@ -76,11 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--epochs",
         type=positive_int,
-        default=PRESETS["001"].epochs,
+        default=PRESETS["gaussian-1d"].epochs,
         help="passes over the 1,000 samples, 3 steps each (default 1000)",
     )
     parser.add_argument("--seed", type=seed_int, help="random seed (default: a fresh one, printed)")
-    parser.add_argument("--out", type=Path, default=Path("runs/001"), help="output folder")
+    parser.add_argument("--out", type=Path, default=Path("runs/gaussian-1d"), help="output folder")
     parser.add_argument(
         "--eval-samples",
         type=positive_int,
@@ -111,8 +111,9 @@ def target_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
 class DivergenceLog(Callback):
     """Every ``every`` epochs (and at the start and the end): losses, KL and JS, printed and kept.
 
-    The KL divergence is seed 001's, :math:`KL(real || generated)` between 100-bin histograms on
-    the real data's range; the JS divergence uses the range of both sample sets.
+    The KL divergence is the Keras 1-D Gaussian tutorial's, :math:`KL(real || generated)` between
+    100-bin histograms on the real data's range; the JS divergence uses the range of both sample
+    sets.
 
     Parameters
     ----------
@@ -194,16 +195,16 @@ class DivergenceLog(Callback):
 
 
 def main(argv: list[str] | None = None) -> dict[str, list[float]]:
-    """Train preset 001 on the chosen 1-D target; returns the KL/JS history (epoch, step, kl, js)."""
+    """Train the gaussian-1d preset on the chosen target; returns the KL/JS history (epoch, step, kl, js)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     target = target_from_args(args, parser)
     if args.eval_samples < 2:
         parser.error("argument --eval-samples: must be at least 2")
     check_writable_folder(parser.prog, args.out)
-    preset = PRESETS["001"]
+    preset = PRESETS["gaussian-1d"]
     seed = new_seed() if args.seed is None else args.seed
-    print(f"tinygan: preset 001 ({preset.description})")
+    print(f"tinygan: preset gaussian-1d ({preset.description})")
     print(f"tinygan: seed {seed}  (pass --seed {seed} to repeat this run)")
     data_seed, init_seed, noise_seed, batch_seed, eval_seed = np.random.SeedSequence(seed).spawn(5)
 
@@ -223,7 +224,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
         gan,
         batches,
         args.out,
-        callbacks=[log],
+        callbacks=[log, LossCurves()],
         # one log.csv row per printed line: the printed losses are the means over that window
         log_every=preset.sample_every * batches.steps_per_epoch,
         progress=not args.no_progress,

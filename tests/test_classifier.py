@@ -1,4 +1,5 @@
-"""Softmax cross-entropy, the quality classifier, its data split and its cache (tiny synthetic data)."""
+"""Softmax cross-entropy and the quality classifier: its network, training, data split and cache
+(tiny synthetic data), one section per module of tinygan.classifier."""
 
 from __future__ import annotations
 
@@ -10,18 +11,13 @@ import numpy as np
 import pytest
 from test_mnist import idx_bytes
 
-from tinygan import classifier as classifier_module
+import tinygan.classifier
 from tinygan.backend import to_device
-from tinygan.classifier import (
-    Classifier,
-    ClassifierSettings,
-    as_classifier_input,
-    build_classifier,
-    cache_path,
-    classifier_data,
-    fit_classifier,
-    load_classifier,
-)
+from tinygan.classifier import cache as cache_module
+from tinygan.classifier.cache import cache_path, load_classifier
+from tinygan.classifier.data_split import classifier_data
+from tinygan.classifier.network import Classifier, as_classifier_input, build_classifier
+from tinygan.classifier.training import ClassifierSettings, fit_classifier
 from tinygan.gradcheck import check_layer, numerical_gradient, rel_error
 from tinygan.losses import log_softmax, softmax_cross_entropy
 
@@ -114,6 +110,11 @@ def test_classifier_backward_matches_central_differences(rng):
     assert max(errors.values()) < 1e-6, errors
 
 
+# ------------------------------------------------------------------------------------------------
+# Training
+# ------------------------------------------------------------------------------------------------
+
+
 def bar_images(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Class c is a bright horizontal bar in rows 2c+4..2c+5, on faint noise."""
     labels = rng.integers(0, 10, size=n)
@@ -133,7 +134,7 @@ def test_fit_classifier_learns_a_separable_task(rng):
 
 
 # ------------------------------------------------------------------------------------------------
-# Data and cache
+# Data split
 # ------------------------------------------------------------------------------------------------
 
 NAMES = {
@@ -177,6 +178,11 @@ def test_both_splits_give_train_for_training_and_test_held_out(tmp_path):
     assert (data.train_split, data.heldout_split) == ("train", "test")
 
 
+# ------------------------------------------------------------------------------------------------
+# Cache
+# ------------------------------------------------------------------------------------------------
+
+
 def test_classifier_is_trained_once_then_read_from_the_cache(lone_test_split, monkeypatch):
     data = classifier_data("mnist", lone_test_split)
     first = load_classifier(data, TINY, progress=False, verbose=False)
@@ -187,7 +193,7 @@ def test_classifier_is_trained_once_then_read_from_the_cache(lone_test_split, mo
     def no_training(*args, **kwargs):
         raise AssertionError("the cached classifier should have been used")
 
-    monkeypatch.setattr(classifier_module, "fit_classifier", no_training)
+    monkeypatch.setattr(cache_module, "train_classifier", no_training)
     second = load_classifier(data, TINY, progress=False, verbose=False)
     for key, value in first.state_dict().items():
         np.testing.assert_array_equal(second.state_dict()[key], value)
@@ -238,3 +244,10 @@ def test_embedding_is_the_same_on_every_device(device, rng):
     assert isinstance(features, np.ndarray)  # always returned on the host
     np.testing.assert_allclose(features, expected_features, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(probabilities, expected_probabilities, rtol=1e-4, atol=1e-6)
+
+
+def test_the_package_offers_the_modules_names():
+    assert tinygan.classifier.classifier_data is classifier_data
+    assert tinygan.classifier.load_classifier is load_classifier
+    assert tinygan.classifier.Classifier is Classifier
+    assert tinygan.classifier.ClassifierSettings is ClassifierSettings

@@ -1,4 +1,4 @@
-"""The 1-D GAN of seed 001: its target distributions, its preset, and the theory it should obey."""
+"""The 1-D GAN of the Keras 1-D Gaussian tutorial: its targets, its preset, and the theory it obeys."""
 
 import math
 
@@ -9,10 +9,10 @@ from tinygan import init
 from tinygan.data import BatchIterator, GaussianMixture
 from tinygan.gan import GAN
 from tinygan.losses import sigmoid_cross_entropy
-from tinygan.metrics import histogram_kl, optimal_discriminator
-from tinygan.models import PRESETS, build_001
+from tinygan.models import PRESETS, build_gaussian_1d
 from tinygan.nn import Dense, ReLU, sigmoid
 from tinygan.optim import Adam
+from tinygan.theory import histogram_kl, optimal_discriminator
 
 # ------------------------------------------------------------------------------------------------
 # Targets
@@ -89,11 +89,11 @@ def test_preset_001_is_the_keras_tutorial():
     assert (preset.d_lr, preset.g_lr, preset.batch_size, preset.epochs) == (1e-3, 5e-4, 333, 1000)
     assert (preset.real_label, preset.fake_label, preset.generator_target) == (0.9, 0.1, 0.9)
     assert preset.generator_loss == "nonsaturating"
-    assert preset.build is build_001
+    assert preset.build is build_gaussian_1d
 
 
-def test_build_001_architecture_and_keras_init():
-    generator, discriminator = build_001(np.random.default_rng(0))
+def test_build_gaussian_1d_architecture_and_keras_init():
+    generator, discriminator = build_gaussian_1d(np.random.default_rng(0))
     for network, sizes in ((generator, (16, 32, 1)), (discriminator, (1, 32, 1))):
         first, relu, last = network.sublayers()
         assert isinstance(first, Dense) and isinstance(relu, ReLU) and isinstance(last, Dense)
@@ -112,7 +112,7 @@ def test_build_001_architecture_and_keras_init():
 def test_discriminator_loss_is_twice_the_keras_concatenated_loss():
     """tinygan's L_D (sum of two batch means) vs Keras' mean over the concatenated 2N samples."""
     preset = PRESETS["001"]
-    generator, discriminator = build_001(np.random.default_rng(0), np.float64)
+    generator, discriminator = build_gaussian_1d(np.random.default_rng(0), np.float64)
     gan = GAN(
         generator,
         discriminator,
@@ -158,7 +158,7 @@ def test_discriminator_converges_to_the_optimal_discriminator(labels):
     """
     real_label, fake_label = labels
     rng = np.random.default_rng(0)
-    _, discriminator = build_001(rng, np.float64)
+    _, discriminator = build_gaussian_1d(rng, np.float64)
     generator = Dense(
         1, 1, weight_init=init.constant(1.0), bias_init=init.constant(1.0), dtype=np.float64
     )

@@ -1,195 +1,152 @@
-"""Divergence estimates against closed forms, the optimal discriminator, and the kernel density."""
+"""Image-quality metrics (tinygan.metrics): closed forms and constructed cases for FID, the
+Inception Score, mode coverage and precision / recall, one section per module."""
+
+from __future__ import annotations
 
 import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
 
+import tinygan.metrics
 from tinygan.backend import to_device
-from tinygan.metrics import (
-    HISTOGRAM_EPS,
-    discrete_js,
-    discrete_kl,
-    gaussian_kde,
-    gaussian_kl,
-    histogram_js,
-    histogram_kl,
-    optimal_discriminator,
-    silverman_bandwidth,
-    value_function,
-)
+from tinygan.metrics.coverage import mode_coverage
+from tinygan.metrics.fid import feature_frechet_distance, frechet_distance
+from tinygan.metrics.inception_score import inception_score
+from tinygan.metrics.precision_recall import knn_radii, precision_recall
 
-LOG_2 = math.log(2.0)
+# ------------------------------------------------------------------------------------------------
+# Frechet distance
+# ------------------------------------------------------------------------------------------------
 
 
-def normal_pdf(x, mean=0.0, std=1.0):
-    return np.exp(-0.5 * ((x - mean) / std) ** 2) / (std * math.sqrt(2.0 * math.pi))
+def random_covariance(rng: np.random.Generator, d: int) -> np.ndarray:
+    a = rng.standard_normal((d, d))
+    return a @ a.T + 0.1 * np.eye(d)
 
 
-def test_gaussian_kl_closed_form():
-    assert gaussian_kl(0.3, 1.7, 0.3, 1.7) == 0.0
-    # equal variances: KL = (mu_p - mu_q)^2 / (2 sigma^2)
-    assert gaussian_kl(0.0, 1.0, 1.0, 1.0) == pytest.approx(0.5)
-    assert gaussian_kl(0.0, 2.0, 3.0, 2.0) == pytest.approx(9.0 / 8.0)
-    # equal means: log(s_q/s_p) + s_p^2 / (2 s_q^2) - 1/2, and KL is not symmetric
-    assert gaussian_kl(0.0, 1.0, 0.0, 2.0) == pytest.approx(math.log(2.0) + 1.0 / 8.0 - 0.5)
-    assert gaussian_kl(0.0, 2.0, 0.0, 1.0) == pytest.approx(-math.log(2.0) + 2.0 - 0.5)
-    with pytest.raises(ValueError):
-        gaussian_kl(0.0, 0.0, 0.0, 1.0)
+def test_frechet_distance_of_diagonal_gaussians_is_the_closed_form(rng):
+    mean_a, mean_b = rng.standard_normal(4), rng.standard_normal(4)
+    var_a, var_b = rng.uniform(0.5, 3, 4), rng.uniform(0.5, 3, 4)
+    expected = np.sum((mean_a - mean_b) ** 2) + np.sum((np.sqrt(var_a) - np.sqrt(var_b)) ** 2)
+    got = frechet_distance(mean_a, np.diag(var_a), mean_b, np.diag(var_b))
+    assert abs(got - expected) < 1e-10
 
 
-@pytest.mark.parametrize(
-    "p, q", [((0.0, 1.0), (0.5, 1.2)), ((0.0, 1.0), (0.0, 1.5)), ((1.0, 0.8), (0.0, 1.0))]
-)
-def test_histogram_kl_approaches_the_analytic_kl(rng, p, q):
-    """200,000 samples a side, 100 bins on p's range: within 0.02 nats of the closed form.
-
-    (Observed errors are below 0.011; the estimate sits a little low because binning can only lose
-    information and because q's tails outside p's range are not counted.)
-    """
-    n = 200_000
-    estimate = histogram_kl(rng.normal(*p, size=n), rng.normal(*q, size=n))
-    assert estimate == pytest.approx(gaussian_kl(*p, *q), abs=0.02)
+def test_frechet_distance_matches_the_eigenvalues_of_the_covariance_product(rng):
+    # an independent route to tr sqrt(A B): A B is not symmetric, but its eigenvalues are real, >= 0
+    cov_a, cov_b = random_covariance(rng, 5), random_covariance(rng, 5)
+    mean_a, mean_b = rng.standard_normal(5), rng.standard_normal(5)
+    trace_root = np.sqrt(np.linalg.eigvals(cov_a @ cov_b).real).sum()
+    expected = np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root
+    got = frechet_distance(mean_a, cov_a, mean_b, cov_b)
+    assert abs(got - expected) < 1e-9 * max(1.0, expected)
+    assert abs(frechet_distance(mean_b, cov_b, mean_a, cov_a) - got) < 1e-9 * max(1.0, got)
 
 
-def test_histogram_kl_is_the_tutorials_formula(rng):
-    p_samples, q_samples = rng.normal(size=1000), rng.normal(0.3, 1.4, size=700)
-    hist_p, edges = np.histogram(p_samples, bins=100)
-    hist_q, _ = np.histogram(q_samples, bins=edges)
-    hist_p = hist_p / (np.sum(hist_p) + 1e-8)
-    hist_q = hist_q / (np.sum(hist_q) + 1e-8)
-    tutorial = np.sum(hist_p * (np.log(hist_p + 1e-8) - np.log(hist_q + 1e-8)))
-    assert HISTOGRAM_EPS == 1e-8
-    assert histogram_kl(p_samples, q_samples) == pytest.approx(tutorial, rel=1e-12)
+def test_frechet_distance_is_zero_for_equal_and_finite_for_singular_gaussians(rng):
+    cov = random_covariance(rng, 6)
+    assert frechet_distance(np.zeros(6), cov, np.zeros(6), cov) < 1e-9
+    v = rng.standard_normal((6, 1))
+    singular = v @ v.T  # rank 1
+    value = frechet_distance(np.zeros(6), singular, np.ones(6), cov)
+    assert np.isfinite(value) and value > 0
 
 
-def test_histogram_kl_ignores_non_finite_samples_and_takes_any_shape(rng):
-    p_samples, q_samples = rng.normal(size=(500, 1)), rng.normal(size=(400, 1))
-    clean = histogram_kl(p_samples, q_samples)
-    q_dirty = np.concatenate([q_samples, [[np.nan], [np.inf], [-np.inf]]])
-    assert histogram_kl(p_samples.ravel(), q_dirty) == clean
+def test_frechet_distance_from_samples_approaches_the_analytic_value(rng):
+    d = 3
+    mean_a, mean_b = np.zeros(d), np.array([1.0, -0.5, 0.25])
+    cov_a, cov_b = random_covariance(rng, d), random_covariance(rng, d)
+    analytic = frechet_distance(mean_a, cov_a, mean_b, cov_b)
+    n = 40_000
+    a = rng.multivariate_normal(mean_a, cov_a, size=n)
+    b = rng.multivariate_normal(mean_b, cov_b, size=n)
+    # sampling error of order sqrt(tr cov / n) * scale; a few percent with these sizes
+    assert abs(feature_frechet_distance(a, b) - analytic) < 0.05 * analytic + 0.05
 
 
-def test_histogram_kl_on_the_device(device, rng):
-    p_samples, q_samples = rng.normal(size=(500, 1)), rng.normal(1.0, 1.0, size=(500, 1))
-    on_device = histogram_kl(to_device(p_samples, device), to_device(q_samples, device))
-    assert on_device == histogram_kl(p_samples, q_samples)
+# ------------------------------------------------------------------------------------------------
+# Inception Score
+# ------------------------------------------------------------------------------------------------
 
 
-def test_discrete_kl_by_hand():
-    p, q = np.array([0.5, 0.5, 0.0]), np.array([0.25, 0.75, 0.0])
-    assert discrete_kl(p, q) == pytest.approx(
-        0.5 * math.log(2.0) + 0.5 * math.log(2.0 / 3.0), rel=1e-6
-    )
-    # an empty q bin where p has mass costs p log(p / eps): large but finite
-    assert discrete_kl(np.array([1.0, 0.0]), np.array([0.0, 1.0])) == pytest.approx(
-        math.log(1.0 / 1e-8), rel=1e-6
-    )
+def test_inception_score_of_uniform_predictions_is_one():
+    assert abs(inception_score(np.full((50, 10), 0.1)) - 1.0) < 1e-12
 
 
-def test_identical_samples_have_zero_divergence(rng):
-    samples = rng.normal(size=3000)
-    assert histogram_kl(samples, samples.copy()) == 0.0
-    assert histogram_js(samples, samples.copy()) == 0.0
+@pytest.mark.parametrize("k", [1, 3, 10])
+def test_inception_score_of_confident_predictions_over_k_classes_is_k(k):
+    probabilities = np.eye(10)[np.arange(20 * k) % k]  # one-hot, evenly spread over k classes
+    assert abs(inception_score(probabilities) - k) < 1e-10
 
 
-def test_js_of_disjoint_supports_is_log_2(rng):
-    left, right = rng.uniform(-3.0, -1.0, size=2000), rng.uniform(1.0, 2.0, size=500)
-    assert histogram_js(left, right) == pytest.approx(LOG_2, abs=1e-6)
-    assert discrete_js(np.array([1.0, 0.0]), np.array([0.0, 1.0])) == pytest.approx(LOG_2, abs=1e-6)
+def test_inception_score_lies_between_one_and_the_number_of_classes(rng):
+    logits = rng.standard_normal((200, 10)) * 3
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    assert 1.0 < inception_score(p) < 10.0
 
 
-def test_js_of_two_gaussians_is_between_the_bounds_and_symmetric(rng):
-    a, b = rng.normal(size=5000), rng.normal(1.0, 0.5, size=3000)
-    js = histogram_js(a, b)
-    assert 0.05 < js < LOG_2
-    assert histogram_js(b, a) == pytest.approx(js, abs=1e-12)
+def test_inception_score_rejects_rows_that_are_not_distributions():
+    with pytest.raises(ValueError, match="sum to 1"):
+        inception_score(np.full((3, 4), 0.5))
 
 
-samples_strategy = arrays(
-    np.float64,
-    st.integers(1, 60),
-    elements=st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False),
-)
+# ------------------------------------------------------------------------------------------------
+# Mode coverage
+# ------------------------------------------------------------------------------------------------
 
 
-@settings(max_examples=60, deadline=None)
-@given(samples_strategy, samples_strategy, st.integers(1, 30))
-def test_js_is_symmetric_and_bounded(a, b, bins):
-    js = histogram_js(a, b, bins=bins)
-    assert -1e-9 <= js <= LOG_2 + 1e-9
-    assert histogram_js(b, a, bins=bins) == pytest.approx(js, abs=1e-12)
+def test_mode_coverage_of_constructed_histograms():
+    balanced = mode_coverage(np.repeat(np.arange(10), 30), 10)
+    assert balanced.classes_hit == 10 and balanced.kl_to_uniform < 1e-12
+    np.testing.assert_array_equal(balanced.counts, np.full(10, 30))
+    collapsed = mode_coverage(np.full(100, 7), 10)
+    assert collapsed.classes_hit == 1 and abs(collapsed.kl_to_uniform - math.log(10)) < 1e-12
+    # half the samples in one class, half in another: KL = log 10 - log 2
+    two = mode_coverage(np.repeat([2, 5], 40), 10)
+    assert two.classes_hit == 2 and abs(two.kl_to_uniform - math.log(5)) < 1e-12
 
 
-def test_explicit_range_and_empty_input(rng):
-    samples = rng.normal(size=100)
-    # everything outside the bins: both histograms are all zero, so there is nothing to diverge
-    assert histogram_kl(samples, samples, range=(50.0, 60.0)) == 0.0
-    with pytest.raises(ValueError, match="range"):
-        histogram_kl(np.array([np.nan]), samples)
+def test_mode_coverage_ignores_a_few_stray_samples():
+    # 1,000 samples of class 0 and one each of the others: below 1/10 of a uniform share (10.09)
+    labels = np.concatenate([np.zeros(1000, dtype=int), np.arange(1, 10)])
+    assert mode_coverage(labels, 10).classes_hit == 1
+    assert mode_coverage(labels, 10, min_share=0).classes_hit == 10
 
 
-def test_value_function_of_a_coin_is_minus_log_4():
-    logits = np.zeros((7, 1))
-    assert value_function(logits, np.zeros((3, 1))) == pytest.approx(-math.log(4.0), abs=1e-12)
-    real, fake = np.array([[2.0], [-1.0]]), np.array([[0.5]])
-    d_real, d_fake = 1.0 / (1.0 + np.exp(-real)), 1.0 / (1.0 + np.exp(-fake))
-    expected = np.mean(np.log(d_real)) + np.mean(np.log(1.0 - d_fake))
-    assert value_function(real, fake) == pytest.approx(expected, rel=1e-12)
+# ------------------------------------------------------------------------------------------------
+# Precision and recall
+# ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("labels", [(1.0, 0.0), (0.9, 0.1)])
-def test_optimal_discriminator_maximises_the_pointwise_objective(labels):
-    """D* beats every other y in (0, 1) at each x, for the plain and the smoothed targets."""
-    t_real, t_fake = labels
-    a = np.array([0.3, 1.0, 0.05, 2.0])  # p_data(x) at four points
-    b = np.array([0.7, 1.0, 1.5, 0.01])  # p_g(x)
-    d_star = optimal_discriminator(a, b, t_real, t_fake)
-    y = np.linspace(1e-4, 1 - 1e-4, 20001)[:, np.newaxis]
-    objective = a * (t_real * np.log(y) + (1 - t_real) * np.log1p(-y)) + b * (
-        t_fake * np.log(y) + (1 - t_fake) * np.log1p(-y)
-    )
-    np.testing.assert_allclose(d_star, y[np.argmax(objective, axis=0), 0], atol=1e-4)
-    np.testing.assert_allclose(d_star, t_fake + (t_real - t_fake) * a / (a + b))
+def test_knn_radii_on_a_line():
+    points = np.arange(6, dtype=float)[:, None]
+    np.testing.assert_allclose(knn_radii(points, k=1), 1.0)
+    np.testing.assert_allclose(knn_radii(points, k=3), [3, 2, 2, 2, 2, 3])
 
 
-def test_optimal_discriminator_is_undefined_off_both_supports():
-    d_star = optimal_discriminator(np.array([0.0, 1.0, 0.0]), np.array([0.0, 1.0, 2.0]))
-    assert np.isnan(d_star[0])
-    np.testing.assert_array_equal(d_star[1:], [0.5, 0.0])
+def test_precision_and_recall_of_identical_and_of_disjoint_sets(rng):
+    real = rng.standard_normal((300, 4))
+    assert precision_recall(real, real) == (1.0, 1.0)
+    assert precision_recall(real, real + 100.0) == (0.0, 0.0)
 
 
-def test_value_at_the_optimal_discriminator_is_minus_log_4_plus_twice_js():
-    """The paper's C(G) = -log 4 + 2 JS, by quadrature for p_data = N(0, 1), p_g = N(1, 1)."""
-    x = np.linspace(-12.0, 13.0, 200_001)
-    dx = x[1] - x[0]
-    p, q = normal_pdf(x), normal_pdf(x, 1.0)
-    d_star = optimal_discriminator(p, q)
-    value = np.sum(p * np.log(d_star) + q * np.log1p(-d_star)) * dx
-    m = 0.5 * (p + q)
-    js = 0.5 * np.sum(p * np.log(p / m) + q * np.log(q / m)) * dx
-    assert value == pytest.approx(-math.log(4.0) + 2.0 * js, abs=1e-9)
-    assert 0.0 < js < LOG_2
+def test_a_collapsed_generator_has_precision_but_not_recall(rng):
+    centres = np.array([[-20.0, 0.0], [20.0, 0.0]])
+    real = centres[rng.integers(0, 2, size=400)] + rng.standard_normal((400, 2))
+    fake = centres[0] + rng.standard_normal((400, 2))  # only the left mode
+    precision, recall = precision_recall(real, fake)
+    assert precision > 0.9
+    assert 0.35 < recall < 0.65  # the right half of the data is never produced
 
 
-def test_gaussian_kde_recovers_a_normal_density(rng):
-    samples = rng.normal(size=20_000)
-    x = np.linspace(-3.0, 3.0, 61)
-    np.testing.assert_allclose(gaussian_kde(samples, x), normal_pdf(x), atol=0.02)
-    wide = np.linspace(-8.0, 8.0, 3201)
-    assert np.sum(gaussian_kde(samples, wide)) * (wide[1] - wide[0]) == pytest.approx(1.0, abs=1e-3)
-    assert gaussian_kde(samples, x.reshape(61, 1)).shape == (61, 1)
+def test_metrics_accept_device_arrays(device, rng):
+    features = to_device(rng.standard_normal((50, 3)), device)
+    assert feature_frechet_distance(features, features) < 1e-9
+    assert precision_recall(features, features) == (1.0, 1.0)
 
 
-def test_kde_bandwidth(rng):
-    n = 5000
-    small, large = rng.normal(0.0, 1.0, size=n), rng.normal(0.0, 3.0, size=n)
-    assert silverman_bandwidth(large) == pytest.approx(3.0 * silverman_bandwidth(small), rel=0.1)
-    assert silverman_bandwidth(small) == pytest.approx(0.9 * n**-0.2, rel=0.1)
-    with pytest.raises(ValueError, match="bandwidth"):
-        gaussian_kde(np.full(10, 2.0), np.zeros(3))
-    one_kernel = gaussian_kde(np.array([2.0, 2.0]), np.array([2.0]), bandwidth=0.5)
-    assert one_kernel[0] == pytest.approx(normal_pdf(0.0, std=0.5))
+def test_the_package_re_exports_every_metric():
+    for name in tinygan.metrics.__all__:
+        module = getattr(tinygan.metrics, name).__module__
+        assert module.startswith("tinygan.metrics."), (name, module)

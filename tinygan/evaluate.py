@@ -35,29 +35,21 @@ from typing import Any
 
 import numpy as np
 
-from tinygan.classifier import (
-    Classifier,
-    ClassifierData,
-    ClassifierSettings,
-    classifier_data,
-    load_classifier,
-)
+from tinygan.classifier.cache import load_classifier
+from tinygan.classifier.data_split import ClassifierData, classifier_data
+from tinygan.classifier.network import Classifier
+from tinygan.classifier.training import ClassifierSettings
 from tinygan.data import load_mnist
-from tinygan.metrics import (
-    feature_frechet_distance,
-    frechet_distance,
-    gaussian_statistics,
-    inception_score,
-    mode_coverage,
-    precision_recall,
-)
+from tinygan.data.mnist import DISPLAY_NAMES
+from tinygan.metrics.coverage import mode_coverage
+from tinygan.metrics.fid import feature_frechet_distance, frechet_distance, gaussian_statistics
+from tinygan.metrics.inception_score import inception_score
+from tinygan.metrics.precision_recall import precision_recall
 from tinygan.models import Preset
 from tinygan.sampling import generate, load_generator
 from tinygan.train import Periodic, Trainer
 
 METRICS = ("fid", "inception_score", "classes_hit", "class_kl", "precision", "recall")
-
-DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
 
 
 class QualityEvaluator:
@@ -164,7 +156,7 @@ def reference_images(
     takes that whole split, with a warning in the sentence when the classifier trained on some of it
     (its features and confidence are then a little optimistic for those images).
     """
-    name = DATASET_NAMES[data.dataset]
+    name = DISPLAY_NAMES[data.dataset]
     if split is None:
         images = data.heldout_images
         return images, f"{len(images)} held-out {name} images the classifier never saw"
@@ -240,7 +232,7 @@ def evaluate_checkpoint(
     download : bool
         Allow downloading missing dataset files.
     classifier_cache : path-like, optional
-        Folder for the cached classifier (see :func:`tinygan.classifier.cache_path`).
+        Folder for the cached classifier (see :func:`tinygan.classifier.cache.cache_path`).
     classifier_settings : ClassifierSettings, optional
     batch_size : int
         Images per forward pass of the generator and the classifier.

@@ -18,6 +18,12 @@ target 1 on real data and 0 on generated data (or smoothed targets such as 0.9 /
 The generator's gradient flows *through* the discriminator: ``dfake = D.backward(dlogits,
 param_grads=False)`` gives :math:`\partial L_G / \partial G(z)` without touching D's weight gradients,
 then ``G.backward(dfake)`` gives G's parameter gradients.
+
+*Why this game works.* Against a fixed generator the best discriminator is
+:math:`D^*(x) = p_{data}(x) / (p_{data}(x) + p_g(x))`, and with it the game's value becomes
+:math:`C(G) = -\log 4 + 2\,\mathrm{JS}(p_{data}, p_g)`, smallest exactly when :math:`p_g = p_{data}`.
+:mod:`tinygan.theory` derives both and computes them (with :math:`V(D, G)` on samples and the
+divergences), so a training run can be checked against the theory.
 """
 
 from __future__ import annotations
@@ -85,7 +91,7 @@ class GAN:
     real_label, fake_label : float
         Discriminator targets (0.9 / 0.1 for label smoothing).
     generator_target : float
-        Target for D(G(z)) in the non-saturating generator loss (1.0; seed 001 uses 0.9).
+        Target for D(G(z)) in the non-saturating generator loss (1.0; the Keras 1-D Gaussian tutorial uses 0.9).
     d_steps, g_steps : int
         Discriminator and generator updates per training step (n_iter_D, n_iter_G).
     """

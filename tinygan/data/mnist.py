@@ -116,7 +116,9 @@ IDX_DTYPES = {
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
 
-_DISPLAY_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+DISPLAY_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+"""How messages and reports spell each of :data:`DATASETS`."""
+
 _CHUNK_BYTES = 1 << 16
 
 
@@ -212,7 +214,7 @@ class DatasetNotFoundError(FileNotFoundError):
             Several lines: what is missing, the folders searched, the files to put there and where
             they are published, and what was or was not downloaded.
         """
-        display = _DISPLAY_NAMES[self.dataset]
+        display = DISPLAY_NAMES[self.dataset]
         if self.partial:
             folder, (present, missing) = next(iter(self.partial.items()))
             headline = (
@@ -264,6 +266,16 @@ def default_data_dir() -> Path:
     """
     if os.environ.get("TINYGAN_DATA"):
         return Path(os.environ["TINYGAN_DATA"]).expanduser()
+    return user_cache_root()
+
+
+def user_cache_root() -> Path:
+    """tinygan's folder in the user's cache: ``$XDG_CACHE_HOME/tinygan``, else ``~/.cache/tinygan``.
+
+    The default home of downloaded datasets (:func:`default_data_dir`) and of anything else worth
+    keeping between runs that has no better place (trained classifiers, for instance). The folder
+    need not exist.
+    """
     cache = os.environ.get("XDG_CACHE_HOME")
     return (Path(cache).expanduser() if cache else Path.home() / ".cache") / "tinygan"
 

@@ -1,0 +1,38 @@
+r"""How good are generated images? Image-quality metrics computed through a classifier.
+
+Each metric reads what a classifier trained on real images (:mod:`tinygan.classifier`) says about a
+set of images: its class probabilities :math:`p(y \mid x)`, shape (N, K), and its penultimate
+features, shape (N, F). One module per metric:
+
+====================  ==========================================================================
+``fid``               Frechet distance of Gaussians fitted to real and generated features (FID)
+``inception_score``   confident *and* varied class predictions, from the probabilities alone
+``coverage``          which classes the samples fall in: mode collapse at a glance
+``precision_recall``  realism and variety measured apart, on k-nearest-neighbour manifolds
+====================  ==========================================================================
+
+Every figure depends on the classifier and on the number of samples, so reports state N beside
+each one and score real images the same way (:mod:`tinygan.evaluate` does both, for checkpoints and
+during training). The divergences of the GAN theory itself (KL, JS, the value of the game) are in
+:mod:`tinygan.theory`.
+
+All functions accept NumPy or CuPy arrays and copy them to the host (metrics are computed every few
+epochs, not every step); they return Python floats or NumPy arrays.
+"""
+
+from tinygan.metrics.coverage import ModeCoverage, mode_coverage
+from tinygan.metrics.fid import feature_frechet_distance, frechet_distance, gaussian_statistics
+from tinygan.metrics.inception_score import inception_score
+from tinygan.metrics.precision_recall import knn_radii, manifold_coverage, precision_recall
+
+__all__ = [
+    "ModeCoverage",
+    "feature_frechet_distance",
+    "frechet_distance",
+    "gaussian_statistics",
+    "inception_score",
+    "knn_radii",
+    "manifold_coverage",
+    "mode_coverage",
+    "precision_recall",
+]
