@@ -1,23 +1,23 @@
-"""Train a DCGAN on MNIST (or Fashion-MNIST): the TensorFlow tutorial's (003) or the Keras one's (002).
+"""Train a DCGAN on MNIST (or Fashion-MNIST): the TensorFlow tutorial's (dcgan-tf) or the Keras one's (dcgan-keras).
 
-Preset 003 (default): G Dense -> BN -> ReLU -> (64, 7, 7) -> ConvTranspose 64/32/1 k5 (7 -> 14 -> 28) with
-BN and ReLU between, tanh output; D Conv 64/128 k5 s2 with LeakyReLU and Dropout 0.3, then Dense 1.
-z ~ N(0, 1) of 100, Adam 1e-4, batch 256, 150 epochs; a 4x4 grid from fixed noise every epoch, a
-checkpoint every 15 epochs, and training.gif of the epoch images at the end.
+Preset dcgan-tf (alias 003, the default): G Dense -> BN -> ReLU -> (64, 7, 7) -> ConvTranspose 64/32/1
+k5 (7 -> 14 -> 28) with BN and ReLU between, tanh output; D Conv 64/128 k5 s2 with LeakyReLU and
+Dropout 0.3, then Dense 1. z ~ N(0, 1) of 100, Adam 1e-4, batch 256, 150 epochs; a 4x4 grid from fixed
+noise every epoch, a checkpoint every 15 epochs, and training.gif of the epoch images at the end.
 
-Preset 002: G Dense 512 -> Dense 128*7*7 -> BN -> UpSampling -> Conv 64 k5 tanh -> UpSampling -> Conv 1 k5
-tanh; D Conv 256/512 k5 with LeakyReLU, MaxPool and Dropout, Dense 256, Dense 1. z ~ U(-1, 1), Adam 2e-4
-(beta1 0.5), batch 128, one D update then five G updates per iteration, real label 0.9; loss curves and
-real-vs-generated pixel histograms before and after training. It is heavy on a CPU (about 100 GFLOP per
-iteration): use --device gpu, or a short run.
+Preset dcgan-keras (alias 002): G Dense 512 -> Dense 128*7*7 -> BN -> UpSampling -> Conv 64 k5 tanh ->
+UpSampling -> Conv 1 k5 tanh; D Conv 256/512 k5 with LeakyReLU, MaxPool and Dropout, Dense 256,
+Dense 1. z ~ U(-1, 1), Adam 2e-4 (beta1 0.5), batch 128, one D update then five G updates per
+iteration, real label 0.9; loss curves and real-vs-generated pixel histograms before and after
+training. It is heavy on a CPU (about 100 GFLOP per iteration): use --device gpu, or a short run.
 
-    python examples/mnist_dcgan.py --epochs 5                          # preset 003, 5 epochs
+    python examples/mnist_dcgan.py --epochs 5                          # dcgan-tf, 5 epochs, in runs/dcgan-tf
     python examples/mnist_dcgan.py --epochs 10 --resume                # continue it to 10 epochs
-    python examples/mnist_dcgan.py --preset 002 --iterations 50 --batch-size 32
+    python examples/mnist_dcgan.py --preset dcgan-keras --iterations 50 --batch-size 32
     python examples/mnist_dcgan.py --dataset fashion-mnist --data-dir /usr/share/datasets
 """
 
 from tinygan.experiment import main
 
 if __name__ == "__main__":
-    main(default_preset="003", presets=["003", "002"])
+    main(default_preset="dcgan-tf", presets=["dcgan-tf", "dcgan-keras"])

@@ -49,7 +49,8 @@ BAD_FLAGS = [
     (["--iterations", "-5"], "--iterations: must be a positive integer, got -5"),
     (["--epochs", "-1"], "--epochs: must be a positive integer, got -1"),
     (["--iterations", "5", "--epochs", "1"], "not allowed with argument"),
-    (["004", "--preset", "000"], "two presets given: 004 and --preset 000"),
+    (["004", "--preset", "000"], "two presets given: mlp-book and --preset mlp-tf"),
+    (["--preset", "001"], "--preset: must be one of mlp-tf (000), dcgan-keras (002), dcgan-tf"),
     (["--resume", "--overwrite"], "--resume continues the run in --out and --overwrite deletes"),
     (["--checkpoint-seconds", "inf"], "--checkpoint-seconds: must be a finite number >= 0"),
     (["--keep-checkpoints", "-2"], "--keep-checkpoints: must be an integer >= 0"),
@@ -135,7 +136,7 @@ INT_FLAGS = [
 ]
 FLOAT_FLAGS = ["--lr", "--checkpoint-seconds"]
 CHOICE_FLAGS = {
-    "--preset": ["000", "002", "003", "004", "001", "999"],
+    "--preset": ["000", "002", "003", "004", "001", "999", "mlp-tf", "dcgan-tf", "gaussian-1d"],
     "--dataset": ["mnist", "fashion-mnist", "cifar"],
     "--split": ["train", "test", "validation"],
     "--device": ["cpu", "gpu", "tpu"],

@@ -14,10 +14,12 @@ def dcgan_argv(out, *extra):
 
 
 def run_dcgan(out, *extra):
-    return main(dcgan_argv(out, *extra), default_preset="003", presets=["003", "002"])
+    return main(
+        dcgan_argv(out, *extra), default_preset="dcgan-tf", presets=["dcgan-tf", "dcgan-keras"]
+    )
 
 
-def test_preset_003_writes_epoch_images_checkpoints_and_a_gif(tmp_path):
+def test_preset_dcgan_tf_writes_epoch_images_checkpoints_and_a_gif(tmp_path):
     trainer = run_dcgan(tmp_path, "--subset", "96", "--batch-size", "32", "--epochs", "2")
     assert trainer.step == 6 and trainer.epoch == 2
     samples = sorted(p.name for p in (tmp_path / "samples").iterdir())
@@ -30,9 +32,17 @@ def test_preset_003_writes_epoch_images_checkpoints_and_a_gif(tmp_path):
     assert (tmp_path / "losses.png").exists()
 
 
-def test_preset_002_draws_pixel_histograms_before_and_after(tmp_path):
+def test_preset_dcgan_keras_draws_pixel_histograms_before_and_after(tmp_path):
     trainer = run_dcgan(
-        tmp_path, "--preset", "002", "--subset", "32", "--batch-size", "8", "--iterations", "2"
+        tmp_path,
+        "--preset",
+        "dcgan-keras",
+        "--subset",
+        "32",
+        "--batch-size",
+        "8",
+        "--iterations",
+        "2",
     )
     assert trainer.gan.d_optimizer.step_count == 2 and trainer.gan.g_optimizer.step_count == 10
     for name in ("pixel_histogram_before.png", "pixel_histogram_after.png", "losses.png"):

@@ -17,7 +17,7 @@ from tinygan.models import PRESETS
 from tinygan.sampling import generate, load_generator, load_latents, write_samples
 
 
-@pytest.fixture(params=["000", "003"])
+@pytest.fixture(params=["mlp-tf", "dcgan-tf"])
 def checkpoint(request, tmp_path):
     gan = PRESETS[request.param].make_gan(np.random.default_rng(0), np.random.default_rng(1))
     return save_checkpoint(tmp_path / "ck.npz", gan, metadata={"preset": request.param, "seed": 0})
@@ -156,10 +156,10 @@ def test_non_positive_counts_are_usage_errors(checkpoint, tmp_path, capsys, flag
 
 
 def test_nan_latents_fail_the_command_without_a_traceback(tmp_path):
-    gan = PRESETS["000"].make_gan(np.random.default_rng(0), np.random.default_rng(1))
-    checkpoint = save_checkpoint(tmp_path / "ck.npz", gan, metadata={"preset": "000", "seed": 0})
+    gan = PRESETS["mlp-tf"].make_gan(np.random.default_rng(0), np.random.default_rng(1))
+    checkpoint = save_checkpoint(tmp_path / "ck.npz", gan, metadata={"preset": "mlp-tf", "seed": 0})
     latents = tmp_path / "latents.npy"
-    np.save(latents, np.full((4, PRESETS["000"].latent_dim), np.nan, np.float32))
+    np.save(latents, np.full((4, PRESETS["mlp-tf"].latent_dim), np.nan, np.float32))
     root = str(Path(__file__).parents[1])  # this checkout, whatever else is installed
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
     command = [sys.executable, "-m", "tinygan.cli", "sample", str(checkpoint)]

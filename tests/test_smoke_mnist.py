@@ -1,4 +1,4 @@
-"""End to end on real MNIST: a few hundred iterations of preset 000 through the example's code path.
+"""End to end on real MNIST: a few hundred iterations of preset mlp-tf through the example's code path.
 
 After 600 iterations (seeds 0, 3, 7 measured) the generated mean intensity is 0.18-0.20, down from ~0.5
 untrained toward the data's 0.13, and the per-pixel spread across samples is about 0.02.
@@ -20,8 +20,8 @@ from tinygan.experiment import main
 DATA_MEAN = 0.13  # mean pixel intensity of MNIST digits in [0, 1]
 
 
-def test_preset_000_learns_the_pixel_statistics_of_digits(tmp_path):
-    argv = ["--preset", "000", "--iterations", "600", "--seed", "3", "--split", "test"]
+def test_preset_mlp_tf_learns_the_pixel_statistics_of_digits(tmp_path):
+    argv = ["--preset", "mlp-tf", "--iterations", "600", "--seed", "3", "--split", "test"]
     argv += [
         "--data-dir",
         str(mnist_dir()),
@@ -49,10 +49,10 @@ def test_preset_000_learns_the_pixel_statistics_of_digits(tmp_path):
     assert (tmp_path / "losses.png").exists() and (tmp_path / "config.json").exists()
 
 
-def test_preset_004_runs_by_epochs(tmp_path):
+def test_preset_mlp_book_runs_by_epochs(tmp_path):
     argv = [
         "--preset",
-        "004",
+        "mlp-book",
         "--epochs",
         "2",
         "--batch-size",
@@ -106,6 +106,6 @@ def test_the_first_command_trains_on_a_machine_without_network(tmp_path):
     )
     assert finished.returncode == 0, finished.stderr
     assert "training on the 10,000 MNIST test digits bundled with tinygan" in finished.stdout
-    samples = tmp_path / "runs" / "000" / "samples"
+    samples = tmp_path / "runs" / "mlp-tf" / "samples"
     assert sorted(p.name for p in samples.iterdir()) == ["step_000000.png", "step_000020.png"]
     assert not (tmp_path / ".cache" / "tinygan").exists()  # a failed download leaves no folders

@@ -10,7 +10,7 @@ from tinygan.data import BatchIterator
 from tinygan.gan import GAN
 from tinygan.nn import Dense, LeakyReLU, Sequential, Sigmoid
 from tinygan.optim import Adam
-from tinygan.train import NonFiniteLossError, SampleGrid, Trainer
+from tinygan.train import LossCurves, NonFiniteLossError, SampleGrid, Trainer
 
 
 def small_gan(seed=0):
@@ -53,8 +53,9 @@ def sample_grid(every=5):
 
 def test_fit_logs_every_window_and_writes_samples_and_curves(tmp_path):
     grid = sample_grid(every=5)
+    callbacks = [grid, LossCurves()]
     trainer = Trainer(
-        small_gan(), batches(), tmp_path, callbacks=[grid], log_every=4, progress=False
+        small_gan(), batches(), tmp_path, callbacks=callbacks, log_every=4, progress=False
     )
     history = trainer.fit(10)
     rows = read_log(tmp_path / "log.csv")
@@ -87,7 +88,7 @@ def test_nan_stops_the_run_naming_the_step_and_keeps_the_outputs(tmp_path):
         small_gan(),
         batches(poison_at=7),
         tmp_path,
-        callbacks=[sample_grid()],
+        callbacks=[sample_grid(), LossCurves()],
         log_every=2,
         progress=False,
     )
@@ -127,7 +128,14 @@ def test_without_a_progress_bar_each_log_window_is_printed(tmp_path, capsys):
 
 
 def test_interrupt_keeps_logs_and_curves(tmp_path):
-    trainer = Trainer(small_gan(), batches(interrupt_at=9), tmp_path, log_every=3, progress=False)
+    trainer = Trainer(
+        small_gan(),
+        batches(interrupt_at=9),
+        tmp_path,
+        callbacks=[LossCurves()],
+        log_every=3,
+        progress=False,
+    )
     with pytest.raises(KeyboardInterrupt):
         trainer.fit(100)
     assert trainer.step == 8
@@ -143,3 +151,40 @@ def test_epoch_callbacks_follow_the_batch_iterator(tmp_path):
     )
     Trainer(small_gan(), iterator, tmp_path, callbacks=[grid], progress=False).fit(16)
     assert [p.name for p in grid.frames] == ["epoch_000002.png", "epoch_000004.png"]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")  # the NaN is injected on purpose
+def test_curves_are_drawn_even_when_the_first_step_diverges(tmp_path):
+    trainer = Trainer(
+        small_gan(), batches(poison_at=1), tmp_path, callbacks=[LossCurves()], progress=False
+    )
+    with pytest.raises(NonFiniteLossError, match=r"at step 1"):
+        trainer.fit(5)
+    assert trainer.history["step"] == []
+    assert (tmp_path / "losses.png").stat().st_size > 0
+    assert (tmp_path / "discriminator_outputs.png").stat().st_size > 0
+
+
+def test_the_trainer_draws_nothing_itself(tmp_path):
+    Trainer(small_gan(), batches(), tmp_path, log_every=2, progress=False).fit(4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.csv"]
+
+
+def test_callbacks_roll_back_before_they_write_their_final_outputs(tmp_path):
+    calls = []
+
+    class Recorder(LossCurves):
+        def on_rollback(self, trainer):
+            calls.append("on_rollback")
+
+        def on_train_end(self, trainer):
+            calls.append("on_train_end")
+            super().on_train_end(trainer)
+
+    trainer = Trainer(
+        small_gan(), batches(interrupt_at=3), tmp_path, callbacks=[Recorder()], progress=False
+    )
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(10)
+    assert calls == ["on_rollback", "on_train_end"]  # stopped mid-step: restore, then write
+    assert (tmp_path / "losses.png").exists()

@@ -1,7 +1,8 @@
 """The ``tinygan`` command.
 
-* ``tinygan presets`` lists the seed systems.
-* ``tinygan train PRESET [flags]`` trains an image preset, exactly like the example scripts.
+* ``tinygan presets`` lists the presets: name, alias and what each one trains.
+* ``tinygan train PRESET [flags]`` trains an image preset (by name or alias, ``mlp-tf`` or ``000``),
+  exactly like the example scripts.
 * ``tinygan sample CHECKPOINT [flags]`` writes images from a checkpoint of any image preset.
 * ``tinygan eval CHECKPOINT [flags]`` measures a checkpoint's samples (FID, Inception Score, mode
   coverage, precision / recall) beside the same figures for real images.
@@ -20,6 +21,7 @@ from tinygan.flags import (
     check_gpu,
     one_line_errors,
     positive_int,
+    preset_argument,
     seed_int,
     training_parser,
     usage_error,
@@ -28,22 +30,30 @@ from tinygan.models import PRESETS
 
 
 def presets_command(argv: list[str]) -> int:
-    """Print the presets, one a line."""
+    """Print the presets, one a line: name, alias, description and how to train it."""
     argparse.ArgumentParser(prog="tinygan presets", description="List the presets.").parse_args(
         argv
     )
-    for name, preset in sorted(PRESETS.items()):
-        how = "tinygan train" if name in IMAGE_PRESETS else "examples/gaussian_1d_gan.py"
-        print(f"{name}  {preset.description}  [{how}]")
+    width = max(len(name) for name in PRESETS)
+    print(f"{'name':<{width}}  alias  description")
+    for name, preset in PRESETS.items():
+        how = f"tinygan train {name}" if name in IMAGE_PRESETS else "examples/gaussian_1d_gan.py"
+        print(f"{name:<{width}}  {preset.alias:<5}  {preset.description}  [{how}]")
     return 0
 
 
 def train_command(argv: list[str]) -> int:
     """``tinygan train PRESET [flags]``."""
     parser = training_parser(
-        "Train a tinygan image preset.", IMAGE_PRESETS, "000", prog="tinygan train"
+        "Train a tinygan image preset.", IMAGE_PRESETS, "mlp-tf", prog="tinygan train"
     )
-    parser.add_argument("preset_name", nargs="?", metavar="PRESET", choices=IMAGE_PRESETS)
+    parser.add_argument(
+        "preset_name",
+        nargs="?",
+        metavar="PRESET",
+        type=preset_argument(IMAGE_PRESETS),
+        help="the same as --preset",
+    )
     args = parser.parse_args(argv)
     if args.preset_name and args.preset and args.preset_name != args.preset:
         usage_error(

@@ -1,13 +1,15 @@
 """Run a preset end to end: flags, seed, data, networks, optimizers, callbacks, training.
 
 The example scripts and the ``tinygan train`` command are thin wrappers around :func:`main`, so they
-accept the same flags (:mod:`tinygan.flags`) and produce the same files::
+accept the same flags (:mod:`tinygan.flags`) and produce the same files (``<out>`` is ``--out``, by
+default ``runs/<preset name>``, e.g. ``runs/mlp-tf``)::
 
     <out>/config.json          every setting of the run (flags, data folder, subset, seed), and each resume
     <out>/log.csv              step, epoch and mean D loss, G loss, D(x), D(G(z)) per logging window
     <out>/samples/*.png        sample grids from a fixed noise batch
     <out>/checkpoints/*.npz    the newest few checkpoints (every minute, on the preset's schedule, at the end)
     <out>/losses.png           loss curves, drawn at the end (also after Ctrl-C or divergence)
+    <out>/discriminator_outputs.png    mean D(x) and D(G(z)) over training, drawn with the curves
 
 How a run ends, and its exit code: 0 done; 2 a mistake in the flags or the data, reported in one line
 before training starts; 3 training diverged (rolled back to its last finite state, which is saved);
@@ -58,12 +60,17 @@ from tinygan.flags import (
     usage_error,
 )
 from tinygan.models import PRESETS, Preset, get_preset
-from tinygan.train import Callback, NonFiniteLossError, PixelHistograms, SampleGrid, Trainer
-
-#: presets that train on 28x28 images (the 1-D preset "001" has its own example script)
-IMAGE_PRESETS = sorted(
-    name for name, preset in PRESETS.items() if np.prod(preset.data_shape) == 28 * 28
+from tinygan.train import (
+    Callback,
+    LossCurves,
+    NonFiniteLossError,
+    PixelHistograms,
+    SampleGrid,
+    Trainer,
 )
+
+#: Presets that train on 28x28 images (the 1-D Gaussian GAN has its own example script).
+IMAGE_PRESETS = [name for name, preset in PRESETS.items() if preset.image_size == (28, 28)]
 
 #: What a fresh run uses for a flag that was not given (the preset decides the rest).
 DEFAULTS: dict[str, Any] = {
@@ -106,9 +113,6 @@ RUN_OUTPUTS = (
 )
 EXIT_DIVERGED, EXIT_INTERRUPTED = 3, 130
 
-#: The flags of the training commands (kept under this name for the command-line module).
-build_parser = training_parser
-
 
 def configure(preset: Preset, settings: dict[str, Any]) -> Preset:
     """The preset with the settings that override it applied."""
@@ -148,12 +152,19 @@ def check_output_folder(prog: str, out_dir: Path, resume: bool, overwrite: bool)
 
 
 def recorded_settings(metadata: dict[str, Any]) -> dict[str, Any]:
-    """The settings a checkpoint's run was started with (older checkpoints record fewer)."""
+    """The settings a checkpoint's run was started with (older checkpoints record fewer).
+
+    Runs from before the presets had names record an alias ("003"); it is read as the name
+    ("dcgan-tf"), so that ``--resume --preset dcgan-tf`` continues such a run.
+    """
     if "settings" in metadata:
-        return dict(metadata["settings"])
-    return {
-        k: metadata[k] for k in ("preset", "seed", "dataset", "split", "device") if k in metadata
-    }
+        settings = dict(metadata["settings"])
+    else:
+        keys = ("preset", "seed", "dataset", "split", "device")
+        settings = {k: metadata[k] for k in keys if k in metadata}
+    if settings.get("preset") in PRESETS:
+        settings["preset"] = PRESETS[settings["preset"]].name
+    return settings
 
 
 def resume_settings(
@@ -331,7 +342,7 @@ def run(args: argparse.Namespace, prog: str = "tinygan") -> Trainer:
         for key, value in vars(args).items()
         if key not in ("resume", "overwrite", "debug", "default_preset")
     }
-    preset_name = args.preset or args.default_preset
+    preset_name = get_preset(args.preset or args.default_preset).name
     out_dir = args.out or Path("runs") / preset_name
     check_output_folder(prog, out_dir, args.resume, args.overwrite)
     checkpoint_dir = out_dir / "checkpoints"
@@ -385,10 +396,11 @@ def run(args: argparse.Namespace, prog: str = "tinygan") -> Trainer:
         keep=settings["keep_checkpoints"],
     )
     callbacks: list[Callback] = [
+        LossCurves(),  # first: the curves are drawn even if a later callback's last write fails
         SampleGrid(
             preset.sample_every,
             *preset.sample_grid,
-            image_shape=(28, 28),
+            image_shape=preset.image_size,
             value_range=preset.value_range,
             rng=sample_rng,
             unit=preset.sample_unit,
@@ -472,9 +484,9 @@ def run_from_command_line(args: argparse.Namespace, prog: str) -> Trainer:
 
 
 def main(
-    argv: list[str] | None = None, default_preset: str = "000", presets: list[str] | None = None
+    argv: list[str] | None = None, default_preset: str = "mlp-tf", presets: list[str] | None = None
 ) -> Trainer:
-    """Parse flags and run (the body of every example script)."""
+    """Parse flags and run (the body of every example script); presets by name or alias."""
     presets = presets or IMAGE_PRESETS
     parser = training_parser(__doc__.splitlines()[0], presets, default_preset)
     return run_from_command_line(parser.parse_args(argv), parser.prog)

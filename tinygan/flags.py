@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
+from tinygan.models import describe_presets, get_preset
+
 DATASET_NAMES = ("mnist", "fashion-mnist")
 DEVICE_NAMES = ("cpu", "gpu")
 SPLIT_NAMES = ("train", "test")
@@ -48,6 +50,27 @@ def _number_check(
         return value
 
     check.__name__ = wanted  # argparse names the type in some messages
+    return check
+
+
+def preset_argument(names: list[str]) -> Callable[[str], str]:
+    """An argparse ``type`` accepting one of the presets ``names`` by name or alias; gives the name.
+
+    Turning an alias into the name as the flags are parsed means everything after (the output
+    folder, ``--resume``'s comparison, what the run records) sees one spelling of each preset.
+    """
+    wanted = f"one of {describe_presets(names)}"
+
+    def check(text: str) -> str:
+        try:
+            name = get_preset(text).name
+        except ValueError:
+            name = None
+        if name not in names:
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
+        return name
+
+    check.__name__ = "preset"  # argparse names the type in some messages
     return check
 
 
@@ -129,10 +152,20 @@ def check_writable_folder(prog: str, path: Path, flag: str = "--out") -> None:
 def training_parser(
     description: str, presets: list[str], default_preset: str, prog: str | None = None
 ) -> FlagParser:
-    """The flags shared by every image example and by ``tinygan train``."""
+    """The flags shared by every image example and by ``tinygan train``.
+
+    ``presets`` and ``default_preset`` may be given by name or alias; ``--preset`` accepts either
+    and parses to the name.
+    """
+    presets = [get_preset(name).name for name in presets]
+    default_preset = get_preset(default_preset).name
     parser = FlagParser(prog=prog, description=description)
     parser.add_argument(
-        "--preset", choices=presets, help=f"system to train (default: {default_preset})"
+        "--preset",
+        type=preset_argument(presets),
+        metavar="PRESET",
+        help=f"system to train, by name or alias: {describe_presets(presets)} "
+        f"(default: {default_preset})",
     )
     parser.set_defaults(default_preset=default_preset)
     length = parser.add_mutually_exclusive_group()
@@ -152,7 +185,7 @@ def training_parser(
         "the saved one",
     )
     parser.add_argument("--seed", type=seed_int, help="random seed (default: a fresh one, printed)")
-    parser.add_argument("--out", type=Path, help="output folder (default: runs/<preset>)")
+    parser.add_argument("--out", type=Path, help="output folder (default: runs/<preset name>)")
     parser.add_argument(
         "--overwrite",
         action="store_true",

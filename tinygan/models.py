@@ -1,8 +1,13 @@
-"""The seed tutorials' GANs as presets: architecture plus the hyperparameters they trained with.
+"""Five tutorials' GANs as presets: architecture plus the hyperparameters they trained with.
 
-A :class:`Preset` holds everything a run needs besides data and a seed. ``PRESETS["000"].build(rng)``
+A :class:`Preset` holds everything a run needs besides data and a seed. ``PRESETS["mlp-tf"].build(rng)``
 returns a fresh ``(generator, discriminator)`` pair; the training script reads the rest (latent size,
 noise, optimizer settings, batch size, how long to train and how often to draw samples).
+
+Each preset has a descriptive name and, as an alias, the number its tutorial had when the presets were
+numbered (``"dcgan-tf"`` is ``"003"``). Both are accepted wherever a preset is named (``PRESETS``,
+:func:`get_preset`, the command line), so runs and checkpoints that recorded a number still load; new
+runs record the name.
 
 Discriminators end in a bare logit: the sigmoid lives inside the loss
 (:func:`tinygan.losses.sigmoid_cross_entropy`), which is the numerically stable place for it.
@@ -10,7 +15,8 @@ Discriminators end in a bare logit: the sigmoid lives inside the loss
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -42,13 +48,15 @@ Builder = Callable[[np.random.Generator, Any], tuple[Layer, Layer]]
 
 @dataclass(frozen=True)
 class Preset:
-    """A seed system: how to build its networks and how it was trained.
+    """A tutorial's GAN: how to build its networks and how it was trained.
 
+    ``name`` is what runs record and print, ``alias`` the tutorial's number, accepted in its place.
     ``steps`` or ``epochs`` (exactly one) says how long a full run is; ``sample_every`` is counted in
     ``sample_unit`` ("step" or "epoch").
     """
 
     name: str
+    alias: str
     description: str
     build: Builder
     latent_dim: int
@@ -73,6 +81,18 @@ class Preset:
     checkpoint_every: int | None = None
     make_gif: bool = False
     pixel_histograms: bool = False
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(height, width) of one sample seen as a grayscale picture.
+
+        A flat ``data_shape`` of (784,) is a square 28x28 image (as the MLPs see MNIST), and (1, 28, 28)
+        is one channel of 28x28.
+        """
+        if len(self.data_shape) == 3:
+            return self.data_shape[1], self.data_shape[2]
+        side = math.isqrt(math.prod(self.data_shape))
+        return side, side
 
     def make_gan(
         self, init_rng: np.random.Generator, noise_rng: Any, device: str = "cpu", **overrides: Any
@@ -135,24 +155,24 @@ def mlp(
     return Sequential(*layers)
 
 
-def build_000(rng: np.random.Generator, dtype: Any = np.float32) -> tuple[Layer, Layer]:
-    """Seed 000 (TensorFlow MLP GAN): G 100-128-784 sigmoid, D 784-128-1, weights N(0, 0.05^2), biases 0.1."""
+def build_mlp_tf(rng: np.random.Generator, dtype: Any = np.float32) -> tuple[Layer, Layer]:
+    """The TensorFlow tutorial's MLP GAN: G 100-128-784 sigmoid, D 784-128-1, weights N(0, 0.05^2), biases 0.1."""
     weights, biases = init.normal(5e-2), init.constant(0.1)
     generator = mlp([100, 128, 784], ReLU, Sigmoid(), weights, biases, rng, dtype)
     discriminator = mlp([784, 128, 1], ReLU, None, weights, biases, rng, dtype)
     return generator, discriminator
 
 
-def build_001(rng: np.random.Generator, dtype: Any = np.float32) -> tuple[Layer, Layer]:
-    """Seed 001 (Keras 1-D GAN): G 16-32-1 linear, D 1-32-1, Glorot-uniform weights, zero biases."""
+def build_gaussian_1d(rng: np.random.Generator, dtype: Any = np.float32) -> tuple[Layer, Layer]:
+    """The Keras tutorial's 1-D Gaussian GAN: G 16-32-1 linear, D 1-32-1, Glorot-uniform weights, zero biases."""
     weights, biases = init.glorot_uniform(), init.zeros()
     generator = mlp([16, 32, 1], ReLU, None, weights, biases, rng, dtype)
     discriminator = mlp([1, 32, 1], ReLU, None, weights, biases, rng, dtype)
     return generator, discriminator
 
 
-def build_004(rng: np.random.Generator, dtype: Any = np.float32) -> tuple[Layer, Layer]:
-    """Seed 004 (TensorFlow MLP GAN): G 128-256-784 sigmoid, D 784-256-1, weights N(0, 0.01^2), zero biases."""
+def build_mlp_book(rng: np.random.Generator, dtype: Any = np.float32) -> tuple[Layer, Layer]:
+    """The TensorFlow book's MLP GAN: G 128-256-784 sigmoid, D 784-256-1, weights N(0, 0.01^2), zero biases."""
     weights, biases = init.normal(1e-2), init.zeros()
     generator = mlp([128, 256, 784], ReLU, Sigmoid(), weights, biases, rng, dtype)
     discriminator = mlp([784, 256, 1], ReLU, None, weights, biases, rng, dtype)
@@ -169,8 +189,8 @@ def child_rng(rng: np.random.Generator) -> np.random.Generator:
     return np.random.default_rng(rng.integers(2**63))
 
 
-def build_002(rng: np.random.Generator, dtype: Any = np.float32) -> tuple[Layer, Layer]:
-    """Seed 002 (Keras DCGAN): upsampling + conv generator, conv + max-pool + dropout discriminator.
+def build_dcgan_keras(rng: np.random.Generator, dtype: Any = np.float32) -> tuple[Layer, Layer]:
+    """The Keras tutorial's DCGAN: upsampling + conv generator, conv + max-pool + dropout discriminator.
 
     Keras' defaults throughout (Glorot-uniform kernels, zero biases), except the discriminator's first
     convolution, initialised N(0, 0.02^2) as in the tutorial.
@@ -207,8 +227,8 @@ def build_002(rng: np.random.Generator, dtype: Any = np.float32) -> tuple[Layer,
     return generator, discriminator
 
 
-def build_003(rng: np.random.Generator, dtype: Any = np.float32) -> tuple[Layer, Layer]:
-    """Seed 003 (TensorFlow DCGAN): Dense -> BN -> transposed convolutions 7 -> 14 -> 28, tanh output.
+def build_dcgan_tf(rng: np.random.Generator, dtype: Any = np.float32) -> tuple[Layer, Layer]:
+    """The TensorFlow tutorial's DCGAN: Dense -> BN -> transposed convolutions 7 -> 14 -> 28, tanh output.
 
     The generator's layers carry no bias (BatchNorm's beta plays that role); Keras' Glorot-uniform
     kernels and BatchNormalization defaults.
@@ -240,11 +260,32 @@ def build_003(rng: np.random.Generator, dtype: Any = np.float32) -> tuple[Layer,
     return generator, discriminator
 
 
-PRESETS: dict[str, Preset] = {
-    "000": Preset(
-        name="000",
+class PresetTable(Mapping[str, Preset]):
+    """Presets by name, where an alias finds its preset too: ``PRESETS["003"] is PRESETS["dcgan-tf"]``.
+
+    Iterating (``list(PRESETS)``, ``PRESETS.items()``) gives each preset once, under its name.
+    """
+
+    def __init__(self, *presets: Preset) -> None:
+        self._by_name = {preset.name: preset for preset in presets}
+        self._name_of_alias = {preset.alias: preset.name for preset in presets}
+
+    def __getitem__(self, name: str) -> Preset:
+        return self._by_name[self._name_of_alias.get(name, name)]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_name)
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+
+PRESETS = PresetTable(
+    Preset(
+        name="mlp-tf",
+        alias="000",
         description="MLP GAN on MNIST (TensorFlow tutorial): uniform z, Adam 1e-3, batch 64, 100k iterations",
-        build=build_000,
+        build=build_mlp_tf,
         latent_dim=100,
         noise="uniform",
         data_shape=(784,),
@@ -257,11 +298,12 @@ PRESETS: dict[str, Preset] = {
         sample_unit="step",
         sample_grid=(8, 8),
     ),
-    "001": Preset(
-        name="001",
+    Preset(
+        name="gaussian-1d",
+        alias="001",
         description="1-D GAN on 1,000 draws of N(0, 1) (Keras tutorial): uniform z of 16, "
         "Adam 1e-3 (D) / 5e-4 (G), batch 333, label smoothing 0.9 / 0.1, 1,000 epochs",
-        build=build_001,
+        build=build_gaussian_1d,
         latent_dim=16,
         noise="uniform",
         data_shape=(1,),
@@ -278,29 +320,11 @@ PRESETS: dict[str, Preset] = {
         sample_every=10,  # print losses and the KL divergence every 10 epochs
         sample_unit="epoch",
     ),
-    "004": Preset(
-        name="004",
-        description="MLP GAN on MNIST (TensorFlow book): hidden 256, normal z of 128, Adam 2e-4, batch 100, 100 epochs",
-        build=build_004,
-        latent_dim=128,
-        noise="normal",
-        data_shape=(784,),
-        value_range=(0.0, 1.0),
-        batch_size=100,
-        g_lr=2e-4,
-        d_lr=2e-4,
-        epochs=100,
-        # The tutorial maximises log D(x) + log(1 - D(G(z))) for D and log D(G(z)) for G: the
-        # non-saturating game, with its losses printed as those (negative) log-likelihoods.
-        generator_loss="nonsaturating",
-        sample_every=10,
-        sample_unit="epoch",
-        sample_grid=(1, 10),
-    ),
-    "002": Preset(
-        name="002",
+    Preset(
+        name="dcgan-keras",
+        alias="002",
         description="Keras DCGAN: upsampling generator, max-pool discriminator, n_iter_D=1, n_iter_G=5, real label 0.9",
-        build=build_002,
+        build=build_dcgan_keras,
         latent_dim=100,
         noise="uniform",
         data_shape=(1, 28, 28),
@@ -319,10 +343,11 @@ PRESETS: dict[str, Preset] = {
         sample_grid=(1, 8),
         pixel_histograms=True,
     ),
-    "003": Preset(
-        name="003",
+    Preset(
+        name="dcgan-tf",
+        alias="003",
         description="TensorFlow DCGAN: Dense-BN-ConvTranspose generator, tanh; Adam 1e-4, batch 256, 150 epochs",
-        build=build_003,
+        build=build_dcgan_tf,
         latent_dim=100,
         noise="normal",
         data_shape=(1, 28, 28),
@@ -337,14 +362,39 @@ PRESETS: dict[str, Preset] = {
         checkpoint_every=15,
         make_gif=True,
     ),
-}
+    Preset(
+        name="mlp-book",
+        alias="004",
+        description="MLP GAN on MNIST (TensorFlow book): hidden 256, normal z of 128, Adam 2e-4, batch 100, 100 epochs",
+        build=build_mlp_book,
+        latent_dim=128,
+        noise="normal",
+        data_shape=(784,),
+        value_range=(0.0, 1.0),
+        batch_size=100,
+        g_lr=2e-4,
+        d_lr=2e-4,
+        epochs=100,
+        # The tutorial maximises log D(x) + log(1 - D(G(z))) for D and log D(G(z)) for G: the
+        # non-saturating game, with its losses printed as those (negative) log-likelihoods.
+        generator_loss="nonsaturating",
+        sample_every=10,
+        sample_unit="epoch",
+        sample_grid=(1, 10),
+    ),
+)
 
 
 def get_preset(name: str) -> Preset:
-    """The preset called ``name``, with a helpful error listing the known ones."""
+    """The preset called or aliased ``name`` ("dcgan-tf" or "003"), with an error listing the known ones."""
     try:
         return PRESETS[name]
     except KeyError:
         raise ValueError(
-            f"unknown preset {name!r}; known presets: {', '.join(sorted(PRESETS))}"
+            f"unknown preset {name!r}; known presets: {describe_presets(list(PRESETS))}"
         ) from None
+
+
+def describe_presets(names: list[str]) -> str:
+    """How messages list presets: ``"mlp-tf (000), mlp-book (004)"``."""
+    return ", ".join(f"{PRESETS[name].name} ({PRESETS[name].alias})" for name in names)

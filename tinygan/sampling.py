@@ -1,12 +1,13 @@
 """Generate images from a saved checkpoint, reproducibly.
 
-A checkpoint records its preset, so the generator can be rebuilt and loaded without knowing what
-trained it. Every batch of samples is written together with the latent vectors that produced it
-(``latents.npy``): feeding that file back (``--latents``) regenerates the very same pictures, bit
-for bit, on the same machine and backend. One vector cut out of the file and generated alone gives
-its picture again to within float32 rounding (about 1e-7), not always bit for bit: a matrix product
-may round a row differently depending on where the row sits in the batch (see :func:`generate`).
-The vectors can also be edited and explored.
+A checkpoint records its preset (by name, or by alias for runs from before the presets had names),
+so the generator can be rebuilt and loaded without knowing what trained it. Every batch of samples
+is written together with the latent vectors that produced it (``latents.npy``): feeding that file
+back (``--latents``) regenerates the very same pictures, bit for bit, on the same machine and
+backend. One vector cut out of the file and generated alone gives its picture again to within
+float32 rounding (about 1e-7), not always bit for bit: a matrix product may round a row differently
+depending on where the row sits in the batch (see :func:`generate`). The vectors can also be edited
+and explored.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def generate(
     device: str = "cpu",
     batch_size: int = 256,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Images in [0, 1] of shape (n, 28, 28) and the latent vectors (n, latent_dim) behind them.
+    """Images in [0, 1] of shape (n, *preset.image_size) and the latents (n, latent_dim) behind them.
 
     Give either ``latents`` (checked by :func:`check_latents`) or ``n`` (with an optional
     ``seed``). The generator runs in evaluation mode (running BatchNorm statistics), in batches of
@@ -136,7 +137,7 @@ def generate(
         padded = np.zeros((batch_size, latents.shape[1]), dtype=np.float32)
         padded[: len(chunk)] = chunk
         images.append(to_numpy(generator(to_device(padded, device)))[: len(chunk)])
-    pixels = (np.concatenate(images).reshape(len(latents), 28, 28) - low) / (high - low)
+    pixels = (np.concatenate(images).reshape(len(latents), *preset.image_size) - low) / (high - low)
     return np.clip(pixels, 0.0, 1.0), latents
 
 

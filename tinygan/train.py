@@ -1,9 +1,10 @@
-"""The training loop: steps, progress bar, logs, and callbacks for samples and checkpoints.
+"""The training loop: steps, progress bar, logs, and callbacks for samples, curves and checkpoints.
 
 The loop itself is small: draw real batches, call :meth:`tinygan.gan.GAN.train_step`, and every
 ``log_every`` steps read the step statistics back (one host synchronisation on a GPU), check that they
 are finite, append them to ``log.csv`` and show them on the progress bar (or print them as a line, when
-the bar is off). Everything else (sample grids, checkpoints, metrics) is a :class:`Callback`.
+the bar is off). Everything else (sample grids, loss curves, checkpoints, metrics) is a
+:class:`Callback`. ``examples/train_loop.py`` writes the same loop out by hand, without callbacks.
 
 Divergence is caught at the step it happens: on the CPU each step's losses are checked (reading four
 host scalars costs nothing); on a GPU they are checked when the logging window reads them back, which
@@ -13,8 +14,9 @@ still names the exact step without a synchronisation per step. A run stops with
 
 A stop request (:meth:`Trainer.request_stop`, which the command line's Ctrl-C and SIGTERM handlers
 call) ends the run at the next step boundary, so the saved state is always that of a whole step.
-An interrupted, diverged or failed run still writes its logs, loss curves and callbacks' final
-outputs before the exception propagates, so nothing produced so far is lost.
+An interrupted, diverged or failed run still writes its logs and calls ``on_train_end`` (where
+callbacks write their final outputs: curves, a last frame, a checkpoint) before the exception
+propagates, so nothing produced so far is lost.
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ class Trainer:
         Real batches (a :class:`tinygan.data.BatchIterator`); its ``epoch`` attribute, when present,
         drives ``on_epoch_end``.
     out_dir : path
-        Where ``log.csv``, ``losses.png`` and the callbacks' files go.
+        Where ``log.csv`` and the callbacks' files go.
     device : {"cpu", "gpu"}
         Each batch is moved there once.
     callbacks : sequence of Callback
@@ -247,26 +249,16 @@ class Trainer:
             csv.writer(handle).writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
 
     def finish(self, rollback: bool = False) -> None:
-        """Log what is pending and draw the loss curves, then let callbacks write final outputs.
+        """Log what is pending, then let callbacks write their final outputs.
 
         Called on every exit from :meth:`fit`. With ``rollback`` (the run diverged or stopped in the
         middle of a step), or when the pending window turns out non-finite, callbacks first restore
-        the last consistent state (:meth:`Callback.on_rollback`). The curves show every finite window.
+        the last consistent state (:meth:`Callback.on_rollback`).
         """
         try:
             self.flush_log()
         except NonFiniteLossError:
             rollback = True
-        losses = {name: self.history[name] for name in ("d_loss", "g_loss")}
-        save_loss_curves(losses, self.out_dir / "losses.png", steps=self.history["step"])
-        probabilities = {name: self.history[name] for name in ("d_real", "d_fake")}
-        save_loss_curves(
-            probabilities,
-            self.out_dir / "discriminator_outputs.png",
-            steps=self.history["step"],
-            title="Mean discriminator output",
-            ylabel="D(.)",
-        )
         if rollback:
             for callback in self.callbacks:
                 callback.on_rollback(self)
@@ -322,7 +314,8 @@ class SampleGrid(Periodic):
     every : int
         Interval, in ``unit``.
     rows, cols : int
-        Grid layout (8x8 in seed 000, 1x10 in seed 004, 4x4 in seed 003).
+        Grid layout (8x8 for the TensorFlow tutorial's MLP GAN, 1x10 for the TensorFlow book's,
+        4x4 for the TensorFlow DCGAN).
     image_shape : tuple
         Shape of one sample, e.g. (28, 28) or (1, 28, 28), to reshape G's flat output.
     value_range : tuple
@@ -331,7 +324,7 @@ class SampleGrid(Periodic):
     rng : numpy.random.Generator
         Draws the fixed noise once (on the CPU, so it is the same on every device).
     at_start : bool
-        Also write a frame before training (step 0), as seed 000 does.
+        Also write a frame before training (step 0), as the TensorFlow MLP tutorial does.
     make_gif : bool
         At the end, assemble every frame of this run's folder and unit into ``<out>/training.gif``.
 
@@ -400,11 +393,35 @@ class SampleGrid(Periodic):
         return self.save(self.generate(trainer), trainer, unit, index)
 
 
-class PixelHistograms(Callback):
-    """Histograms of real versus generated pixel intensities, before and after training (seed 002).
+class LossCurves(Callback):
+    """Draw the logged history when training ends, however it ends (also after Ctrl-C or divergence).
 
-    A generator that has learned MNIST puts most of its pixels at the two ends of the range (background
-    and stroke), as the data does; an untrained one puts them in the middle.
+    ``<out>/losses.png`` shows D's and G's losses, ``<out>/discriminator_outputs.png`` the mean of D(x)
+    and of D(G(z)): one point per logging window. They are drawn in ``on_train_end``, which comes
+    after any rollback (:meth:`Callback.on_rollback`), so a diverged run's curves end at the state it
+    was rolled back to; a run that never finished a window gets empty axes rather than no file.
+    """
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        history, steps = trainer.history, trainer.history["step"]
+        losses = {name: history[name] for name in ("d_loss", "g_loss")}
+        save_loss_curves(losses, trainer.out_dir / "losses.png", steps=steps)
+        probabilities = {name: history[name] for name in ("d_real", "d_fake")}
+        save_loss_curves(
+            probabilities,
+            trainer.out_dir / "discriminator_outputs.png",
+            steps=steps,
+            title="Mean discriminator output",
+            ylabel="D(.)",
+        )
+
+
+class PixelHistograms(Callback):
+    """Histograms of real versus generated pixel intensities, before and after training.
+
+    The Keras DCGAN tutorial's diagnostic: a generator that has learned MNIST puts most of its pixels
+    at the two ends of the range (background and stroke), as the data does; an untrained one puts
+    them in the middle.
 
     Parameters
     ----------
