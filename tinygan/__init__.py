@@ -1,8 +1,11 @@
 """tinygan: a from-scratch GAN engine on NumPy/CuPy with hand-derived backpropagation.
 
-Subpackages and modules, in reading order: :mod:`tinygan.backend` (NumPy or CuPy),
-:mod:`tinygan.nn` (layers), :mod:`tinygan.losses`, :mod:`tinygan.optim`, :mod:`tinygan.gradcheck`,
-:mod:`tinygan.gan` (one training step), :mod:`tinygan.train` (the loop), :mod:`tinygan.models` (presets).
+The reading order is docs/tour.md: :mod:`tinygan.gan` (one training step), :mod:`tinygan.nn.layer`
+(the layer contract), :mod:`tinygan.nn.dense`, :mod:`tinygan.losses`, :mod:`tinygan.nn.activations`,
+:mod:`tinygan.nn.batchnorm`, :mod:`tinygan.nn.conv` and :mod:`tinygan.nn.conv_transpose`,
+:mod:`tinygan.optim` (Adam), :mod:`tinygan.gradcheck` and :mod:`tinygan.theory`; then
+:mod:`tinygan.train` (the loop made reusable), :mod:`tinygan.checkpoint` and :mod:`tinygan.models`
+(the presets).
 """
 
 from tinygan import init, losses, nn, optim
