@@ -17,7 +17,7 @@ Reported per configuration: median / min / max milliseconds, tinygan / PyTorch (
 GFLOP/s and the ratio to the compute floor, i.e. the product FLOPs of one iteration
 (``benchmarks/flops.py`` says exactly what is counted) divided by the float32 GEMM peak measured here
 with a large NumPy matmul. Then the start-up costs (Numba's cold compile, ``import tinygan``), the
-optional full seed-000 run, and PASS / MISS per target. Tables go to stdout, and with the raw numbers
+optional full mlp-tf (000) run, and PASS / MISS per target. Tables go to stdout, and with the raw numbers
 to ``<out>/benchmark.md`` and ``<out>/benchmark.json``.
 """
 
@@ -407,7 +407,7 @@ def measure_startup(notes: list[str]) -> dict[str, Any]:
 
 
 def run_full_000(args: argparse.Namespace) -> dict[str, Any]:
-    """Wall time of the full seed-000 run (``examples/mnist_mlp_gan.py``) with Numba on."""
+    """Wall time of the full mlp-tf (000) run (``examples/mnist_mlp_gan.py``) with Numba on."""
     out = Path(args.out) / "full-000-run"
     command = [
         sys.executable,
@@ -595,7 +595,7 @@ def markdown(report: dict[str, Any]) -> str:
         outcome = "ok" if full["returncode"] == 0 else f"FAILED (exit {full['returncode']})"
         lines += [
             "",
-            "## Full seed-000 run",
+            "## Full mlp-tf (000) run",
             "",
             f"- {full['iterations']} iterations: {full['wall_s']:.1f} s wall ({outcome})",
             f"- `{full['command']}`",
@@ -653,7 +653,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="smoke run: preset 000 at batch 8, 2 runs, small GEMM, no start-up measurements",
     )
     parser.add_argument(
-        "--full-000", action="store_true", help="also time the full seed-000 run (needs MNIST)"
+        "--full-000", action="store_true", help="also time the full mlp-tf (000) run (needs MNIST)"
     )
     parser.add_argument("--full-000-iterations", type=int, default=100_000, help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help="MNIST folder for --full-000")

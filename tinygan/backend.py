@@ -13,9 +13,13 @@ from __future__ import annotations
 import os
 import sys
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
+
+#: An array on either device, ``numpy.ndarray`` or ``cupy.ndarray``. CuPy is optional, so the alias
+#: cannot name its class; in a signature it says "an array" where ``Any`` would say nothing.
+Array: TypeAlias = Any
 
 DEVICES = ("cpu", "gpu")
 

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tinygan.backend import move_rng
+from tinygan.backend import Array, move_rng
 from tinygan.losses import sigmoid_cross_entropy
 from tinygan.nn.activations import sigmoid
 from tinygan.nn.layer import Layer
@@ -42,7 +42,7 @@ NOISE_KINDS = ("uniform", "normal")
 GENERATOR_LOSSES = ("nonsaturating", "minimax")
 
 
-def draw_noise(rng: Any, n: int, latent_dim: int, kind: str, dtype: Any) -> Any:
+def draw_noise(rng: Any, n: int, latent_dim: int, kind: str, dtype: Any) -> Array:
     """A (n, latent_dim) batch of z ~ U(-1, 1) (``kind="uniform"``) or N(0, 1) (``"normal"``)."""
     if kind not in NOISE_KINDS:
         raise ValueError(f"noise must be one of {NOISE_KINDS}, got {kind!r}")
@@ -129,16 +129,16 @@ class GAN:
         self.d_steps, self.g_steps = int(d_steps), int(g_steps)
         self.dtype = next(iter(g_optimizer.slots()))[2].dtype
 
-    def sample_noise(self, n: int, rng: Any = None) -> Any:
+    def sample_noise(self, n: int, rng: Any = None) -> Array:
         """Draw a (n, latent_dim) batch of z in the parameters' dtype, from ``rng`` or the GAN's own."""
         rng = self.rng if rng is None else rng
         return draw_noise(rng, n, self.latent_dim, self.noise, self.dtype)
 
-    def generate(self, z: Any, training: bool = False) -> Any:
+    def generate(self, z: Array, training: bool = False) -> Array:
         """G(z) in evaluation mode (running BatchNorm statistics, no dropout) by default."""
         return self.generator.forward(z, training=training)[0]
 
-    def discriminator_loss_backward(self, real: Any, fake: Any) -> tuple[Any, Any, Any]:
+    def discriminator_loss_backward(self, real: Array, fake: Array) -> tuple[Array, Array, Array]:
         """L_D on a real and a fake batch; adds its gradient into D's grads.
 
         Returns (L_D, mean D(x), mean D(G(z))). Each batch keeps its own cache, and D's parameter
@@ -152,7 +152,7 @@ class GAN:
         self.discriminator.backward(dlogits_fake, cache_fake)
         return loss_real + loss_fake, sigmoid(logits_real).mean(), sigmoid(logits_fake).mean()
 
-    def discriminator_step(self, real: Any) -> tuple[Any, Any, Any]:
+    def discriminator_step(self, real: Array) -> tuple[Array, Array, Array]:
         """One update of D on a real batch and a fresh fake batch (G is not updated)."""
         fake = self.generate(self.sample_noise(real.shape[0]), training=True)
         self.d_optimizer.zero_grad()
@@ -160,14 +160,14 @@ class GAN:
         self.d_optimizer.step()
         return stats
 
-    def generator_loss_and_grad(self, logits_fake: Any) -> tuple[Any, Any]:
+    def generator_loss_and_grad(self, logits_fake: Array) -> tuple[Array, Array]:
         """The generator's loss on D's logits for G(z), and its gradient with respect to them."""
         if self.generator_loss == "nonsaturating":
             return sigmoid_cross_entropy(logits_fake, self.generator_target)
         loss, dlogits = sigmoid_cross_entropy(logits_fake, 0.0)  # BCE(., 0) = -log(1 - D)
         return -loss, -dlogits
 
-    def generator_loss_backward(self, z: Any) -> Any:
+    def generator_loss_backward(self, z: Array) -> Array:
         """L_G for the noise batch ``z``; adds its gradient into G's grads, leaving D's untouched.
 
         The chain rule runs through D: ``dfake = D.backward(dlogits, param_grads=False)`` is
@@ -180,7 +180,7 @@ class GAN:
         self.generator.backward(dfake, cache_g)
         return loss
 
-    def generator_step(self, batch_size: int) -> Any:
+    def generator_step(self, batch_size: int) -> Array:
         """One update of G through a frozen D; returns the generator loss."""
         self.g_optimizer.zero_grad()
         loss = self.generator_loss_backward(self.sample_noise(batch_size))

@@ -26,15 +26,13 @@ behind the quality metrics in :mod:`tinygan.metrics`), made stable by the log-su
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from tinygan.backend import get_array_module
+from tinygan.backend import Array, get_array_module
 from tinygan.nn.activations import sigmoid
 
 
-def sigmoid_cross_entropy(logits: Any, targets: Any) -> tuple[Any, Any]:
+def sigmoid_cross_entropy(logits: Array, targets: Array) -> tuple[Array, Array]:
     r"""Mean binary cross-entropy of ``sigmoid(logits)`` against ``targets``, and its gradient.
 
     Parameters
@@ -78,7 +76,7 @@ def sigmoid_cross_entropy(logits: Any, targets: Any) -> tuple[Any, Any]:
     return loss, dlogits
 
 
-def log_softmax(logits: Any) -> Any:
+def log_softmax(logits: Array) -> Array:
     r"""Log-probabilities of a softmax over the last axis, for any finite logits.
 
     Parameters
@@ -101,7 +99,7 @@ def log_softmax(logits: Any) -> Any:
     return shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-def softmax_cross_entropy(logits: Any, labels: Any) -> tuple[Any, Any]:
+def softmax_cross_entropy(logits: Array, labels: Array) -> tuple[Array, Array]:
     r"""Mean cross-entropy of ``softmax(logits)`` against integer class labels, and its gradient.
 
     Parameters

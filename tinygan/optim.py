@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygan.backend import get_array_module, to_device, to_numpy
+from tinygan.backend import Array, get_array_module, to_device, to_numpy
 from tinygan.nn.layer import Layer
 from tinygan.overrides import overridable
 
@@ -32,7 +32,9 @@ from tinygan.overrides import overridable
 
 
 @overridable
-def sgd_update(param: Any, grad: Any, velocity: Any | None, lr: float, momentum: float) -> None:
+def sgd_update(
+    param: Array, grad: Array, velocity: Array | None, lr: float, momentum: float
+) -> None:
     r"""One SGD step: :math:`b \leftarrow \mu b + g`, :math:`p \leftarrow p - \eta b`.
 
     ``velocity`` is the momentum buffer :math:`b`, updated in place; ``None`` for plain SGD,
@@ -48,10 +50,10 @@ def sgd_update(param: Any, grad: Any, velocity: Any | None, lr: float, momentum:
 
 @overridable
 def adam_update(
-    param: Any,
-    grad: Any,
-    m: Any,
-    v: Any,
+    param: Array,
+    grad: Array,
+    m: Array,
+    v: Array,
     lr: float,
     beta1: float,
     beta2: float,
@@ -76,7 +78,7 @@ def adam_update(
 
 
 @overridable
-def rmsprop_update(param: Any, grad: Any, v: Any, lr: float, rho: float, eps: float) -> None:
+def rmsprop_update(param: Array, grad: Array, v: Array, lr: float, rho: float, eps: float) -> None:
     r"""One RMSprop step, Keras' form: :math:`v \leftarrow \rho v + (1 - \rho) g^2`,
     :math:`p \leftarrow p - \eta\, g / (\sqrt{v} + \epsilon)`, with ``v`` updated in place."""
     xp = get_array_module(param)
@@ -128,7 +130,7 @@ class Optimizer:
         for (_, _, param, grad), state in zip(self.slots(), self.state, strict=True):
             self.update(param, grad, state)
 
-    def update(self, param: Any, grad: Any, state: dict[str, Any]) -> None:
+    def update(self, param: Array, grad: Array, state: dict[str, Any]) -> None:
         """Update one parameter in place (subclasses implement the rule)."""
         raise NotImplementedError
 
@@ -172,7 +174,7 @@ class SGD(Optimizer):
         self.state_names = ("velocity",) if self.momentum else ()
         super().__init__(layers, lr)
 
-    def update(self, param: Any, grad: Any, state: dict[str, Any]) -> None:
+    def update(self, param: Array, grad: Array, state: dict[str, Any]) -> None:
         velocity = state["velocity"] if self.momentum else None
         sgd_update(param, grad, velocity, self.lr, self.momentum)
 
@@ -198,7 +200,7 @@ class Adam(Optimizer):
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
         super().__init__(layers, lr)
 
-    def update(self, param: Any, grad: Any, state: dict[str, Any]) -> None:
+    def update(self, param: Array, grad: Array, state: dict[str, Any]) -> None:
         adam_update(
             param,
             grad,
@@ -226,7 +228,7 @@ class RMSprop(Optimizer):
         self.rho, self.eps = float(rho), float(eps)
         super().__init__(layers, lr)
 
-    def update(self, param: Any, grad: Any, state: dict[str, Any]) -> None:
+    def update(self, param: Array, grad: Array, state: dict[str, Any]) -> None:
         rmsprop_update(param, grad, state["v"], self.lr, self.rho, self.eps)
 
     def hyperparameters(self) -> dict[str, float]:

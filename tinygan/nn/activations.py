@@ -7,15 +7,13 @@ caches whatever makes :math:`f'` cheapest.
 
 from __future__ import annotations
 
-from typing import Any
-
-from tinygan.backend import get_array_module
-from tinygan.nn.layer import Layer, number_in
+from tinygan.backend import Array, get_array_module
+from tinygan.nn.layer import Cache, Layer, number_in
 from tinygan.overrides import overridable
 
 
 @overridable
-def leaky_relu(x: Any, alpha: float) -> tuple[Any, Any]:
+def leaky_relu(x: Array, alpha: float) -> tuple[Array, Array]:
     """Leaky ReLU ``y = x`` where ``x > 0`` and ``alpha * x`` elsewhere; ``alpha = 0`` is the ReLU.
 
     Returns ``y`` (x's shape and dtype) and the boolean ``mask = x > 0``, where the slope is 1: all
@@ -27,14 +25,14 @@ def leaky_relu(x: Any, alpha: float) -> tuple[Any, Any]:
 
 
 @overridable
-def leaky_relu_backward(dy: Any, mask: Any, alpha: float) -> Any:
+def leaky_relu_backward(dy: Array, mask: Array, alpha: float) -> Array:
     """Gradient of :func:`leaky_relu`: ``dx = dy`` where ``mask`` and ``alpha * dy`` elsewhere."""
     xp = get_array_module(dy)
     return xp.where(mask, dy, dy * dy.dtype.type(alpha))
 
 
 @overridable
-def sigmoid(x: Any) -> Any:
+def sigmoid(x: Array) -> Array:
     r"""Numerically stable logistic function :math:`\sigma(x) = 1 / (1 + e^{-x})`.
 
     Written as :math:`\sigma(x) = \exp(-\operatorname{softplus}(-x))` with
@@ -46,7 +44,7 @@ def sigmoid(x: Any) -> Any:
 
 
 @overridable
-def sigmoid_backward(dy: Any, y: Any) -> Any:
+def sigmoid_backward(dy: Array, y: Array) -> Array:
     r"""Gradient of the logistic function from its output: ``dx = dy * y * (1 - y)``.
 
     :math:`\sigma' = e^{-x} / (1 + e^{-x})^2 = \sigma (1 - \sigma)`, so the output ``y`` is enough.
@@ -55,7 +53,7 @@ def sigmoid_backward(dy: Any, y: Any) -> Any:
 
 
 @overridable
-def tanh_backward(dy: Any, y: Any) -> Any:
+def tanh_backward(dy: Array, y: Array) -> Array:
     r"""Gradient of :math:`\tanh` from its output: ``dx = dy * (1 - y**2)``, as
     :math:`\tanh' = 1 - \tanh^2`."""
     return dy * (1 - y * y)
@@ -71,11 +69,11 @@ class ReLU(Layer):
     slope 0.
     """
 
-    def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
+    def forward(self, x: Array, training: bool = True) -> tuple[Array, Cache]:
         self.check_input(x)
         return leaky_relu(x, 0.0)
 
-    def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
+    def backward(self, dy: Array, cache: Cache, param_grads: bool = True) -> Array:
         self.check_dy(dy, cache.shape)
         return leaky_relu_backward(dy, cache, 0.0)
 
@@ -99,11 +97,11 @@ class LeakyReLU(Layer):
         super().__init__()
         self.alpha = number_in(alpha, "(-inf, inf)", "alpha", "LeakyReLU")
 
-    def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
+    def forward(self, x: Array, training: bool = True) -> tuple[Array, Cache]:
         self.check_input(x)
         return leaky_relu(x, self.alpha)
 
-    def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
+    def backward(self, dy: Array, cache: Cache, param_grads: bool = True) -> Array:
         self.check_dy(dy, cache.shape)
         return leaky_relu_backward(dy, cache, self.alpha)
 
@@ -122,12 +120,12 @@ class Sigmoid(Layer):
     :func:`tinygan.losses.sigmoid_cross_entropy`, which is stable where ``log(sigmoid(x))`` is not.
     """
 
-    def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
+    def forward(self, x: Array, training: bool = True) -> tuple[Array, Cache]:
         self.check_input(x)
         y = sigmoid(x)
         return y, y
 
-    def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
+    def backward(self, dy: Array, cache: Cache, param_grads: bool = True) -> Array:
         self.check_dy(dy, cache.shape)
         return sigmoid_backward(dy, cache)
 
@@ -140,11 +138,11 @@ class Tanh(Layer):
     :math:`\tanh'(x) = 1 - \tanh^2(x)`, so the cache is ``y`` and ``dx = dy * (1 - y**2)``.
     """
 
-    def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
+    def forward(self, x: Array, training: bool = True) -> tuple[Array, Cache]:
         self.check_input(x)
         y = get_array_module(x).tanh(x)
         return y, y
 
-    def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
+    def backward(self, dy: Array, cache: Cache, param_grads: bool = True) -> Array:
         self.check_dy(dy, cache.shape)
         return tanh_backward(dy, cache)

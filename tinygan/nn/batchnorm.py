@@ -6,23 +6,23 @@ from typing import Any
 
 import numpy as np
 
-from tinygan.backend import get_array_module
-from tinygan.nn.layer import Layer, number_in, positive_int
+from tinygan.backend import Array, get_array_module
+from tinygan.nn.layer import Cache, Layer, number_in, positive_int
 from tinygan.overrides import overridable
 
 
-def reduce_axes(x: Any) -> tuple[int, ...]:
+def reduce_axes(x: Array) -> tuple[int, ...]:
     """Every axis but the channel axis 1: ``(0,)`` for (N, C), ``(0, 2, 3)`` for (N, C, H, W)."""
     return (0, *range(2, x.ndim))
 
 
-def per_channel(v: Any, ndim: int) -> Any:
+def per_channel(v: Array, ndim: int) -> Array:
     """View a (C,) vector as (1, C, 1, ...) so that it broadcasts along axis 1 of an ndim array."""
     return v.reshape((1, -1) + (1,) * (ndim - 2))
 
 
 @overridable
-def batchnorm_moments(x: Any) -> tuple[Any, Any]:
+def batchnorm_moments(x: Array) -> tuple[Array, Array]:
     """Per-channel mean and *biased* variance of ``x`` (N, C) or (N, C, H, W), each of shape (C,).
 
     Two passes (the mean first, then the mean squared deviation) rather than
@@ -38,8 +38,8 @@ def batchnorm_moments(x: Any) -> tuple[Any, Any]:
 
 @overridable
 def batchnorm_forward(
-    x: Any, mean: Any, var: Any, gamma: Any, beta: Any, eps: float
-) -> tuple[Any, Any, Any]:
+    x: Array, mean: Array, var: Array, gamma: Array, beta: Array, eps: float
+) -> tuple[Array, Array, Array]:
     """Normalise ``x`` with the per-channel ``mean`` and ``var``, then scale by ``gamma`` and shift
     by ``beta`` (all (C,), in x's dtype).
 
@@ -53,8 +53,8 @@ def batchnorm_forward(
 
 @overridable
 def batchnorm_backward(
-    dy: Any, xhat: Any, inv_std: Any, gamma: Any, batch_stats: bool = True
-) -> tuple[Any, Any, Any]:
+    dy: Array, xhat: Array, inv_std: Array, gamma: Array, batch_stats: bool = True
+) -> tuple[Array, Array, Array]:
     """Gradients ``(dx, dgamma, dbeta)`` of batch normalisation, from :func:`batchnorm_forward`'s
     ``xhat`` and ``inv_std``.
 
@@ -155,7 +155,7 @@ class BatchNorm(Layer):
         self.buffers["mean"] = np.zeros(self.num_features, dtype=dtype)
         self.buffers["var"] = np.ones(self.num_features, dtype=dtype)
 
-    def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
+    def forward(self, x: Array, training: bool = True) -> tuple[Array, Cache]:
         self.check_input(x, ("N", self.num_features), ("N", self.num_features, "H", "W"))
         gamma = self.params["gamma"].astype(x.dtype, copy=False)
         beta = self.params["beta"].astype(x.dtype, copy=False)
@@ -174,7 +174,7 @@ class BatchNorm(Layer):
         y, xhat, inv_std = batchnorm_forward(x, mean, var, gamma, beta, self.eps)
         return y, (xhat, inv_std, training)
 
-    def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
+    def backward(self, dy: Array, cache: Cache, param_grads: bool = True) -> Array:
         xhat, inv_std, batch_stats = cache
         self.check_dy(dy, xhat.shape)
         gamma = self.params["gamma"].astype(dy.dtype, copy=False)

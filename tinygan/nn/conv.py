@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from tinygan.backend import get_array_module
+from tinygan.backend import Array, get_array_module
 from tinygan.init import Initializer, glorot_uniform, layer_rng, make_param, zeros
-from tinygan.nn.layer import Layer, int_pair, positive_int
+from tinygan.nn.layer import Cache, Layer, int_pair, positive_int
 from tinygan.nn.padding import (
     Padding,
     conv_output_size,
@@ -27,8 +27,8 @@ from tinygan.overrides import overridable
 
 @overridable
 def im2col(
-    x: Any, kh: int, kw: int, stride: tuple[int, int], padding: tuple[int, int, int, int]
-) -> Any:
+    x: Array, kh: int, kw: int, stride: tuple[int, int], padding: tuple[int, int, int, int]
+) -> Array:
     """Unfold every ``kh x kw`` patch of the zero-padded input into one row of a matrix.
 
     Parameters
@@ -76,13 +76,13 @@ def im2col(
 
 @overridable
 def col2im(
-    cols: Any,
+    cols: Array,
     x_shape: tuple[int, int, int, int],
     kh: int,
     kw: int,
     stride: tuple[int, int],
     padding: tuple[int, int, int, int],
-) -> Any:
+) -> Array:
     """Adjoint of :func:`im2col`: add every patch row back onto the image it was taken from.
 
     Parameters
@@ -124,7 +124,7 @@ def col2im(
     return xp.ascontiguousarray(xpad[:, top : top + h, left : left + w, :].transpose(0, 3, 1, 2))
 
 
-def pixel_rows(a: Any) -> Any:
+def pixel_rows(a: Array) -> Array:
     """An NCHW array as the matrix ``(N * H * W, C)``: one row per pixel, channels along the row.
 
     This is the layout of a convolution's output in the GEMM ``cols @ Wm.T`` (see :func:`im2col`).
@@ -133,19 +133,19 @@ def pixel_rows(a: Any) -> Any:
     return a.transpose(0, 2, 3, 1).reshape(-1, a.shape[1])
 
 
-def from_pixel_rows(rows: Any, n: int, h: int, w: int) -> Any:
+def from_pixel_rows(rows: Array, n: int, h: int, w: int) -> Array:
     """Inverse of :func:`pixel_rows`: ``(N * H * W, C)`` back to a C-contiguous ``(N, C, H, W)``."""
     xp = get_array_module(rows)
     return xp.ascontiguousarray(rows.reshape(n, h, w, -1).transpose(0, 3, 1, 2))
 
 
-def weight_matrix(W: Any) -> Any:
+def weight_matrix(W: Array) -> Array:
     """A kernel ``(A, B, kh, kw)`` as the matrix ``(A, kh * kw * B)`` whose columns follow im2col's
     column order ``(i, j, b)``. A small copy (the weights, not the activations)."""
     return W.transpose(0, 2, 3, 1).reshape(W.shape[0], -1)
 
 
-def weight_from_matrix(Wm: Any, shape: tuple[int, ...]) -> Any:
+def weight_from_matrix(Wm: Array, shape: tuple[int, ...]) -> Array:
     """Inverse of :func:`weight_matrix`: ``(A, kh * kw * B)`` back to a view of shape ``(A, B, kh, kw)``."""
     a, b, kh, kw = shape
     return Wm.reshape(a, kh, kw, b).transpose(0, 3, 1, 2)
@@ -153,8 +153,8 @@ def weight_from_matrix(Wm: Any, shape: tuple[int, ...]) -> Any:
 
 @overridable
 def conv2d_forward(
-    x: Any, W: Any, b: Any | None, stride: tuple[int, int], padding: tuple[int, int, int, int]
-) -> Any:
+    x: Array, W: Array, b: Array | None, stride: tuple[int, int], padding: tuple[int, int, int, int]
+) -> Array:
     """Convolve ``x`` (N, C, H, W) with ``W`` (O, C, kh, kw) and add ``b`` (O,) or ``None``.
 
     One GEMM on the patch matrix, ``Y = im2col(x) @ Wm.T + b``; ``Y`` is the output as pixel rows
@@ -172,13 +172,13 @@ def conv2d_forward(
 
 @overridable
 def conv2d_backward(
-    dy: Any,
-    x: Any,
-    W: Any,
+    dy: Array,
+    x: Array,
+    W: Array,
     stride: tuple[int, int],
     padding: tuple[int, int, int, int],
     param_grads: bool = True,
-) -> tuple[Any, Any | None, Any | None]:
+) -> tuple[Array, Array | None, Array | None]:
     """Gradients ``(dx, dW, db)`` of :func:`conv2d_forward` given ``dy`` (N, O, OH, OW).
 
     With ``G = pixel_rows(dy)`` and ``X = im2col(x)``: ``dx = col2im(G @ Wm)``, ``dW = G.T @ X``
@@ -325,14 +325,14 @@ class Conv2D(Layer):
             )
         return pad
 
-    def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
+    def forward(self, x: Array, training: bool = True) -> tuple[Array, Cache]:
         self.check_input(x, ("N", self.in_channels, "*", "*"))
         pad = self.padding_for(x.shape[2:])
         W, b = self.param_as("W", x.dtype), self.param_as("b", x.dtype)
         y = conv2d_forward(x, W, b, self.stride, pad)
         return y, (x, pad, y.shape)
 
-    def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
+    def backward(self, dy: Array, cache: Cache, param_grads: bool = True) -> Array:
         x, pad, y_shape = cache
         self.check_dy(dy, y_shape)
         W = self.param_as("W", dy.dtype)

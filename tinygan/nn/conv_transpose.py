@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from tinygan.backend import Array
 from tinygan.init import Initializer
 from tinygan.nn.conv import (
     add_kernel_params,
@@ -23,20 +24,20 @@ from tinygan.nn.conv import (
     weight_from_matrix,
     weight_matrix,
 )
-from tinygan.nn.layer import Layer, int_pair
+from tinygan.nn.layer import Cache, Layer, int_pair
 from tinygan.nn.padding import Padding, conv_transpose_geometry
 from tinygan.overrides import overridable
 
 
 @overridable
 def conv_transpose2d_forward(
-    x: Any,
-    W: Any,
-    b: Any | None,
+    x: Array,
+    W: Array,
+    b: Array | None,
     stride: tuple[int, int],
     padding: tuple[int, int, int, int],
     out_hw: tuple[int, int],
-) -> Any:
+) -> Array:
     """Transposed convolution of ``x`` (N, I, H, W) with ``W`` (I, O, kh, kw), plus ``b`` (O,) or
     ``None``: the (N, O, OH, OW) output of size ``out_hw``, whose ``padding`` was cropped.
 
@@ -54,13 +55,13 @@ def conv_transpose2d_forward(
 
 @overridable
 def conv_transpose2d_backward(
-    dy: Any,
-    x: Any,
-    W: Any,
+    dy: Array,
+    x: Array,
+    W: Array,
     stride: tuple[int, int],
     padding: tuple[int, int, int, int],
     param_grads: bool = True,
-) -> tuple[Any, Any | None, Any | None]:
+) -> tuple[Array, Array | None, Array | None]:
     """Gradients ``(dx, dW, db)`` of :func:`conv_transpose2d_forward` given ``dy`` (N, O, OH, OW).
 
     With ``G = im2col(dy)`` and ``X = pixel_rows(x)``: ``dx = G @ Wm.T`` (a convolution of ``dy``),
@@ -191,14 +192,14 @@ class ConvTranspose2D(Layer):
             )
         return out, pad
 
-    def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
+    def forward(self, x: Array, training: bool = True) -> tuple[Array, Cache]:
         self.check_input(x, ("N", self.in_channels, "*", "*"))
         out_hw, pad = self.output_geometry(x.shape[2:])
         W, b = self.param_as("W", x.dtype), self.param_as("b", x.dtype)
         y = conv_transpose2d_forward(x, W, b, self.stride, pad, out_hw)
         return y, (x, pad, y.shape)
 
-    def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
+    def backward(self, dy: Array, cache: Cache, param_grads: bool = True) -> Array:
         x, pad, y_shape = cache
         self.check_dy(dy, y_shape)
         W = self.param_as("W", dy.dtype)

@@ -6,12 +6,13 @@ from typing import Any
 
 import numpy as np
 
+from tinygan.backend import Array
 from tinygan.init import Initializer, glorot_uniform, layer_rng, make_param, zeros
-from tinygan.nn.layer import Layer, positive_int
+from tinygan.nn.layer import Cache, Layer, positive_int
 from tinygan.overrides import overridable
 
 
-def dense_forward(x: Any, W: Any, b: Any | None) -> Any:
+def dense_forward(x: Array, W: Array, b: Array | None) -> Array:
     """``y = x @ W + b`` for ``x`` (N, in), ``W`` (in, out) and ``b`` (out,) or ``None``."""
     y = x @ W
     if b is not None:
@@ -20,7 +21,7 @@ def dense_forward(x: Any, W: Any, b: Any | None) -> Any:
 
 
 @overridable
-def dense_weight_grad(x: Any, dy: Any) -> Any:
+def dense_weight_grad(x: Array, dy: Array) -> Array:
     """``dW = x.T @ dy``: the weight gradient of :func:`dense_forward`, summed over the batch."""
     return x.T @ dy
 
@@ -80,11 +81,11 @@ class Dense(Layer):
             b = make_param(bias_init or zeros(), (self.out_features,), rng, *fans, dtype)
             self.add_param("b", b)
 
-    def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
+    def forward(self, x: Array, training: bool = True) -> tuple[Array, Cache]:
         self.check_input(x, ("N", self.in_features))
         return dense_forward(x, self.param_as("W", x.dtype), self.param_as("b", x.dtype)), x
 
-    def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
+    def backward(self, dy: Array, cache: Cache, param_grads: bool = True) -> Array:
         x = cache
         self.check_dy(dy, (x.shape[0], self.out_features))
         if param_grads:

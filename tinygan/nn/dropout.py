@@ -6,13 +6,13 @@ from typing import Any
 
 import numpy as np
 
-from tinygan.backend import device_of, get_array_module, rng_device
-from tinygan.nn.layer import Layer, number_in
+from tinygan.backend import Array, device_of, get_array_module, rng_device
+from tinygan.nn.layer import Cache, Layer, number_in
 from tinygan.overrides import overridable
 
 
 @overridable
-def dropout(x: Any, rate: float, rng: Any) -> tuple[Any, Any]:
+def dropout(x: Array, rate: float, rng: Any) -> tuple[Array, Array]:
     """Inverted dropout: keep each entry of ``x`` with probability ``1 - rate``, rescaled.
 
     Parameters
@@ -80,7 +80,7 @@ class Dropout(Layer):
         self.rate = number_in(rate, "[0, 1)", "rate", "Dropout")
         self.rng = rng
 
-    def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
+    def forward(self, x: Array, training: bool = True) -> tuple[Array, Cache]:
         self.check_input(x)
         if not training or self.rate == 0:
             return x, x.shape
@@ -92,7 +92,7 @@ class Dropout(Layer):
             )
         return dropout(x, self.rate, self.rng)
 
-    def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
+    def backward(self, dy: Array, cache: Cache, param_grads: bool = True) -> Array:
         identity = isinstance(cache, tuple)  # the input's shape: no mask was drawn
         self.check_dy(dy, cache if identity else cache.shape)
         return dy if identity else dy * cache

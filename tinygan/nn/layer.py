@@ -24,11 +24,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 
-from tinygan.backend import get_array_module, move_rng, to_device, to_numpy
+from tinygan.backend import Array, get_array_module, move_rng, to_device, to_numpy
+
+#: What a forward pass keeps for its backward pass (an array, a tuple of them, or a Sequential's list
+#: of its children's caches): opaque to all but the layer that made it.
+Cache: TypeAlias = Any
 
 
 class Layer:
@@ -51,15 +55,15 @@ class Layer:
         self.buffers: dict[str, Any] = {}
 
     # -- the contract --------------------------------------------------------------------------------
-    def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
+    def forward(self, x: Array, training: bool = True) -> tuple[Array, Cache]:
         """Compute the output and return ``(y, cache)``; ``cache`` holds what ``backward`` needs."""
         raise NotImplementedError(f"{type(self).__name__} must implement forward")
 
-    def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
+    def backward(self, dy: Array, cache: Cache, param_grads: bool = True) -> Array:
         """Given ``dy = dL/dy`` and the forward's cache, return ``dL/dx`` and add ``dL/dparams``."""
         raise NotImplementedError(f"{type(self).__name__} must implement backward")
 
-    def __call__(self, x: Any, training: bool = False) -> Any:
+    def __call__(self, x: Array, training: bool = False) -> Array:
         """Inference convenience: the forward output alone, in evaluation mode by default."""
         return self.forward(x, training=training)[0]
 
@@ -91,7 +95,7 @@ class Layer:
             for grad in layer.grads.values():
                 grad[...] = 0
 
-    def param_as(self, name: str, dtype: Any) -> Any:
+    def param_as(self, name: str, dtype: Any) -> Array | None:
         """``params[name]`` in ``dtype`` (no copy when it already is), ``None`` if there is none.
 
         A layer computes in its input's dtype: float32 parameters serve a float64 gradient check.
@@ -157,7 +161,7 @@ class Layer:
                     value[...] = xp.asarray(new, dtype=value.dtype)
 
     # -- input checks --------------------------------------------------------------------------------
-    def check_input(self, x: Any, *shapes: tuple[int | str, ...]) -> None:
+    def check_input(self, x: Array, *shapes: tuple[int | str, ...]) -> None:
         """Raise, naming this layer, unless ``x`` is a floating-point array of one of ``shapes``.
 
         A shape lists the sizes ``x`` must have: an int is a required size, a string (``"N"``,
@@ -176,7 +180,7 @@ class Layer:
         expected = " or ".join(format_shape(shape) for shape in shapes)
         raise ValueError(f"{type(self).__name__} expects input of shape {expected}, got {got}")
 
-    def check_dy(self, dy: Any, shape: tuple[int, ...]) -> None:
+    def check_dy(self, dy: Array, shape: tuple[int, ...]) -> None:
         """Raise unless ``dy`` is a floating-point array of ``shape``, the forward output's shape.
 
         Without this a wrongly shaped ``dy`` broadcasts silently or fails inside a matrix product
@@ -197,7 +201,7 @@ class Layer:
         return f"{type(self).__name__}({self.extra_repr()})"
 
 
-def check_floating(x: Any, name: str) -> None:
+def check_floating(x: Array, name: str) -> None:
     """Raise ``TypeError`` naming ``name`` unless ``x`` is a floating-point array (float16/32/64).
 
     Reads ``x.dtype`` only, which NumPy and CuPy arrays share.
@@ -224,19 +228,19 @@ def format_shape(shape: tuple[int | str, ...]) -> str:
 
 
 # -- constructor arguments -------------------------------------------------------------------------
-def is_int(value: Any) -> bool:
+def is_int(value: Array) -> bool:
     """An integer, NumPy's included; not a bool (``kernel_size=True`` is a bug, not a size)."""
     return isinstance(value, Integral) and not isinstance(value, bool)
 
 
-def positive_int(value: Any, name: str, layer: str) -> int:
+def positive_int(value: Array, name: str, layer: str) -> int:
     """``value`` as an int; ``ValueError`` naming ``layer`` and ``name`` unless an int >= 1."""
     if not is_int(value) or value < 1:
         raise ValueError(f"{layer}: {name} must be a positive int, got {value!r}")
     return int(value)
 
 
-def int_pair(value: Any, name: str, layer: str, minimum: int) -> tuple[int, int]:
+def int_pair(value: Array, name: str, layer: str, minimum: int) -> tuple[int, int]:
     """``(value, value)`` for an int, the pair itself for a pair of ints.
 
     Raises ``ValueError`` (naming ``layer`` and ``name``) for anything else or an entry below
@@ -250,7 +254,7 @@ def int_pair(value: Any, name: str, layer: str, minimum: int) -> tuple[int, int]
     return int(pair[0]), int(pair[1])
 
 
-def number_in(value: Any, interval: str, name: str, layer: str) -> float:
+def number_in(value: Array, interval: str, name: str, layer: str) -> float:
     """``value`` as a float; ``ValueError`` naming ``layer`` and ``name`` unless in ``interval``.
 
     ``interval`` is written as in mathematics, ``"[0, 1)"`` or ``"(0, inf)"``: a bracket includes

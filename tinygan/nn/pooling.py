@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from tinygan.backend import get_array_module
-from tinygan.nn.layer import Layer, int_pair
+from tinygan.backend import Array, get_array_module
+from tinygan.nn.layer import Cache, Layer, int_pair
 from tinygan.nn.padding import window_offsets
 from tinygan.overrides import overridable
 
 
 @overridable
-def maxpool_forward(x: Any, size: tuple[int, int], stride: tuple[int, int]) -> tuple[Any, Any]:
+def maxpool_forward(
+    x: Array, size: tuple[int, int], stride: tuple[int, int]
+) -> tuple[Array, Array]:
     """Max pooling with ``'valid'`` padding; also returns where each maximum was found.
 
     Parameters
@@ -41,12 +41,12 @@ def maxpool_forward(x: Any, size: tuple[int, int], stride: tuple[int, int]) -> t
 
 @overridable
 def maxpool_backward(
-    dy: Any,
-    argmax: Any,
+    dy: Array,
+    argmax: Array,
     x_shape: tuple[int, ...],
     size: tuple[int, int],
     stride: tuple[int, int],
-) -> Any:
+) -> Array:
     """Route each window's upstream gradient ``dy`` (N, C, Ho, Wo) to its maximum.
 
     Returns ``dx`` of shape ``x_shape`` and dy's dtype: zero except at the maxima, where an entry
@@ -62,7 +62,7 @@ def maxpool_backward(
 
 
 @overridable
-def upsample_nearest(x: Any, scale: tuple[int, int]) -> Any:
+def upsample_nearest(x: Array, scale: tuple[int, int]) -> Array:
     """Every pixel of ``x`` (N, C, H, W) as an ``sh x sw`` block: ``y[n, c, u, v] = x[n, c, u // sh,
     v // sw]``, shape (N, C, H * sh, W * sw)."""
     xp = get_array_module(x)
@@ -73,7 +73,7 @@ def upsample_nearest(x: Any, scale: tuple[int, int]) -> Any:
 
 
 @overridable
-def upsample_nearest_backward(dy: Any, scale: tuple[int, int]) -> Any:
+def upsample_nearest_backward(dy: Array, scale: tuple[int, int]) -> Array:
     """Adjoint of :func:`upsample_nearest`: the sum of ``dy`` over each ``sh x sw`` block."""
     n, c, hs, ws = dy.shape
     sh, sw = scale
@@ -122,7 +122,7 @@ class MaxPool2D(Layer):
         self.size = int_pair(size, "size", "MaxPool2D", minimum=1)
         self.stride = int_pair(size if stride is None else stride, "stride", "MaxPool2D", minimum=1)
 
-    def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
+    def forward(self, x: Array, training: bool = True) -> tuple[Array, Cache]:
         self.check_input(x, ("N", "*", "*", "*"))
         kh, kw = self.size
         if x.shape[2] < kh or x.shape[3] < kw:
@@ -133,7 +133,7 @@ class MaxPool2D(Layer):
         y, argmax = maxpool_forward(x, self.size, self.stride)
         return y, (argmax, tuple(x.shape))
 
-    def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
+    def backward(self, dy: Array, cache: Cache, param_grads: bool = True) -> Array:
         argmax, x_shape = cache
         self.check_dy(dy, argmax.shape)
         return maxpool_backward(dy, argmax, x_shape, self.size, self.stride)
@@ -171,12 +171,12 @@ class UpSampling2D(Layer):
         super().__init__()
         self.scale = int_pair(scale, "scale", "UpSampling2D", minimum=1)
 
-    def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
+    def forward(self, x: Array, training: bool = True) -> tuple[Array, Cache]:
         self.check_input(x, ("N", "*", "*", "*"))
         y = upsample_nearest(x, self.scale)
         return y, y.shape
 
-    def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
+    def backward(self, dy: Array, cache: Cache, param_grads: bool = True) -> Array:
         self.check_dy(dy, cache)
         return upsample_nearest_backward(dy, self.scale)
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
-from tinygan.nn.layer import Layer, is_int
+from tinygan.backend import Array
+from tinygan.nn.layer import Cache, Layer, is_int
 
 
 class Reshape(Layer):
@@ -48,18 +48,18 @@ class Reshape(Layer):
             )
         self.shape = tuple(int(s) for s in sizes)
 
-    def forward(self, x: Any, training: bool = True) -> tuple[Any, Any]:
+    def forward(self, x: Array, training: bool = True) -> tuple[Array, Cache]:
         self.check_input(x)
         sample_shape = self._sample_shape(x)
         y = x.reshape((x.shape[0], *sample_shape))
         return y, (x.shape, y.shape)
 
-    def backward(self, dy: Any, cache: Any, param_grads: bool = True) -> Any:
+    def backward(self, dy: Array, cache: Cache, param_grads: bool = True) -> Array:
         x_shape, y_shape = cache
         self.check_dy(dy, y_shape)
         return dy.reshape(x_shape)
 
-    def _sample_shape(self, x: Any) -> tuple[int, ...]:
+    def _sample_shape(self, x: Array) -> tuple[int, ...]:
         """``self.shape`` with its -1 resolved for ``x``; ValueError when the sizes disagree.
 
         Resolving -1 here rather than in ``reshape`` keeps an empty batch (N = 0) working.

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from tinygan.nn.layer import Layer
+from tinygan.backend import Array
+from tinygan.nn.layer import Cache, Layer
 
 
 class Sequential(Layer):
@@ -35,7 +34,7 @@ class Sequential(Layer):
     def sublayers(self) -> list[Layer]:
         return self.layers
 
-    def forward(self, x: Any, training: bool = True) -> tuple[Any, list[Any]]:
+    def forward(self, x: Array, training: bool = True) -> tuple[Array, list[Cache]]:
         caches = []
         for index, layer in enumerate(self.layers):
             try:
@@ -45,7 +44,7 @@ class Sequential(Layer):
             caches.append(cache)
         return x, caches
 
-    def backward(self, dy: Any, cache: list[Any], param_grads: bool = True) -> Any:
+    def backward(self, dy: Array, cache: list[Cache], param_grads: bool = True) -> Array:
         if len(cache) != len(self.layers):
             raise ValueError(
                 f"{type(self).__name__}.backward expects the cache of its forward pass, one entry "
