@@ -13,6 +13,7 @@ from tinygan.data import bundled_mnist_dir
 
 DEVICES = [
     "cpu",
+    "emulated",
     pytest.param(
         "gpu", marks=pytest.mark.skipif(not gpu_available(), reason="needs CuPy and a GPU")
     ),
@@ -21,7 +22,8 @@ DEVICES = [
 
 @pytest.fixture(params=DEVICES)
 def device(request: pytest.FixtureRequest) -> str:
-    """Each test using this fixture runs on the CPU, and on the GPU where one is usable."""
+    """Each test using this fixture runs on the CPU, on the emulated device (GPU-style arrays that
+    refuse implicit host conversion, :mod:`tinygan.testing`), and on the GPU where one is usable."""
     return request.param
 
 

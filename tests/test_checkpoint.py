@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tinygan.backend import make_rng
+from tinygan.backend import device_of, make_rng, rng_device, to_device
 from tinygan.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -23,7 +23,7 @@ from tinygan.train import NonFiniteLossError, Trainer
 DATA = np.random.default_rng(5).uniform(size=(40, 9)).astype(np.float32)
 
 
-def fresh_run(out_dir, seed=0):
+def fresh_run(out_dir, seed=0, device="cpu"):
     rng = np.random.default_rng(seed)
     generator = Sequential(Dense(4, 16, rng=rng), LeakyReLU(), Dense(16, 9, rng=rng), Sigmoid())
     discriminator = Sequential(Dense(9, 16, rng=rng), LeakyReLU(), Dense(16, 1, rng=rng))
@@ -34,9 +34,9 @@ def fresh_run(out_dir, seed=0):
         Adam([discriminator], 2e-3),
         4,
         make_rng(seed + 1),
-    )
-    batches = BatchIterator(DATA, 8, np.random.default_rng(seed + 2))
-    return Trainer(gan, batches, out_dir, log_every=3, progress=False)
+    ).to(device)
+    batches = BatchIterator(to_device(DATA, device), 8, np.random.default_rng(seed + 2))
+    return Trainer(gan, batches, out_dir, device, log_every=3, progress=False)
 
 
 def all_params(gan):
@@ -46,14 +46,14 @@ def all_params(gan):
     }
 
 
-def test_half_plus_resume_plus_half_equals_straight(tmp_path):
-    straight = fresh_run(tmp_path / "straight")
+def test_half_plus_resume_plus_half_equals_straight(tmp_path, device):
+    straight = fresh_run(tmp_path / "straight", device=device)
     straight.fit(14)
 
-    first = fresh_run(tmp_path / "resumed")
+    first = fresh_run(tmp_path / "resumed", device=device)
     first.fit(6)
     path = save_checkpoint(tmp_path / "ck.npz", first.gan, first, {"preset": "test"})
-    second = fresh_run(tmp_path / "resumed", seed=0)
+    second = fresh_run(tmp_path / "resumed", seed=0, device=device)
     # scramble the state so that only the checkpoint can make the runs agree
     second.gan.rng.standard_normal(10)
     next(second.batches)
@@ -65,6 +65,24 @@ def test_half_plus_resume_plus_half_equals_straight(tmp_path):
         np.testing.assert_array_equal(all_params(second.gan)[key], value, err_msg=key)
     assert second.history["step"] == straight.history["step"]
     np.testing.assert_allclose(second.history["g_loss"], straight.history["g_loss"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("saved_on, loaded_on", [("emulated", "cpu"), ("cpu", "emulated")])
+def test_a_checkpoint_of_one_device_loads_on_the_other(tmp_path, saved_on, loaded_on):
+    saved = fresh_run(tmp_path / "saved", device=saved_on)
+    saved.fit(5)
+    path = save_checkpoint(tmp_path / "ck.npz", saved.gan, saved, {"preset": "test"})
+    loaded = fresh_run(tmp_path / "loaded", seed=1, device=loaded_on)
+    restore_checkpoint(path, loaded.gan, loaded)
+    assert loaded.step == 5
+    for key, value in all_params(saved.gan).items():
+        np.testing.assert_array_equal(all_params(loaded.gan)[key], value, err_msg=key)
+    for name, value in saved.gan.d_optimizer.state_dict().items():
+        np.testing.assert_array_equal(loaded.gan.d_optimizer.state_dict()[name], value)
+    assert device_of(loaded.gan.generator.sublayers()[0].params["W"]) == loaded_on
+    assert rng_device(loaded.gan.rng) == loaded_on
+    loaded.fit(8)  # and it trains on from there
+    assert np.isfinite(loaded.history["g_loss"]).all()
 
 
 def test_callback_saves_periodically_and_at_the_end(tmp_path):

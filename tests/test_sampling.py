@@ -23,19 +23,19 @@ def checkpoint(request, tmp_path):
     return save_checkpoint(tmp_path / "ck.npz", gan, metadata={"preset": request.param, "seed": 0})
 
 
-def test_same_seed_same_images_and_latents_reproduce_them(checkpoint, tmp_path):
-    generator, preset, _ = load_generator(checkpoint)
-    images, latents = generate(generator, preset, n=5, seed=3)
-    again, _ = generate(generator, preset, n=5, seed=3)
+def test_same_seed_same_images_and_latents_reproduce_them(checkpoint, tmp_path, device):
+    generator, preset, _ = load_generator(checkpoint, device)
+    images, latents = generate(generator, preset, n=5, seed=3, device=device)
+    again, _ = generate(generator, preset, n=5, seed=3, device=device)
     assert images.shape == (5, 28, 28) and 0 <= images.min() and images.max() <= 1
     np.testing.assert_array_equal(images, again)
     write_samples(images, latents, tmp_path)  # the saved latents file gives the same images exactly
     from_file, _ = generate(
-        generator, preset, latents=load_latents(tmp_path / "latents.npy", preset)
+        generator, preset, latents=load_latents(tmp_path / "latents.npy", preset), device=device
     )
     np.testing.assert_array_equal(from_file, images)
     for k in range(5):  # alone in its batch, a vector's picture may differ in the last float32 bit
-        alone, _ = generate(generator, preset, latents=latents[k : k + 1])
+        alone, _ = generate(generator, preset, latents=latents[k : k + 1], device=device)
         np.testing.assert_allclose(alone[0], images[k], rtol=0, atol=1e-6)
 
 

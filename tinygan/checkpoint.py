@@ -4,7 +4,13 @@ A checkpoint holds everything that decides what the next step computes: both net
 buffers, both optimizers' state, every random generator's state (the noise generator, Dropout layers'
 generators, the data shuffler), the step count and the logged loss history, plus a little JSON metadata
 (preset, seed, flags). Resuming from it continues the run exactly: N steps straight and N/2 + resume +
-N/2 give identical parameters on the CPU.
+N/2 give identical parameters, on the CPU and on a device (whose generators are saved through
+:func:`tinygan.backend.rng_state`, see :class:`tinygan.backend.DeviceGenerator`).
+
+Every array is saved as a host (NumPy) copy, so a checkpoint written on one device loads on any other:
+parameters and optimizer state are copied onto the device of the networks they are loaded into. A
+random generator of the other side of the CPU/device divide cannot continue the same stream there; it
+is replaced by one seeded from the saved state (:func:`tinygan.backend.restore_rng`).
 
 What protects the work of a long run:
 
@@ -36,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from tinygan.atomic import write_atomically
-from tinygan.backend import to_numpy
+from tinygan.backend import restore_rng, rng_state, to_numpy
 from tinygan.gan import GAN
 from tinygan.nn.layer import Layer
 from tinygan.train import NonFiniteLossError, Periodic, Trainer
@@ -69,16 +75,6 @@ def _rng_owners(gan: GAN) -> dict[str, Any]:
     return owners
 
 
-def rng_state(rng: Any) -> str:
-    """A generator's state as JSON (NumPy's ``bit_generator.state``)."""
-    return json.dumps(rng.bit_generator.state)
-
-
-def set_rng_state(rng: Any, state: str) -> None:
-    """Restore :func:`rng_state`."""
-    rng.bit_generator.state = json.loads(state)
-
-
 def capture_state(
     gan: GAN, trainer: Trainer | None = None, metadata: dict[str, Any] | None = None
 ) -> dict[str, np.ndarray]:
@@ -99,7 +95,7 @@ def capture_state(
     archive |= _flatten("g_opt", gan.g_optimizer.state_dict())
     archive |= _flatten("d_opt", gan.d_optimizer.state_dict())
     for name, owner in _rng_owners(gan).items():
-        archive[f"rng.{name}"] = np.asarray(rng_state(owner.rng))
+        archive[f"rng.{name}"] = np.asarray(json.dumps(rng_state(owner.rng)))
     if trainer is not None:
         archive |= _flatten("trainer", trainer.state_dict())
         if hasattr(trainer.batches, "state_dict"):
@@ -217,7 +213,7 @@ def apply_state(archive: dict[str, np.ndarray], gan: GAN, trainer: Trainer | Non
         key = f"rng.{name}"
         if key not in archive:
             raise KeyError(f"the checkpoint has no random state for {name}")
-        set_rng_state(owner.rng, str(archive[key]))
+        owner.rng = restore_rng(owner.rng, json.loads(str(archive[key])))
     if trainer is not None:
         trainer.load_state_dict(_section(archive, "trainer"))
         if hasattr(trainer.batches, "load_state_dict"):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tinygan.experiment import IMAGE_PRESETS, run_from_command_line
 from tinygan.flags import (
+    DEVICE_NAMES,
     FlagParser,
     add_debug_flag,
     check_gpu,
@@ -86,7 +87,7 @@ def sample_command(argv: list[str]) -> int:
         metavar=("ROWS", "COLS"),
         help="one grid PNG instead of single PNGs",
     )
-    parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument("--device", choices=DEVICE_NAMES, default="cpu")
     add_debug_flag(parser)
     args = parser.parse_args(argv)
     check_gpu(parser.prog, args.device)
@@ -141,7 +142,7 @@ def eval_command(argv: list[str]) -> int:
         choices=["train", "test"],
         help="compare with this whole split (default: the classifier's held-out images)",
     )
-    parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument("--device", choices=DEVICE_NAMES, default="cpu")
     parser.add_argument("--download", action="store_true", help="download missing dataset files")
     parser.add_argument(
         "--classifier-cache", type=Path, help="folder for the trained classifier's weights"

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from tinygan.atomic import write_atomically
-from tinygan.backend import make_rng, new_seed
+from tinygan.backend import make_rng, new_seed, to_device
 from tinygan.checkpoint import (
     Checkpoint,
     apply_state,
@@ -369,7 +369,10 @@ def run(args: argparse.Namespace, prog: str = "tinygan") -> Trainer:
     init_seed, data_seed, noise_seed, sample_seed = np.random.SeedSequence(seed).spawn(4)
 
     data = load_training_data(prog, preset, settings)
-    batches = BatchIterator(data, preset.batch_size, np.random.default_rng(data_seed))
+    # the dataset goes to the device once: the batches are then cut there, not copied every step
+    batches = BatchIterator(
+        to_device(data, device), preset.batch_size, np.random.default_rng(data_seed)
+    )
     steps = preset.steps if preset.steps is not None else preset.epochs * batches.steps_per_epoch
     print(
         f"tinygan: {len(data)} {settings['dataset']} {settings['split']} images, {steps} steps of "

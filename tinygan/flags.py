@@ -24,7 +24,8 @@ from typing import NoReturn
 from tinygan.models import describe_presets, get_preset
 
 DATASET_NAMES = ("mnist", "fashion-mnist")
-DEVICE_NAMES = ("cpu", "gpu")
+#: ``emulated`` runs the GPU code paths on the CPU (:mod:`tinygan.testing`), to check them without one.
+DEVICE_NAMES = ("cpu", "gpu", "emulated")
 SPLIT_NAMES = ("train", "test")
 
 
@@ -201,7 +202,11 @@ def training_parser(
     parser.add_argument(
         "--subset", type=positive_int, help="train on the first N images only (quick experiments)"
     )
-    parser.add_argument("--device", choices=DEVICE_NAMES, help="default: cpu")
+    parser.add_argument(
+        "--device",
+        choices=DEVICE_NAMES,
+        help="default: cpu (emulated: GPU-style arrays on the CPU, to test the GPU code paths)",
+    )
     parser.add_argument(
         "--sample-every",
         type=positive_int,

@@ -83,7 +83,11 @@ class GAN:
     latent_dim : int
         Size of the noise vector z.
     rng : Generator
-        NumPy or CuPy generator (on the parameters' device) that draws the noise.
+        Draws the noise, on the parameters' device: a ``numpy.random.Generator`` on the CPU, a
+        :class:`tinygan.backend.DeviceGenerator` on a device (made by
+        :func:`tinygan.backend.make_rng`; :meth:`to` moves it). A device generator's stream differs
+        from NumPy's for the same seed, as CuPy's would; unlike CuPy's, its state can be saved, so a
+        device run resumes from a checkpoint exactly.
     noise : {"uniform", "normal"}
         z ~ U(-1, 1) or z ~ N(0, 1).
     generator_loss : {"nonsaturating", "minimax"}

@@ -26,6 +26,8 @@ behind the quality metrics in :mod:`tinygan.metrics`), made stable by the log-su
 
 from __future__ import annotations
 
+from numbers import Real
+
 import numpy as np
 
 from tinygan.backend import Array, get_array_module
@@ -59,7 +61,12 @@ def sigmoid_cross_entropy(logits: Array, targets: Array) -> tuple[Array, Array]:
     xp = get_array_module(logits)
     if not xp.issubdtype(logits.dtype, xp.floating):
         raise ValueError(f"sigmoid_cross_entropy expects floating logits, got {logits.dtype}")
-    targets = xp.asarray(targets, dtype=logits.dtype)
+    if isinstance(targets, Real):
+        # a scalar stays a scalar: on a GPU it is a kernel argument, while an array made of it
+        # would be one more copy from the host at every call
+        targets = logits.dtype.type(targets)
+    else:
+        targets = xp.asarray(targets, dtype=logits.dtype)
     try:
         broadcast = np.broadcast_shapes(targets.shape, logits.shape)
     except ValueError:

@@ -99,7 +99,7 @@ class Preset:
     ) -> GAN:
         """Fresh networks (weights drawn on the CPU from ``init_rng``), optimizers and rules, on ``device``.
 
-        ``noise_rng`` draws z during training (a CuPy generator for the GPU); ``overrides`` replace
+        ``noise_rng`` draws z during training (``make_rng(seed, device)``); ``overrides`` replace
         preset fields first (e.g. ``real_label=1.0``).
         """
         preset = replace(self, **overrides)

@@ -84,13 +84,14 @@ class Trainer:
     ----------
     gan : GAN
         Networks, optimizers and step rules, already on ``device``.
-    batches : iterator of numpy.ndarray
+    batches : iterator of arrays
         Real batches (a :class:`tinygan.data.BatchIterator`); its ``epoch`` attribute, when present,
-        drives ``on_epoch_end``.
+        drives ``on_epoch_end``. Give it the dataset on ``device`` (``to_device(data, device)``, as
+        :mod:`tinygan.experiment` does): host batches would be copied to the device at every step.
     out_dir : path
         Where ``log.csv`` and the callbacks' files go.
-    device : {"cpu", "gpu"}
-        Each batch is moved there once.
+    device : {"cpu", "gpu", "emulated"}
+        Where the GAN's parameters live; a batch that is not there yet is moved there.
     callbacks : sequence of Callback
     log_every : int
         Steps between reading statistics back, logging them and updating the progress bar.
@@ -131,7 +132,7 @@ class Trainer:
         return self.out_dir / "log.csv"
 
     def next_real_batch(self) -> Any:
-        """The next real batch, moved to the training device."""
+        """The next real batch, on the training device (moved there, unless it already is)."""
         return to_device(next(self.batches), self.device)
 
     def request_stop(self) -> None:

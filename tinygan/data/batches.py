@@ -5,6 +5,10 @@ batches. With ``drop_last=True`` (the default) the ``len(data) % batch_size`` ex
 the end of a permutation sit that epoch out; they are as likely as any others to be drawn early in
 the next one, so over many epochs every example is seen equally often on average, and every batch
 has the same size (a GAN's batch statistics, e.g. BatchNorm's, stay comparable from step to step).
+
+The data may live on a device (``to_device(data, "gpu")``): the batches are then cut there, and the
+only transfer is each epoch's permutation (N integers, drawn on the host so that it can be saved), not
+one batch of images per step.
 """
 
 from __future__ import annotations
@@ -15,14 +19,16 @@ from typing import Any
 
 import numpy as np
 
+from tinygan.backend import Array, device_of, to_device
+
 
 class BatchIterator:
     """Shuffled minibatches of ``data`` along its first axis, forever.
 
     Parameters
     ----------
-    data : numpy.ndarray
-        Shape (N, ...); batches are taken along axis 0.
+    data : array
+        Shape (N, ...), on any device; batches are taken along axis 0 and live where ``data`` does.
     batch_size : int
         Examples per batch, 1 <= batch_size <= N.
     rng : numpy.random.Generator
@@ -49,7 +55,7 @@ class BatchIterator:
 
     def __init__(
         self,
-        data: np.ndarray,
+        data: Array,
         batch_size: int,
         rng: np.random.Generator,
         drop_last: bool = True,
@@ -64,7 +70,7 @@ class BatchIterator:
             )
         self.data, self.batch_size, self.rng, self.drop_last = data, batch_size, rng, drop_last
         self.epoch = 0
-        self._order = rng.permutation(len(data))
+        self._set_order(rng.permutation(len(data)))
         self._position = 0  # index into self._order of the next batch's first example
 
     @property
@@ -76,14 +82,19 @@ class BatchIterator:
     def __iter__(self) -> BatchIterator:
         return self
 
-    def __next__(self) -> np.ndarray:
+    def _set_order(self, order: np.ndarray) -> None:
+        """Use ``order`` (host integers) for this epoch; a copy on the data's device indexes it."""
+        self._order = order
+        self._device_order = to_device(order, device_of(self.data))
+
+    def __next__(self) -> Array:
         """The next batch: a copy of ``data[indices]``, shape (batch_size, ...) (last one smaller
-        when ``drop_last`` is False)."""
-        indices = self._order[self._position : self._position + self.batch_size]
+        when ``drop_last`` is False), on the data's device."""
+        indices = self._device_order[self._position : self._position + self.batch_size]
         self._position += self.batch_size
         if self._position >= self.steps_per_epoch * self.batch_size:
             self.epoch += 1
-            self._order = self.rng.permutation(len(self.data))
+            self._set_order(self.rng.permutation(len(self.data)))
             self._position = 0
         return self.data[indices]
 
@@ -125,5 +136,5 @@ class BatchIterator:
             )
         self.rng.bit_generator.state = json.loads(str(state["rng_state"]))
         self.epoch = int(state["epoch"])
-        self._order = order.astype(np.int64)
+        self._set_order(order.astype(np.int64))
         self._position = position

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from tinygan.backend import Array, device_of, get_array_module, rng_device
 from tinygan.nn.layer import Cache, Layer, number_in
 from tinygan.overrides import overridable
@@ -21,7 +19,7 @@ def dropout(x: Array, rate: float, rng: Any) -> tuple[Array, Array]:
         Input, any shape.
     rate : float
         Probability of dropping an entry, in ``[0, 1)``.
-    rng : numpy.random.Generator or CuPy's
+    rng : numpy.random.Generator or tinygan.backend.DeviceGenerator
         Source of the uniform draws ``u``, one per entry, on x's device.
 
     Returns
@@ -46,10 +44,11 @@ class Dropout(Layer):
     ----------
     rate : float
         Probability of dropping an entry, in ``[0, 1)``.
-    rng : numpy.random.Generator
+    rng : numpy.random.Generator or tinygan.backend.DeviceGenerator
         Source of the masks, e.g. ``tinygan.backend.make_rng(seed)``. It is the attribute ``rng``:
-        ``layer.to("gpu")`` replaces it by a CuPy generator, and for CuPy inputs one may also assign
-        ``layer.rng = tinygan.backend.make_rng(seed, "gpu")``.
+        ``layer.to("gpu")`` replaces it by a device generator seeded from it, and for device inputs
+        one may also assign ``layer.rng = tinygan.backend.make_rng(seed, "gpu")``. Checkpoints save
+        and restore it on either device (:func:`tinygan.backend.rng_state`).
 
     Shapes
     ------
@@ -75,7 +74,7 @@ class Dropout(Layer):
     input's shape, which ``backward`` checks ``dy`` against.
     """
 
-    def __init__(self, rate: float, rng: np.random.Generator) -> None:
+    def __init__(self, rate: float, rng: Any) -> None:
         super().__init__()
         self.rate = number_in(rate, "[0, 1)", "rate", "Dropout")
         self.rng = rng

@@ -106,7 +106,7 @@ class Layer:
     # -- device and dtype ----------------------------------------------------------------------------
     def to(self, device: str) -> Layer:
         """Move parameters, gradients, buffers and random generators (of descendants too) to
-        ``"cpu"`` or ``"gpu"``."""
+        ``"cpu"``, ``"gpu"`` or ``"emulated"``."""
         for layer in self.walk():
             for store in (layer.params, layer.grads, layer.buffers):
                 for name, value in store.items():
