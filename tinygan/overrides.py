@@ -7,17 +7,20 @@ one kind of array by a function registered under the same name, with the same si
 same results up to rounding:
 
 * ``"cpu"``: NumPy arrays of float32 or float64 (the dtypes compiled kernels are built for);
-* ``"gpu"``: CuPy arrays.
+* ``"gpu"``: CuPy arrays of float32 or float64.
 
-The kind is read from the first argument; any other array (float16, integers) runs the plain
-function.
+The kind is read from the first argument; any other array (float16, integers, the emulated
+device's arrays of :mod:`tinygan.testing`) runs the plain function: the emulated device exists to
+check the plain array code that a GPU runs, whatever kernels are registered.
 
 Which replacements are registered is decided once, at the first call of an overridable function,
 from the environment: ``TINYGAN_NUMBA=0`` (or ``false``, ``no``, ``off``) registers nothing,
-anything else loads the Numba kernels of :mod:`tinygan.kernels`. :func:`set_kernels` decides
-explicitly and may be called again to switch. Kernels that were asked for and cannot load (Numba
-not installed, say) warn once with the reason, and the plain functions run. The ``tinygan.kernels``
-package is optional: when it is absent and nothing asked for it, the plain functions run quietly.
+anything else loads the Numba kernels of :mod:`tinygan.kernels`, and its CuPy kernels too when
+CuPy can be imported (without CuPy there is no GPU array for them to run on, so their absence says
+nothing). :func:`set_kernels` decides explicitly and may be called again to switch. Kernels that
+were asked for and cannot load (Numba not installed, or CuPy present but unable to build its
+kernels) warn once with the reason, and the plain functions run. The ``tinygan.kernels`` package is
+optional: when it is absent and nothing asked for it, the plain functions run quietly.
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ KERNEL_MODULES: dict[str, str | None] = {
     "numba": "tinygan.kernels.cpu_numba",
     "reference": None,
 }
+#: The module that registers a kernel set's GPU kernels, loaded after :data:`KERNEL_MODULES`' one
+#: only where CuPy can be imported.
+GPU_KERNEL_MODULES: dict[str, str] = {"numba": "tinygan.kernels.gpu_cupy"}
 KINDS = ("cpu", "gpu")
 
 _plain: dict[str, Callable[..., Any]] = {}
@@ -69,7 +75,8 @@ def overridable(plain: F) -> F:
         if isinstance(array, np.ndarray):
             function = cpu.get(name) if array.dtype.char in "fd" else None
         else:
-            function = gpu.get(name) if device_of(array) == "gpu" else None
+            gpu_float = device_of(array) == "gpu" and array.dtype.char in "fd"
+            function = gpu.get(name) if gpu_float else None
         return (function or plain)(array, *args, **kwargs)
 
     dispatch.plain = plain  # type: ignore[attr-defined]
@@ -139,20 +146,40 @@ def _choose(kernels: str, requested: bool) -> str:
     explicit = requested or "TINYGAN_NUMBA" in os.environ
     if not explicit and find_spec("tinygan.kernels") is None:
         return _active
+    if not _load(module_name, f"{kernels} kernels", "NumPy", KINDS):
+        return _active
+    _active = kernels
+    gpu_module = GPU_KERNEL_MODULES.get(kernels)
+    if gpu_module is not None and _cupy_importable():
+        # The CPU kernels stay when these fail: each set serves its own kind of array.
+        _load(gpu_module, "CuPy kernels", "CuPy", ("gpu",))
+    return _active
+
+
+def _load(module_name: str, what: str, plain_library: str, kinds: tuple[str, ...]) -> bool:
+    """Import ``module_name`` and call its ``register()``. On any failure, empty the tables of
+    ``kinds``, warn once with the reason and return False: the plain functions run."""
     try:
         importlib.import_module(module_name).register()
     except Exception as error:  # any failure to load leaves the plain functions, said once
-        for table in _replacements.values():
-            table.clear()
+        for kind in kinds:
+            _replacements[kind].clear()
         reason = f"{type(error).__name__}: {error}"
         if reason not in _warned:
             _warned.add(reason)
             warnings.warn(
-                f"tinygan: the {kernels} kernels could not be loaded ({reason}); "
-                "the plain NumPy functions run instead",
+                f"tinygan: the {what} could not be loaded ({reason}); "
+                f"the plain {plain_library} functions run instead",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
-        return _active
-    _active = kernels
-    return _active
+        return False
+    return True
+
+
+def _cupy_importable() -> bool:
+    """Whether ``import cupy`` can be attempted, decided without importing it."""
+    try:
+        return find_spec("cupy") is not None
+    except (ImportError, ValueError):  # a stand-in module without a spec is not CuPy
+        return False
