@@ -6,11 +6,14 @@
 * ``tinygan sample CHECKPOINT [flags]`` writes images from a checkpoint of any image preset.
 * ``tinygan eval CHECKPOINT [flags]`` measures a checkpoint's samples (FID, Inception Score, mode
   coverage, precision / recall) beside the same figures for real images.
+* ``tinygan export CHECKPOINT --format onnx|torch`` writes a checkpoint's generator (or
+  discriminator) as an ONNX model or a PyTorch state dict.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -174,11 +177,97 @@ def eval_command(argv: list[str]) -> int:
     return 0
 
 
+EXPORT_FORMATS = {"onnx": ".onnx", "torch": ".pt"}
+
+EXPORT_EPILOG = """\
+onnx: one ONNX model (opset 17, batch axis dynamic), input "z" and output "images" for the generator,
+"x" and "logits" for the discriminator; its metadata holds preset, latent_dim, noise (uniform:
+U(-1, 1), normal: N(0, 1)) and value_range. Needs: pip install "tinygan[onnx]".
+
+torch: the state dict of the network's PyTorch twin. Rebuild the module and load it with
+  from tinygan.interop.torch_models import build_generator  # or build_discriminator
+  g = build_generator("dcgan-tf"); g.load_state_dict(torch.load("g.pt")); g.eval()
+Needs: pip install "tinygan[torch]".
+"""
+
+
+def export_command(argv: list[str]) -> int:
+    """``tinygan export CHECKPOINT``: a trained network as ONNX or as a PyTorch state dict."""
+    import importlib.util
+
+    parser = FlagParser(
+        prog="tinygan export",
+        description="Export a checkpoint's generator or discriminator to ONNX or PyTorch.",
+        epilog=EXPORT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("checkpoint", type=Path, help="a .npz written during training")
+    parser.add_argument(
+        "--format", choices=list(EXPORT_FORMATS), default="onnx", help="default: onnx"
+    )
+    parser.add_argument(
+        "--network",
+        choices=["generator", "discriminator"],
+        default="generator",
+        help="default: generator",
+    )
+    parser.add_argument(
+        "--out", type=Path, help="file to write (default: <network>.onnx or <network>.pt)"
+    )
+    add_debug_flag(parser)
+    args = parser.parse_args(argv)
+    # Checked before the checkpoint is read, so a missing extra or a bad path costs nothing.
+    module = "onnx" if args.format == "onnx" else "torch"
+    if importlib.util.find_spec(module) is None:
+        usage_error(
+            parser.prog,
+            f"--format {args.format} needs the {module} package: pip install "
+            f'"tinygan[{args.format}]"',
+        )
+    out = args.out or Path(f"{args.network}{EXPORT_FORMATS[args.format]}")
+    if out.is_dir():
+        usage_error(parser.prog, f"--out {out} is a folder; give a file name")
+    # The file's folder may be missing (it is created when the file is written), but the nearest
+    # folder that exists must accept files, and nothing on the way may be a file.
+    existing = next(parent for parent in out.absolute().parents if parent.exists())
+    if not existing.is_dir():
+        usage_error(parser.prog, f"--out {out} is below the file {existing}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        usage_error(parser.prog, f"--out {out} is not writable ({existing} is read-only)")
+
+    from tinygan.interop import load_network
+
+    try:
+        network, preset = load_network(args.checkpoint, args.network)
+    except (OSError, ValueError, KeyError) as error:
+        raise SystemExit(f"tinygan export: {error}") from None
+    try:
+        if args.format == "onnx":
+            from tinygan.interop.onnx_export import export_onnx
+
+            export_onnx(network, preset, args.network, out)
+            how = "run it with onnxruntime.InferenceSession"
+        else:
+            from tinygan.interop.torch_models import export_torch
+
+            export_torch(network, preset, args.network, out)
+            build = "build_generator" if args.network == "generator" else "build_discriminator"
+            how = (
+                f"load it with tinygan.interop.torch_models.{build}({preset.name!r})"
+                f".load_state_dict(torch.load({str(out)!r}))"
+            )
+    except OSError as error:
+        raise SystemExit(f"tinygan export: cannot write {out}: {error.strerror or error}") from None
+    print(f"tinygan: {args.network} of preset {preset.name} -> {out} ({how})")
+    return 0
+
+
 COMMANDS = {
     "presets": presets_command,
     "train": train_command,
     "sample": sample_command,
     "eval": eval_command,
+    "export": export_command,
 }
 
 

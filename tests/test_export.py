@@ -1,0 +1,281 @@
+"""Exported networks compute what tinygan computes: ONNX Runtime and PyTorch against tinygan's forward
+in evaluation mode, for every preset's generator and discriminator, and the ``tinygan export``
+command from a saved checkpoint to a file another runtime runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinygan.checkpoint import save_checkpoint
+from tinygan.cli import main as cli
+from tinygan.interop import input_shape
+from tinygan.models import PRESETS
+from tinygan.nn import BatchNorm, Layer
+from tinygan.sampling import load_generator
+
+PRESET_NAMES = ["mlp-tf", "gaussian-1d", "mlp-book", "dcgan-keras", "dcgan-tf"]
+NETWORKS = ["generator", "discriminator"]
+BATCHES = (1, 7)
+#: float32 end to end: the runtimes sum products in other orders than tinygan, nothing more
+ATOL = 1e-5
+
+
+@cache
+def networks(name: str) -> tuple[Layer, Layer]:
+    """A preset's networks with random weights and BatchNorm layers that do something: running
+    statistics and affine parameters away from their initial 0 / 1, so that using the wrong ones (or
+    the batch's) shows."""
+    rng = np.random.default_rng(7)
+    generator, discriminator = PRESETS[name].build(rng)
+    for layer in [*generator.walk(), *discriminator.walk()]:
+        if isinstance(layer, BatchNorm):
+            n = layer.num_features
+            layer.buffers["mean"][...] = rng.normal(0.0, 0.5, n)
+            layer.buffers["var"][...] = rng.uniform(0.2, 3.0, n)
+            layer.params["gamma"][...] = rng.uniform(0.5, 1.5, n)
+            layer.params["beta"][...] = rng.normal(0.0, 0.3, n)
+    return generator, discriminator
+
+
+def network_and_inputs(name: str, kind: str, batch: int) -> tuple[Layer, np.ndarray]:
+    preset = PRESETS[name]
+    network = networks(name)[NETWORKS.index(kind)]
+    rng = np.random.default_rng(batch)
+    x = rng.uniform(-1.0, 1.0, size=(batch, *input_shape(preset, kind))).astype(np.float32)
+    return network, x
+
+
+def tinygan_output(network: Layer, x: np.ndarray) -> np.ndarray:
+    return network.forward(x, training=False)[0]
+
+
+def max_error(actual: np.ndarray, expected: np.ndarray) -> float:
+    assert actual.shape == expected.shape
+    assert actual.dtype == np.float32
+    return float(np.abs(actual - expected).max())
+
+
+# -- ONNX --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", NETWORKS)
+@pytest.mark.parametrize("name", PRESET_NAMES)
+def test_onnx_runtime_computes_tinygans_forward(name, kind, tmp_path):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from tinygan.interop.onnx_export import export_onnx
+
+    preset = PRESETS[name]
+    path = tmp_path / "net.onnx"
+    export_onnx(networks(name)[NETWORKS.index(kind)], preset, kind, path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (graph_input,) = session.get_inputs()
+    assert graph_input.shape[0] == "batch"  # one file for every batch size
+    for batch in BATCHES:
+        network, x = network_and_inputs(name, kind, batch)
+        (actual,) = session.run(None, {graph_input.name: x})
+        assert max_error(actual, tinygan_output(network, x)) <= ATOL, (name, kind, batch)
+
+
+@pytest.mark.parametrize("kind", NETWORKS)
+def test_onnx_model_is_valid_and_says_what_it_holds(kind, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from tinygan.interop.onnx_export import export_onnx
+
+    preset = PRESETS["dcgan-tf"]
+    model = export_onnx(networks("dcgan-tf")[NETWORKS.index(kind)], preset, kind, tmp_path / "m")
+    onnx.checker.check_model(onnx.load(tmp_path / "m"), full_check=True)
+    metadata = {prop.key: prop.value for prop in model.metadata_props}
+    assert metadata["preset"] == "dcgan-tf"
+    assert metadata["network"] == kind
+    assert int(metadata["latent_dim"]) == 100
+    assert metadata["noise"] == "normal"
+    assert json.loads(metadata["value_range"]) == [-1.0, 1.0]
+    assert json.loads(metadata["data_shape"]) == [1, 28, 28]
+    ops = {node.op_type for node in model.graph.node}
+    if kind == "generator":
+        assert {"Gemm", "BatchNormalization", "ConvTranspose", "Tanh"} <= ops
+        assert [i.name for i in model.graph.input] == ["z"]
+        assert [o.name for o in model.graph.output] == ["images"]
+    else:
+        assert {"Conv", "LeakyRelu", "Identity", "Flatten", "Gemm"} <= ops
+        assert [o.name for o in model.graph.output] == ["logits"]
+
+
+def test_unbounded_value_range_is_json():
+    from tinygan.interop import export_metadata
+
+    metadata = export_metadata(PRESETS["gaussian-1d"], "generator")
+    assert json.loads(metadata["value_range"]) == [-np.inf, np.inf]
+
+
+# -- PyTorch -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", NETWORKS)
+@pytest.mark.parametrize("name", PRESET_NAMES)
+def test_torch_state_dict_loads_into_the_rebuilt_module(name, kind, tmp_path):
+    torch = pytest.importorskip("torch")
+    from tinygan.interop.torch_models import build_discriminator, build_generator, export_torch
+
+    path = tmp_path / "net.pt"
+    export_torch(networks(name)[NETWORKS.index(kind)], PRESETS[name], kind, path)
+    build = build_generator if kind == "generator" else build_discriminator
+    module = build(PRESETS[name].alias)  # by alias as well as by name
+    module.load_state_dict(torch.load(path))
+    module.eval()
+    for batch in BATCHES:
+        network, x = network_and_inputs(name, kind, batch)
+        with torch.no_grad():
+            actual = module(torch.from_numpy(x)).numpy()
+        assert max_error(actual, tinygan_output(network, x)) <= ATOL, (name, kind, batch)
+
+
+# -- the command -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A dcgan-tf checkpoint after one training step (so BatchNorm's statistics have moved)."""
+    preset = PRESETS["dcgan-tf"]
+    gan = preset.make_gan(np.random.default_rng(0), np.random.default_rng(1))
+    real = np.random.default_rng(2).uniform(-1, 1, size=(4, 1, 28, 28)).astype(np.float32)
+    gan.train_step(iter([real]).__next__)
+    path = tmp_path_factory.mktemp("export") / "ck.npz"
+    return save_checkpoint(path, gan, metadata={"preset": "003", "seed": 0})
+
+
+def run_cli(argv: list[str]) -> int:
+    try:
+        return cli(argv)
+    except SystemExit as stop:
+        return stop.code
+
+
+def test_cli_onnx_export_samples_like_tinygan(checkpoint, tmp_path, capsys):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "new" / "g.onnx"  # a missing folder is created
+    assert run_cli(["export", str(checkpoint), "--format", "onnx", "--out", str(out)]) == 0
+    assert str(out) in capsys.readouterr().out
+
+    # the README's snippet, as written there: everything it needs comes from the file
+    namespace = {}
+    exec(readme_snippet().replace('"g.onnx"', repr(str(out))), namespace)
+    images, pixels, z = namespace["images"], namespace["pixels"], namespace["z"]
+    assert images.shape == (16, 1, 28, 28)
+    assert 0 <= pixels.min() and pixels.max() <= 1
+
+    generator, _, _ = load_generator(checkpoint)
+    expected = tinygan_output(generator, z.astype(np.float32))
+    assert max_error(images, expected) <= ATOL
+
+
+def readme_snippet() -> str:
+    """The Python block of the README's Export section that samples with ONNX Runtime."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    export = readme[readme.index("## Export") :]
+    return export.split("```python\n")[1].split("```")[0]
+
+
+def test_cli_exports_the_discriminator(checkpoint, tmp_path):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    out = tmp_path / "d.onnx"
+    argv = ["export", str(checkpoint), "--network", "discriminator", "--out", str(out)]
+    assert run_cli(argv) == 0  # --format onnx is the default
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(3).uniform(-1, 1, (3, 1, 28, 28)).astype(np.float32)
+    (logits,) = session.run(None, {"x": x})
+    assert logits.shape == (3, 1)
+
+
+def test_cli_torch_export_loads_into_the_twin(checkpoint, tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    from tinygan.interop.torch_models import build_generator
+
+    out = tmp_path / "g.pt"
+    assert run_cli(["export", str(checkpoint), "--format", "torch", "--out", str(out)]) == 0
+    assert "build_generator('dcgan-tf')" in capsys.readouterr().out
+    module = build_generator("dcgan-tf")
+    module.load_state_dict(torch.load(out))
+    z = np.random.default_rng(4).standard_normal((2, 100)).astype(np.float32)
+    with torch.no_grad():
+        actual = module.eval()(torch.from_numpy(z)).numpy()
+    generator, _, _ = load_generator(checkpoint)
+    assert max_error(actual, tinygan_output(generator, z)) <= ATOL
+
+
+def test_cli_default_output_name(checkpoint, tmp_path, monkeypatch):
+    pytest.importorskip("onnx")
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(["export", str(checkpoint)]) == 0
+    assert (tmp_path / "generator.onnx").is_file()
+
+
+def bad_checkpoints(tmp_path: Path) -> list[tuple[Path, str]]:
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    text = tmp_path / "text.npz"
+    text.write_text("hello")
+    return [
+        (tmp_path / "missing.npz", "no checkpoint at"),
+        (empty, "the file is empty"),
+        (text, "not an .npz archive"),
+    ]
+
+
+def test_bad_checkpoints_get_one_line(tmp_path, capsys):
+    for path, message in bad_checkpoints(tmp_path):
+        code = run_cli(["export", str(path), "--format", "onnx", "--out", str(tmp_path / "g")])
+        # the message goes to stderr through SystemExit's text
+        assert code not in (0, None)
+        text = str(code)
+        assert message in text and "\n" not in text
+        assert not (tmp_path / "g").exists()
+
+
+def test_bad_flags_and_outputs_get_one_line_and_exit_code_2(checkpoint, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    cases = [
+        (["--format", "tflite"], "invalid choice: 'tflite'"),
+        (["--network", "critic"], "invalid choice: 'critic'"),
+        (["--out", str(tmp_path)], "is a folder; give a file name"),
+        (["--out", str(blocker / "g.onnx")], "is below the file"),
+    ]
+    for flags, message in cases:
+        assert run_cli(["export", str(checkpoint), *flags]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+
+
+def test_missing_extra_is_named_in_one_line(checkpoint, tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name in ("onnx", "torch") else find_spec(name, *args),
+    )
+    for fmt, extra in (("onnx", "tinygan[onnx]"), ("torch", "tinygan[torch]")):
+        assert run_cli(["export", str(checkpoint), "--format", fmt]) == 2
+        err = capsys.readouterr().err
+        assert extra in err and err.count("\n") == 1, err
+    assert not list(tmp_path.iterdir())
+
+
+def test_import_tinygan_imports_neither_onnx_nor_torch():
+    code = (
+        "import sys, tinygan, tinygan.cli, tinygan.interop, tinygan.sampling\n"
+        "assert not {'onnx', 'onnxruntime', 'torch'} & set(sys.modules), sorted(sys.modules)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

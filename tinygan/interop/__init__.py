@@ -1,0 +1,123 @@
+"""Taking a trained network out of tinygan: to ONNX (:mod:`tinygan.interop.onnx_export`) and to
+PyTorch (:mod:`tinygan.interop.torch_models`).
+
+Both are optional: they need the ``onnx`` or ``torch`` extra (``pip install "tinygan[onnx]"``,
+``"tinygan[torch]"``), which ``import tinygan`` never imports. This module holds what the two routes
+share and needs NumPy alone: rebuilding a network from a checkpoint, walking its layers with their
+shapes, and the facts about a preset that an exported file should carry.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tinygan.checkpoint import CheckpointError, checkpoint_metadata, load_networks, read_checkpoint
+from tinygan.models import Preset, get_preset
+from tinygan.nn import Layer, Sequential
+
+NETWORKS = ("generator", "discriminator")
+
+
+@dataclass(frozen=True)
+class TracedLayer:
+    """One leaf layer of a network with the shape of one sample going in and coming out."""
+
+    layer: Layer
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+
+
+def trace_layers(network: Layer, sample_shape: tuple[int, ...]) -> list[TracedLayer]:
+    """The leaf layers of ``network`` in data-flow order, with their per-sample shapes.
+
+    The shapes come from running every layer in evaluation mode on one zero sample, so they are the
+    ones tinygan itself computes ("same" padding and transposed-convolution sizes depend on them);
+    nested :class:`~tinygan.nn.Sequential` containers are flattened.
+    """
+    dtype = next((p.dtype for layer in network.walk() for p in layer.params.values()), np.float32)
+    traced: list[TracedLayer] = []
+
+    def visit(layer: Layer, x: Any) -> Any:
+        if isinstance(layer, Sequential):
+            for child in layer.layers:
+                x = visit(child, x)
+            return x
+        if layer.sublayers():
+            raise ValueError(f"cannot export the container {type(layer).__name__}: not a chain")
+        y, _ = layer.forward(x, training=False)
+        traced.append(TracedLayer(layer, tuple(x.shape[1:]), tuple(y.shape[1:])))
+        return y
+
+    visit(network, np.zeros((1, *sample_shape), dtype=dtype))
+    return traced
+
+
+def input_shape(preset: Preset, network: str) -> tuple[int, ...]:
+    """Shape of one input sample of the preset's generator (z) or discriminator (an image)."""
+    return (preset.latent_dim,) if network == "generator" else tuple(preset.data_shape)
+
+
+def load_network(path: str | os.PathLike, network: str = "generator") -> tuple[Layer, Preset]:
+    """Rebuild the generator or discriminator saved in the checkpoint at ``path``, on the CPU.
+
+    Raises
+    ------
+    FileNotFoundError, CheckpointError
+        As :func:`tinygan.checkpoint.read_checkpoint` does, and a ``CheckpointError`` when the
+        checkpoint names no preset or holds no weights for the network asked for.
+    """
+    if network not in NETWORKS:
+        raise ValueError(f"network must be one of {NETWORKS}, got {network!r}")
+    archive = read_checkpoint(path)
+    metadata = checkpoint_metadata(archive)
+    if "preset" not in metadata:
+        raise CheckpointError(f"{path} does not say which preset it belongs to; cannot rebuild it")
+    preset = get_preset(metadata["preset"])
+    if network == "discriminator" and not any(key.startswith("D.") for key in archive):
+        raise CheckpointError(f"{path}: holds no discriminator parameters")
+    generator, discriminator = preset.build(np.random.default_rng(0))  # overwritten just below
+    try:
+        load_networks(archive, generator, discriminator if network == "discriminator" else None)
+    except (KeyError, ValueError) as error:
+        message = " ".join(str(error).strip("\"'").split())
+        raise CheckpointError(f"{path}: does not fit preset {preset.name}: {message}") from None
+    return (generator if network == "generator" else discriminator), preset
+
+
+def export_metadata(preset: Preset, network: str) -> dict[str, str]:
+    """What a program using the exported network needs to know, as strings.
+
+    ``noise`` is ``uniform`` (z ~ U(-1, 1)) or ``normal`` (z ~ N(0, 1)); ``value_range`` is the
+    generator's output range as JSON (``[-1.0, 1.0]``; ``[-Infinity, Infinity]`` for a linear
+    output), and a discriminator outputs one logit per sample (``sigmoid(logit)`` = P(real)).
+    """
+    low, high = preset.value_range
+    metadata = {
+        "producer": "tinygan",
+        "preset": preset.name,
+        "preset_alias": preset.alias,
+        "network": network,
+        "latent_dim": str(preset.latent_dim),
+        "noise": preset.noise,
+        "noise_description": "U(-1, 1)" if preset.noise == "uniform" else "N(0, 1)",
+        "data_shape": "[" + ", ".join(str(n) for n in preset.data_shape) + "]",
+        "value_range": f"[{_json_float(low)}, {_json_float(high)}]",
+    }
+    if network == "generator":
+        metadata["input"] = f"z: (batch, {preset.latent_dim}) float32"
+        metadata["output"] = "images: (batch, *data_shape) float32 in value_range"
+    else:
+        metadata["input"] = "x: (batch, *data_shape) float32 in value_range"
+        metadata["output"] = "logits: (batch, 1) float32; sigmoid(logit) = P(real)"
+    return metadata
+
+
+def _json_float(value: float) -> str:
+    """A float as JSON writes it (``Infinity`` for inf), so ``json.loads`` reads it back."""
+    if np.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return repr(float(value))
