@@ -138,8 +138,10 @@ def assert_all_close(got: tuple[Any, ...], want: tuple[Any, ...], dtype: Any) ->
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("chunk_bytes", [None, 1])  # the whole batch, and one image per chunk
 @pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("param_grads", [True, False])
-def test_conv2d(monkeypatch, dtype, chunk_bytes, bias, param_grads):
+@pytest.mark.parametrize(
+    ("param_grads", "input_grad"), [(True, True), (False, True), (True, False)]
+)
+def test_conv2d(monkeypatch, dtype, chunk_bytes, bias, param_grads, input_grad):
     if chunk_bytes is not None:
         monkeypatch.setattr(cpu_numba, "CHUNK_BYTES", chunk_bytes)
     x, W, b, stride, padding = conv_arguments(False, dtype, bias)
@@ -148,8 +150,8 @@ def test_conv2d(monkeypatch, dtype, chunk_bytes, bias, param_grads):
     assert_close(y, conv.conv2d_forward.plain(x, W, b, stride, padding), dtype)
     dy = standard_normal(y.shape, dtype, 24)
     assert_all_close(
-        cpu_numba.conv2d_backward(dy, x, W, stride, padding, param_grads),
-        conv.conv2d_backward.plain(dy, x, W, stride, padding, param_grads),
+        cpu_numba.conv2d_backward(dy, x, W, stride, padding, param_grads, input_grad),
+        conv.conv2d_backward.plain(dy, x, W, stride, padding, param_grads, input_grad),
         dtype,
     )
 
@@ -157,8 +159,10 @@ def test_conv2d(monkeypatch, dtype, chunk_bytes, bias, param_grads):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("chunk_bytes", [None, 1])
 @pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("param_grads", [True, False])
-def test_conv_transpose2d(monkeypatch, dtype, chunk_bytes, bias, param_grads):
+@pytest.mark.parametrize(
+    ("param_grads", "input_grad"), [(True, True), (False, True), (True, False)]
+)
+def test_conv_transpose2d(monkeypatch, dtype, chunk_bytes, bias, param_grads, input_grad):
     if chunk_bytes is not None:
         monkeypatch.setattr(cpu_numba, "CHUNK_BYTES", chunk_bytes)
     x, W, b, stride, padding = conv_arguments(True, dtype, bias)
@@ -167,8 +171,10 @@ def test_conv_transpose2d(monkeypatch, dtype, chunk_bytes, bias, param_grads):
     assert_close(y, conv_transpose.conv_transpose2d_forward.plain(x, W, b, *geometry), dtype)
     dy = standard_normal(y.shape, dtype, 25)
     assert_all_close(
-        cpu_numba.conv_transpose2d_backward(dy, x, W, stride, padding, param_grads),
-        conv_transpose.conv_transpose2d_backward.plain(dy, x, W, stride, padding, param_grads),
+        cpu_numba.conv_transpose2d_backward(dy, x, W, stride, padding, param_grads, input_grad),
+        conv_transpose.conv_transpose2d_backward.plain(
+            dy, x, W, stride, padding, param_grads, input_grad
+        ),
         dtype,
     )
 

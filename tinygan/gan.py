@@ -17,7 +17,9 @@ target 1 on real data and 0 on generated data (or smoothed targets such as 0.9 /
 
 The generator's gradient flows *through* the discriminator: ``dfake = D.backward(dlogits,
 param_grads=False)`` gives :math:`\partial L_G / \partial G(z)` without touching D's weight gradients,
-then ``G.backward(dfake)`` gives G's parameter gradients.
+then ``G.backward(dfake, input_grad=False)`` gives G's parameter gradients (and not the gradient
+with respect to the noise, which nothing uses; the discriminator step likewise skips D's gradient
+with respect to the images).
 
 *Why this game works.* Against a fixed generator the best discriminator is
 :math:`D^*(x) = p_{data}(x) / (p_{data}(x) + p_g(x))`, and with it the game's value becomes
@@ -152,8 +154,10 @@ class GAN:
         logits_fake, cache_fake = self.discriminator.forward(fake)
         loss_real, dlogits_real = sigmoid_cross_entropy(logits_real, self.real_label)
         loss_fake, dlogits_fake = sigmoid_cross_entropy(logits_fake, self.fake_label)
-        self.discriminator.backward(dlogits_real, cache_real)
-        self.discriminator.backward(dlogits_fake, cache_fake)
+        # D's parameters are all this step updates: the gradient with respect to the images is
+        # wanted by nobody (input_grad=False skips it).
+        self.discriminator.backward(dlogits_real, cache_real, input_grad=False)
+        self.discriminator.backward(dlogits_fake, cache_fake, input_grad=False)
         return loss_real + loss_fake, sigmoid(logits_real).mean(), sigmoid(logits_fake).mean()
 
     def discriminator_step(self, real: Array) -> tuple[Array, Array, Array]:
@@ -175,13 +179,14 @@ class GAN:
         """L_G for the noise batch ``z``; adds its gradient into G's grads, leaving D's untouched.
 
         The chain rule runs through D: ``dfake = D.backward(dlogits, param_grads=False)`` is
-        dL_G/dG(z), and ``G.backward(dfake)`` turns it into G's parameter gradients.
+        dL_G/dG(z), and ``G.backward(dfake, input_grad=False)`` turns it into G's parameter
+        gradients.
         """
         fake, cache_g = self.generator.forward(z)
         logits_fake, cache_d = self.discriminator.forward(fake)
         loss, dlogits = self.generator_loss_and_grad(logits_fake)
         dfake = self.discriminator.backward(dlogits, cache_d, param_grads=False)
-        self.generator.backward(dfake, cache_g)
+        self.generator.backward(dfake, cache_g, input_grad=False)  # nobody needs dL/dz
         return loss
 
     def generator_step(self, batch_size: int) -> Array:

@@ -14,6 +14,12 @@ With :math:`g` the gradient of parameter :math:`p` and :math:`\eta` the learning
   :math:`p \leftarrow p - \eta\, \hat m / (\sqrt{\hat v} + \epsilon)`.
 * RMSprop (Keras' form): :math:`v \leftarrow \rho v + (1 - \rho) g^2`,
   :math:`p \leftarrow p - \eta\, g / (\sqrt{v} + \epsilon)`.
+
+Each rule is elementwise, so it can run over all parameters at once: the optimizer homes its
+parameters, their gradients and its state in one flat buffer per dtype
+(:func:`tinygan.nn.flat.flatten_parameters`; ``layer.params[name]`` becomes a view into it) and
+applies a rule with one call over the whole buffer. The numbers are those of one call per
+parameter; only the per-call overhead goes.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from tinygan.backend import Array, get_array_module, to_device, to_numpy
+from tinygan.backend import Array, device_of, get_array_module, to_device, to_numpy
+from tinygan.nn.flat import FlatGroup, all_distinct, flatten_parameters
 from tinygan.nn.layer import Layer
 from tinygan.overrides import overridable
 
@@ -107,6 +114,38 @@ class Optimizer:
             {name: get_array_module(p).zeros_like(p) for name in self.state_names}
             for _, _, p, _ in self.slots()
         ]
+        # Flat buffers, made now and again whenever something rebound a parameter (None: due).
+        self._groups: list[FlatGroup] | None = None
+        self.flat_groups()
+
+    def flat_groups(self) -> list[FlatGroup] | None:
+        """The flat buffers holding the parameters, gradients and state, flattening again first if
+        a parameter or gradient was rebound (``Layer.to``, ``Layer.astype``) since.
+
+        ``None`` when the parameters cannot share a buffer: one array serves two parameters (a tied
+        weight), which the per-parameter path updates twice, as written.
+        """
+        if self._groups is not None and all(group.is_current() for group in self._groups):
+            return self._groups
+        slots = [(layer, name) for layer, name, _, _ in self.slots()]
+        if not all_distinct([layer.params[name] for layer, name in slots]):
+            self._groups = None
+            return None
+        position = {(id(layer), name): index for index, (layer, name) in enumerate(slots)}
+        self._groups = flatten_parameters(slots)
+        for group in self._groups:
+            xp = get_array_module(group.params)
+            device = device_of(group.params)
+            for state_name in self.state_names:
+                flat = xp.empty_like(group.params)
+                for k, (layer, name) in enumerate(group.slots):
+                    state = self.state[position[id(layer), name]]
+                    view = group.view(flat, k)
+                    # The old state may sit on another device or dtype (a layer was moved or cast).
+                    view[...] = to_device(state[state_name], device)
+                    state[state_name] = view
+                group.state[state_name] = flat
+        return self._groups
 
     def slots(self) -> Iterator[tuple[Layer, str, Any, Any]]:
         """``(layer, name, param, grad)`` for every trainable parameter, in a fixed order."""
@@ -121,17 +160,27 @@ class Optimizer:
 
     def zero_grad(self) -> None:
         """Set the gradients of every parameter this optimizer updates to zero."""
-        for _, _, _, grad in self.slots():
-            grad[...] = 0
+        groups = self.flat_groups()
+        if groups is None:
+            for _, _, _, grad in self.slots():
+                grad[...] = 0
+            return
+        for group in groups:  # one fill per buffer
+            group.grads[...] = 0
 
     def step(self) -> None:
         """Apply one update to every parameter, in place."""
         self.step_count += 1
-        for (_, _, param, grad), state in zip(self.slots(), self.state, strict=True):
-            self.update(param, grad, state)
+        groups = self.flat_groups()
+        if groups is None:
+            for (_, _, param, grad), state in zip(self.slots(), self.state, strict=True):
+                self.update(param, grad, state)
+            return
+        for group in groups:  # the rule is elementwise: one call covers every parameter
+            self.update(group.params, group.grads, group.state)
 
     def update(self, param: Array, grad: Array, state: dict[str, Any]) -> None:
-        """Update one parameter in place (subclasses implement the rule)."""
+        """Update in place one parameter, or a flat buffer of many (subclasses implement the rule)."""
         raise NotImplementedError
 
     def hyperparameters(self) -> dict[str, float]:
@@ -148,6 +197,7 @@ class Optimizer:
 
     def load_state_dict(self, saved: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` saved (into the existing arrays, on their device)."""
+        self.flat_groups()  # write into the live buffers, not into arrays about to be replaced
         for index, state in enumerate(self.state):
             for name, value in state.items():
                 key = f"{index}.{name}"
@@ -159,10 +209,15 @@ class Optimizer:
             setattr(self, name, float(saved[name]))
 
     def to(self, device: str) -> Optimizer:
-        """Move the state arrays to ``device`` (the layers are moved by ``layer.to``)."""
+        """Move the state arrays to ``device`` (the layers are moved by ``layer.to``).
+
+        The flat buffers are made again on the parameters' device at the next use, by which time
+        ``layer.to`` has moved them too, whichever was called first.
+        """
         for state in self.state:
             for name, value in state.items():
                 state[name] = to_device(value, device)
+        self._groups = None
         return self
 
 

@@ -267,10 +267,11 @@ def conv2d_backward(
     stride: tuple[int, int],
     padding: tuple[int, int, int, int],
     param_grads: bool = True,
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    input_grad: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     kh, kw = W.shape[2:]
     Wm = weight_matrix(W)
-    dx = np.empty(x.shape, dtype=dy.dtype)
+    dx = np.empty(x.shape, dtype=dy.dtype) if input_grad else None
     dWm = db = None
     for chunk in batch_chunks(x, dy.shape[2] * dy.shape[3] * Wm.shape[1]):
         G = pixel_rows(dy[chunk])
@@ -278,7 +279,8 @@ def conv2d_backward(
             cols = im2col(x[chunk], kh, kw, stride, padding)
             dWm = _accumulate(dWm, transposed_product(G, cols))
             db = _accumulate(db, G.sum(axis=0))
-        dx[chunk] = col2im(G @ Wm, dx[chunk].shape, kh, kw, stride, padding)
+        if input_grad:
+            dx[chunk] = col2im(G @ Wm, dx[chunk].shape, kh, kw, stride, padding)
     if not param_grads:
         return dx, None, None
     return dx, weight_from_matrix(dWm, W.shape), db
@@ -312,20 +314,22 @@ def conv_transpose2d_backward(
     stride: tuple[int, int],
     padding: tuple[int, int, int, int],
     param_grads: bool = True,
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    input_grad: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     n, i, h, w = x.shape
     kh, kw = W.shape[2:]
     Wm = weight_matrix(W)
     x_rows = pixel_rows(x) if param_grads else None
-    dx_rows = np.empty((n * h * w, i), dtype=dy.dtype)
+    dx_rows = np.empty((n * h * w, i), dtype=dy.dtype) if input_grad else None
     dWm = None
     for chunk in batch_chunks(dy, h * w * Wm.shape[1]):
         rows = slice(chunk.start * h * w, chunk.stop * h * w)
         G = im2col(dy[chunk], kh, kw, stride, padding)
         if param_grads:
             dWm = _accumulate(dWm, transposed_product(x_rows[rows], G))
-        np.matmul(G, Wm.T, out=dx_rows[rows])
-    dx = from_pixel_rows(dx_rows, n, h, w)
+        if input_grad:
+            np.matmul(G, Wm.T, out=dx_rows[rows])
+    dx = from_pixel_rows(dx_rows, n, h, w) if input_grad else None
     if not param_grads:
         return dx, None, None
     return dx, weight_from_matrix(dWm, W.shape), dy.sum(axis=(0, 2, 3))

@@ -73,8 +73,12 @@ class ReLU(Layer):
         self.check_input(x)
         return leaky_relu(x, 0.0)
 
-    def backward(self, dy: Array, cache: Cache, param_grads: bool = True) -> Array:
+    def backward(
+        self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
+    ) -> Array | None:
         self.check_dy(dy, cache.shape)
+        if not input_grad:  # without parameters there is nothing else to compute
+            return None
         return leaky_relu_backward(dy, cache, 0.0)
 
 
@@ -101,8 +105,12 @@ class LeakyReLU(Layer):
         self.check_input(x)
         return leaky_relu(x, self.alpha)
 
-    def backward(self, dy: Array, cache: Cache, param_grads: bool = True) -> Array:
+    def backward(
+        self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
+    ) -> Array | None:
         self.check_dy(dy, cache.shape)
+        if not input_grad:  # without parameters there is nothing else to compute
+            return None
         return leaky_relu_backward(dy, cache, self.alpha)
 
     def extra_repr(self) -> str:
@@ -125,8 +133,12 @@ class Sigmoid(Layer):
         y = sigmoid(x)
         return y, y
 
-    def backward(self, dy: Array, cache: Cache, param_grads: bool = True) -> Array:
+    def backward(
+        self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
+    ) -> Array | None:
         self.check_dy(dy, cache.shape)
+        if not input_grad:  # without parameters there is nothing else to compute
+            return None
         return sigmoid_backward(dy, cache)
 
 
@@ -143,6 +155,10 @@ class Tanh(Layer):
         y = get_array_module(x).tanh(x)
         return y, y
 
-    def backward(self, dy: Array, cache: Cache, param_grads: bool = True) -> Array:
+    def backward(
+        self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
+    ) -> Array | None:
         self.check_dy(dy, cache.shape)
+        if not input_grad:  # without parameters there is nothing else to compute
+            return None
         return tanh_backward(dy, cache)

@@ -174,7 +174,9 @@ class BatchNorm(Layer):
         y, xhat, inv_std = batchnorm_forward(x, mean, var, gamma, beta, self.eps)
         return y, (xhat, inv_std, training)
 
-    def backward(self, dy: Array, cache: Cache, param_grads: bool = True) -> Array:
+    def backward(
+        self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
+    ) -> Array | None:
         xhat, inv_std, batch_stats = cache
         self.check_dy(dy, xhat.shape)
         gamma = self.params["gamma"].astype(dy.dtype, copy=False)
@@ -182,7 +184,9 @@ class BatchNorm(Layer):
         if param_grads:
             self.grads["gamma"] += dgamma
             self.grads["beta"] += dbeta
-        return dx
+        # dx comes out of the same pass as dgamma and dbeta; a first layer is rarely a BatchNorm,
+        # so the flag only drops it rather than splitting the kernel.
+        return dx if input_grad else None
 
     def _update_running(self, batch_mean: Any, batch_var_unbiased: Any) -> None:
         """``running = (1 - m) * running + m * batch``, in place so that references stay valid."""

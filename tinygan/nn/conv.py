@@ -178,16 +178,17 @@ def conv2d_backward(
     stride: tuple[int, int],
     padding: tuple[int, int, int, int],
     param_grads: bool = True,
-) -> tuple[Array, Array | None, Array | None]:
+    input_grad: bool = True,
+) -> tuple[Array | None, Array | None, Array | None]:
     """Gradients ``(dx, dW, db)`` of :func:`conv2d_forward` given ``dy`` (N, O, OH, OW).
 
     With ``G = pixel_rows(dy)`` and ``X = im2col(x)``: ``dx = col2im(G @ Wm)``, ``dW = G.T @ X``
-    (back in W's layout) and ``db = G.sum(axis=0)``. Without ``param_grads`` only ``dx`` is
-    computed and ``dW``, ``db`` are ``None``.
+    (back in W's layout) and ``db = G.sum(axis=0)``. Without ``param_grads`` ``dW`` and ``db`` are
+    ``None`` and not computed; without ``input_grad`` ``dx`` is (no product, no col2im).
     """
     kh, kw = W.shape[2:]
     G = pixel_rows(dy)
-    dx = col2im(G @ weight_matrix(W), x.shape, kh, kw, stride, padding)
+    dx = col2im(G @ weight_matrix(W), x.shape, kh, kw, stride, padding) if input_grad else None
     if not param_grads:
         return dx, None, None
     dW = weight_from_matrix(G.T @ im2col(x, kh, kw, stride, padding), W.shape)
@@ -332,11 +333,13 @@ class Conv2D(Layer):
         y = conv2d_forward(x, W, b, self.stride, pad)
         return y, (x, pad, y.shape)
 
-    def backward(self, dy: Array, cache: Cache, param_grads: bool = True) -> Array:
+    def backward(
+        self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
+    ) -> Array | None:
         x, pad, y_shape = cache
         self.check_dy(dy, y_shape)
         W = self.param_as("W", dy.dtype)
-        dx, dW, db = conv2d_backward(dy, x, W, self.stride, pad, param_grads)
+        dx, dW, db = conv2d_backward(dy, x, W, self.stride, pad, param_grads, input_grad)
         if param_grads:
             self.grads["W"] += dW
             if "b" in self.grads:

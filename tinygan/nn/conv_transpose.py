@@ -61,17 +61,19 @@ def conv_transpose2d_backward(
     stride: tuple[int, int],
     padding: tuple[int, int, int, int],
     param_grads: bool = True,
-) -> tuple[Array, Array | None, Array | None]:
+    input_grad: bool = True,
+) -> tuple[Array | None, Array | None, Array | None]:
     """Gradients ``(dx, dW, db)`` of :func:`conv_transpose2d_forward` given ``dy`` (N, O, OH, OW).
 
     With ``G = im2col(dy)`` and ``X = pixel_rows(x)``: ``dx = G @ Wm.T`` (a convolution of ``dy``),
     ``dW = X.T @ G`` (back in W's layout) and ``db = dy.sum(axis=(0, 2, 3))``. Without
-    ``param_grads`` only ``dx`` is computed and ``dW``, ``db`` are ``None``.
+    ``param_grads`` ``dW`` and ``db`` are ``None`` and not computed; without ``input_grad``
+    ``dx`` is.
     """
     n, _, h, w = x.shape
     kh, kw = W.shape[2:]
     G = im2col(dy, kh, kw, stride, padding)
-    dx = from_pixel_rows(G @ weight_matrix(W).T, n, h, w)
+    dx = from_pixel_rows(G @ weight_matrix(W).T, n, h, w) if input_grad else None
     if not param_grads:
         return dx, None, None
     dW = weight_from_matrix(pixel_rows(x).T @ G, W.shape)
@@ -199,11 +201,13 @@ class ConvTranspose2D(Layer):
         y = conv_transpose2d_forward(x, W, b, self.stride, pad, out_hw)
         return y, (x, pad, y.shape)
 
-    def backward(self, dy: Array, cache: Cache, param_grads: bool = True) -> Array:
+    def backward(
+        self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
+    ) -> Array | None:
         x, pad, y_shape = cache
         self.check_dy(dy, y_shape)
         W = self.param_as("W", dy.dtype)
-        dx, dW, db = conv_transpose2d_backward(dy, x, W, self.stride, pad, param_grads)
+        dx, dW, db = conv_transpose2d_backward(dy, x, W, self.stride, pad, param_grads, input_grad)
         if param_grads:
             self.grads["W"] += dW
             if "b" in self.grads:

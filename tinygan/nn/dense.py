@@ -57,7 +57,8 @@ class Dense(Layer):
     * :math:`\partial L/\partial W_{ij} = \sum_n x_{ni} \delta_{nj}`, i.e. ``dW = x.T @ dy``;
     * :math:`\partial L/\partial b_j = \sum_n \delta_{nj}`, i.e. ``db = dy.sum(axis=0)``.
 
-    The cache is the input ``x``, needed for ``dW`` (:func:`dense_weight_grad`).
+    The cache is the input ``x``, needed for ``dW`` (:func:`dense_weight_grad`). With
+    ``input_grad=False`` the product ``dy @ W.T`` is skipped and ``backward`` returns ``None``.
     """
 
     def __init__(
@@ -85,13 +86,17 @@ class Dense(Layer):
         self.check_input(x, ("N", self.in_features))
         return dense_forward(x, self.param_as("W", x.dtype), self.param_as("b", x.dtype)), x
 
-    def backward(self, dy: Array, cache: Cache, param_grads: bool = True) -> Array:
+    def backward(
+        self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
+    ) -> Array | None:
         x = cache
         self.check_dy(dy, (x.shape[0], self.out_features))
         if param_grads:
             self.grads["W"] += dense_weight_grad(x, dy)
             if "b" in self.grads:
                 self.grads["b"] += dy.sum(axis=0)
+        if not input_grad:  # the first layer of a network: dx would be thrown away
+            return None
         return dy @ self.param_as("W", dy.dtype).T
 
     def extra_repr(self) -> str:

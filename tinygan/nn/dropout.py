@@ -91,9 +91,13 @@ class Dropout(Layer):
             )
         return dropout(x, self.rate, self.rng)
 
-    def backward(self, dy: Array, cache: Cache, param_grads: bool = True) -> Array:
+    def backward(
+        self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
+    ) -> Array | None:
         identity = isinstance(cache, tuple)  # the input's shape: no mask was drawn
         self.check_dy(dy, cache if identity else cache.shape)
+        if not input_grad:  # without parameters there is nothing else to compute
+            return None
         return dy if identity else dy * cache
 
     def extra_repr(self) -> str:

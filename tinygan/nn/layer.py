@@ -5,6 +5,13 @@ Every layer in tinygan follows one contract::
     y, cache = layer.forward(x, training=True)
     dx = layer.backward(dy, cache)                     # also adds into layer.grads
     dx = layer.backward(dy, cache, param_grads=False)  # only dx: parameter gradients skipped
+    layer.backward(dy, cache, input_grad=False)        # only layer.grads; returns None
+
+Each flag says who needs a result. The generator step needs only ``dx`` through the discriminator
+(``param_grads=False``). Nobody needs the gradient with respect to a network's *input* -- data or
+noise -- so a network's first layer skips it (``input_grad=False``): a Dense layer saves the product
+``dy @ W.T``, a convolution its product and col2im. Whatever the flags, the gradients that are
+computed are the same numbers.
 
 The cache is returned rather than stored on the layer because a GAN runs its discriminator twice (on a
 real and on a fake batch) before either backward pass; each pass keeps its own cache.
@@ -59,8 +66,14 @@ class Layer:
         """Compute the output and return ``(y, cache)``; ``cache`` holds what ``backward`` needs."""
         raise NotImplementedError(f"{type(self).__name__} must implement forward")
 
-    def backward(self, dy: Array, cache: Cache, param_grads: bool = True) -> Array:
-        """Given ``dy = dL/dy`` and the forward's cache, return ``dL/dx`` and add ``dL/dparams``."""
+    def backward(
+        self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
+    ) -> Array | None:
+        """Given ``dy = dL/dy`` and the forward's cache, return ``dL/dx`` and add ``dL/dparams``.
+
+        ``param_grads=False`` leaves ``grads`` untouched; ``input_grad=False`` returns ``None``
+        instead of ``dL/dx`` and need not compute it.
+        """
         raise NotImplementedError(f"{type(self).__name__} must implement backward")
 
     def __call__(self, x: Array, training: bool = False) -> Array:

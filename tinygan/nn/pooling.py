@@ -133,9 +133,13 @@ class MaxPool2D(Layer):
         y, argmax = maxpool_forward(x, self.size, self.stride)
         return y, (argmax, tuple(x.shape))
 
-    def backward(self, dy: Array, cache: Cache, param_grads: bool = True) -> Array:
+    def backward(
+        self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
+    ) -> Array | None:
         argmax, x_shape = cache
         self.check_dy(dy, argmax.shape)
+        if not input_grad:  # without parameters there is nothing else to compute
+            return None
         return maxpool_backward(dy, argmax, x_shape, self.size, self.stride)
 
     def extra_repr(self) -> str:
@@ -176,8 +180,12 @@ class UpSampling2D(Layer):
         y = upsample_nearest(x, self.scale)
         return y, y.shape
 
-    def backward(self, dy: Array, cache: Cache, param_grads: bool = True) -> Array:
+    def backward(
+        self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
+    ) -> Array | None:
         self.check_dy(dy, cache)
+        if not input_grad:  # without parameters there is nothing else to compute
+            return None
         return upsample_nearest_backward(dy, self.scale)
 
     def extra_repr(self) -> str:

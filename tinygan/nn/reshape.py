@@ -54,9 +54,13 @@ class Reshape(Layer):
         y = x.reshape((x.shape[0], *sample_shape))
         return y, (x.shape, y.shape)
 
-    def backward(self, dy: Array, cache: Cache, param_grads: bool = True) -> Array:
+    def backward(
+        self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
+    ) -> Array | None:
         x_shape, y_shape = cache
         self.check_dy(dy, y_shape)
+        if not input_grad:  # without parameters there is nothing else to compute
+            return None
         return dy.reshape(x_shape)
 
     def _sample_shape(self, x: Array) -> tuple[int, ...]:

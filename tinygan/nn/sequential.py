@@ -17,6 +17,10 @@ class Sequential(Layer):
     which is exactly ``child.backward(dh, cache_k)`` for ``k = K .. 1``. ``param_grads`` is passed
     down, so ``param_grads=False`` skips every child's parameter gradients.
 
+    ``input_grad=False`` (nobody needs :math:`\partial L/\partial h_0`) stops the chain early: the
+    children below the first one with parameters only pass a gradient on towards the input, so
+    they are not run at all, and that first child is asked for its parameter gradients alone.
+
     An error raised by a child is raised again, of the same type, with the child's position in
     front of its message: ``Sequential[3] (Dense(128, 784, bias=True)): ...``; in nested
     Sequentials the path grows, ``Sequential[1][3]``, the way one would index the child. The
@@ -44,18 +48,36 @@ class Sequential(Layer):
             caches.append(cache)
         return x, caches
 
-    def backward(self, dy: Array, cache: list[Cache], param_grads: bool = True) -> Array:
+    def backward(
+        self,
+        dy: Array,
+        cache: list[Cache],
+        param_grads: bool = True,
+        input_grad: bool = True,
+    ) -> Array | None:
         if len(cache) != len(self.layers):
             raise ValueError(
                 f"{type(self).__name__}.backward expects the cache of its forward pass, one entry "
                 f"per layer ({len(self.layers)}), got {len(cache)} entries"
             )
-        for index in reversed(range(len(self.layers))):
+        first = 0 if input_grad else self._lowest_needing_gradient(param_grads)
+        for index in reversed(range(first, len(self.layers))):
+            child_input_grad = input_grad or index > first
             try:
-                dy = self.layers[index].backward(dy, cache[index], param_grads=param_grads)
+                dy = self.layers[index].backward(
+                    dy, cache[index], param_grads=param_grads, input_grad=child_input_grad
+                )
             except Exception as error:
                 raise self._locate(error, index)  # noqa: B904 (_locate sets the cause)
-        return dy
+        return dy if input_grad else None
+
+    def _lowest_needing_gradient(self, param_grads: bool) -> int:
+        """Index of the first child with parameters to differentiate (``len`` when none)."""
+        if param_grads:
+            for index, layer in enumerate(self.layers):
+                if any(sub.params for sub in layer.walk()):
+                    return index
+        return len(self.layers)
 
     def _locate(self, error: Exception, index: int) -> Exception:
         """``error`` made again with the path to the failing child in front of its message.
