@@ -54,6 +54,12 @@ BAD_FLAGS = [
     (["--resume", "--overwrite"], "--resume continues the run in --out and --overwrite deletes"),
     (["--checkpoint-seconds", "inf"], "--checkpoint-seconds: must be a finite number >= 0"),
     (["--keep-checkpoints", "-2"], "--keep-checkpoints: must be an integer >= 0"),
+    (["--ema", "1"], "--ema: must be a number between 0 and 1 (exclusive), e.g. 0.999, got 1"),
+    (["--ema", "0"], "--ema: must be a number between 0 and 1 (exclusive)"),
+    (
+        ["--ema", "nan"],
+        "--ema: must be a number between 0 and 1 (exclusive), e.g. 0.999, got 'nan'",
+    ),
 ]
 
 

@@ -48,6 +48,11 @@ from tinygan.nn.layer import Layer
 from tinygan.train import NonFiniteLossError, Periodic, Trainer
 
 CHECKPOINT_PATTERN = re.compile(r"step_(\d+)\.npz$")
+#: The generator with the lowest FID so far, beside the rotating ``step_*.npz`` files (never pruned,
+#: never picked by ``--resume``: it may be older than the newest state).
+BEST_NAME = "best.npz"
+#: Prefix of the generator's moving average (``--ema``) in a checkpoint; absent in older files.
+EMA_PREFIX = "G_ema"
 #: Sections every training checkpoint has (sampling needs only ``G.`` and the metadata).
 REQUIRED_PREFIXES = ("G.", "D.", "g_opt.", "d_opt.")
 
@@ -94,6 +99,8 @@ def capture_state(
     archive |= _flatten("D", gan.discriminator.state_dict())
     archive |= _flatten("g_opt", gan.g_optimizer.state_dict())
     archive |= _flatten("d_opt", gan.d_optimizer.state_dict())
+    if getattr(gan, "ema", None) is not None:
+        archive |= _flatten(EMA_PREFIX, gan.ema.state_dict())
     for name, owner in _rng_owners(gan).items():
         archive[f"rng.{name}"] = np.asarray(json.dumps(rng_state(owner.rng)))
     if trainer is not None:
@@ -192,11 +199,24 @@ def checkpoint_metadata(archive: dict[str, np.ndarray]) -> dict[str, Any]:
     return json.loads(str(archive["metadata"]))
 
 
+def has_ema(archive: dict[str, np.ndarray]) -> bool:
+    """Whether the checkpoint holds a moving average of the generator's weights (``--ema``)."""
+    return any(key.startswith(EMA_PREFIX + ".") for key in archive)
+
+
 def load_networks(
-    archive: dict[str, np.ndarray], generator: Layer, discriminator: Layer | None = None
+    archive: dict[str, np.ndarray],
+    generator: Layer,
+    discriminator: Layer | None = None,
+    prefer_ema: bool = False,
 ) -> None:
-    """Copy saved parameters and buffers into freshly built networks of the same architecture."""
-    generator.load_state_dict(_section(archive, "G"))
+    """Copy saved parameters and buffers into freshly built networks of the same architecture.
+
+    With ``prefer_ema`` the generator gets the averaged weights when the checkpoint has them (what
+    sampling and evaluation want), else G's own.
+    """
+    use_ema = prefer_ema and has_ema(archive)
+    generator.load_state_dict(_section(archive, EMA_PREFIX if use_ema else "G"))
     if discriminator is not None:
         discriminator.load_state_dict(_section(archive, "D"))
 
@@ -209,6 +229,11 @@ def apply_state(archive: dict[str, np.ndarray], gan: GAN, trainer: Trainer | Non
     load_networks(archive, gan.generator, gan.discriminator)
     gan.g_optimizer.load_state_dict(_section(archive, "g_opt"))
     gan.d_optimizer.load_state_dict(_section(archive, "d_opt"))
+    if getattr(gan, "ema", None) is not None:
+        if has_ema(archive):
+            gan.ema.load_state_dict(_section(archive, EMA_PREFIX))
+        else:  # a run that turns --ema on at a resume starts the average from the loaded G
+            gan.ema.reset(gan.generator)
     for name, owner in _rng_owners(gan).items():
         key = f"rng.{name}"
         if key not in archive:
@@ -248,6 +273,22 @@ def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
     """The ``step_<N>.npz`` with the largest N in ``folder``, or None (not checked: see find_resumable)."""
     files = checkpoint_files(folder)
     return files[0] if files else None
+
+
+def best_checkpoint_info(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The ``best`` record (step, FID, other scores) of ``<folder>/best.npz``, or None.
+
+    A missing, unreadable or non-finite file counts as none: a run then starts keeping the best
+    again rather than trusting it.
+    """
+    try:
+        archive = read_checkpoint(Path(folder) / BEST_NAME)
+    except (CheckpointError, OSError):
+        return None
+    best = checkpoint_metadata(archive).get("best")
+    if non_finite_entry(archive) is not None or not isinstance(best, dict) or "fid" not in best:
+        return None
+    return best
 
 
 def find_resumable(
@@ -357,8 +398,9 @@ class Checkpoint(Periodic):
 
     def on_train_begin(self, trainer: Trainer) -> None:
         folder = self.folder_path(trainer)
-        for stale in folder.glob(".step_*.tmp"):  # left by a process killed mid-write
-            stale.unlink(missing_ok=True)
+        for pattern in (".step_*.tmp", f".{BEST_NAME}.*.tmp"):  # left by a process killed mid-write
+            for stale in folder.glob(pattern):
+                stale.unlink(missing_ok=True)
         self._last_write = time.monotonic()
         if trainer.step == 0:  # a run killed before its first interval still resumes, from step 0
             self.save(trainer)

@@ -35,12 +35,21 @@ from typing import Any
 
 import numpy as np
 
+from tinygan.alarms import CollapseWatch, fired_kinds, give_warning
+from tinygan.checkpoint import (
+    BEST_NAME,
+    best_checkpoint_info,
+    capture_state,
+    non_finite_entry,
+    write_checkpoint,
+)
 from tinygan.classifier.cache import load_classifier
 from tinygan.classifier.data_split import ClassifierData, classifier_data
 from tinygan.classifier.network import Classifier
 from tinygan.classifier.training import ClassifierSettings
 from tinygan.data import load_mnist
 from tinygan.data.mnist import DISPLAY_NAMES
+from tinygan.ema import averaged_generator
 from tinygan.metrics.coverage import mode_coverage
 from tinygan.metrics.fid import feature_frechet_distance, frechet_distance, gaussian_statistics
 from tinygan.metrics.inception_score import inception_score
@@ -305,12 +314,21 @@ class QualityCallback(Periodic):
         Seed of the latent vectors: the same vectors at every measurement, so rows are comparable.
     unit : {"step", "epoch"}
     filename : str
+    best_folder : str, optional
+        Keep the generator with the lowest FID so far as ``<out>/<best_folder>/best.npz`` (a whole
+        checkpoint; its metadata's ``best`` holds the step and the scores). None: do not keep it.
+    metadata : dict, optional
+        The run's checkpoint metadata, stored in ``best.npz`` too (so it loads like any checkpoint).
+    watch : CollapseWatch, optional
+        Decides when coverage or recall has collapsed (default: 8 classes, half the best recall).
 
     Notes
     -----
-    Each row holds ``step``, ``epoch``, ``n``, the :data:`METRICS` for the samples, and the same
+    Each row holds ``step``, ``epoch``, ``n``, the :data:`METRICS` for the samples, the same
     metrics for real images (``real_fid`` ...; constant, from :meth:`QualityEvaluator.calibration`)
-    so that the file reads on its own. A resumed run appends to the existing file.
+    so that the file reads on its own, and ``warning``: the kinds of collapse alarm this row set off
+    (:mod:`tinygan.alarms`), usually empty. A resumed run appends to the existing file. The samples
+    come from the generator's moving average when the run keeps one (``--ema``).
     """
 
     def __init__(
@@ -322,13 +340,37 @@ class QualityCallback(Periodic):
         seed: int = 0,
         unit: str = "step",
         filename: str = "quality.csv",
+        best_folder: str | None = "checkpoints",
+        metadata: dict[str, Any] | None = None,
+        watch: CollapseWatch | None = None,
     ) -> None:
         super().__init__(every, unit)
         if n < 2:
             raise ValueError(f"n must be at least 2, got {n}")
         self.evaluator, self.preset = evaluator, preset
         self.n, self.seed, self.filename = int(n), int(seed), filename
+        self.best_folder, self.metadata = best_folder, metadata or {}
+        self.watch = watch or CollapseWatch()
         self.rows: list[dict[str, Any]] = []
+        self.best: dict[str, Any] | None = None  # step and scores of the best generator so far
+
+    def best_path(self, trainer: Trainer) -> Path | None:
+        if self.best_folder is None:
+            return None
+        return Path(trainer.out_dir) / self.best_folder / BEST_NAME
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        # a resumed run carries on with the best FID and the alarm state of the run so far, so it
+        # neither overwrites a better best.npz nor repeats a warning
+        if self.best_folder is not None:
+            self.best = best_checkpoint_info(Path(trainer.out_dir) / self.best_folder)
+        path = Path(trainer.out_dir) / self.filename
+        if path.is_file():
+            with open(path, newline="") as file:
+                for row in csv.DictReader(file):
+                    if row.get("step", "").isdigit() and int(row["step"]) <= trainer.step:
+                        self.watch.observe(row)
+        self.watch.fired |= fired_kinds(Path(trainer.out_dir), trainer.step)
 
     def act(self, trainer: Trainer) -> None:
         self.measure(trainer)
@@ -337,22 +379,58 @@ class QualityCallback(Periodic):
         if trainer.step and (not self.rows or self.rows[-1]["step"] != trainer.step):
             self.measure(trainer)
 
+    def keep_if_best(self, trainer: Trainer, scores: dict[str, Any]) -> bool:
+        """Write ``best.npz`` when ``scores`` has a lower FID than the best so far; whether it did."""
+        path, fid = self.best_path(trainer), float(scores["fid"])
+        if path is None or not np.isfinite(fid):
+            return False
+        if self.best is not None and not fid < float(self.best["fid"]):
+            return False
+        best = {"step": trainer.step, "epoch": trainer.epoch, "n": scores["n"]}
+        best |= {key: float(scores[key]) for key in METRICS}
+        archive = capture_state(trainer.gan, trainer, {**self.metadata, "best": best})
+        if non_finite_entry(archive) is not None:  # never keep a broken state, however it scores
+            return False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_checkpoint(path, archive)
+        self.best = best
+        return True
+
     def measure(self, trainer: Trainer) -> dict[str, Any]:
         """Score ``n`` samples of the generator as it is now; append and return the row."""
-        images, _ = generate(
-            trainer.gan.generator, self.preset, self.n, self.seed, device=trainer.device
-        )
+        with averaged_generator(trainer.gan) as generator:
+            images, _ = generate(generator, self.preset, self.n, self.seed, device=trainer.device)
         scores, real = self.evaluator.score(images), self.evaluator.calibration()
         row = {"step": trainer.step, "epoch": trainer.epoch, "n": scores["n"]}
         row |= {key: scores[key] for key in METRICS}
         row |= {f"real_{key}": real[key] for key in METRICS}
+        self.keep_if_best(trainer, scores)
+        alarms = self.watch.check(row)
+        for kind, message in alarms:
+            give_warning(trainer, kind, message)
+        row["warning"] = " ".join(kind for kind, _ in alarms)
         path = Path(trainer.out_dir) / self.filename
         new_file = not path.is_file()
+        fieldnames = list(row)
+        if not new_file:  # append under the file's own header (an older file has no warning column)
+            with open(path, newline="") as file:
+                fieldnames = next(csv.reader(file), None) or fieldnames
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=list(row))
+            writer = csv.DictWriter(file, fieldnames=fieldnames, extrasaction="ignore")
             if new_file:
                 writer.writeheader()
             writer.writerow(row)
         self.rows.append(row)
         return row
+
+    def summary(self) -> str | None:
+        """One line on the best generator kept, or None."""
+        if self.best is None:
+            return None
+        best = self.best
+        return (
+            f"best generator: step {best['step']}, FID {best['fid']:.2f}, IS "
+            f"{best['inception_score']:.2f}, {best['classes_hit']:g} classes, precision "
+            f"{best['precision']:.3f}, recall {best['recall']:.3f}"
+        )

@@ -8,6 +8,9 @@ default ``runs/<preset name>``, e.g. ``runs/mlp-tf``)::
     <out>/log.csv              step, epoch and mean D loss, G loss, D(x), D(G(z)) per logging window
     <out>/samples/*.png        sample grids from a fixed noise batch
     <out>/checkpoints/*.npz    the newest few checkpoints (every minute, on the preset's schedule, at the end)
+    <out>/checkpoints/best.npz the generator with the lowest FID so far (with --quality-every)
+    <out>/quality.csv          FID, IS, coverage, precision, recall every --quality-every steps
+    <out>/warnings.csv         collapse and "D is winning" warnings (each kind once per run)
     <out>/losses.png           loss curves, drawn at the end (also after Ctrl-C or divergence)
     <out>/discriminator_outputs.png    mean D(x) and D(G(z)) over training, drawn with the curves
 
@@ -34,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from tinygan.alarms import LossAlarm
 from tinygan.atomic import write_atomically
 from tinygan.backend import make_rng, new_seed, to_device
 from tinygan.checkpoint import (
@@ -52,6 +56,7 @@ from tinygan.data import (
     images_to_float,
     load_mnist_or_bundled,
 )
+from tinygan.ema import EMA
 from tinygan.flags import (
     check_gpu,
     check_writable_folder,
@@ -82,7 +87,7 @@ DEFAULTS: dict[str, Any] = {
     "keep_checkpoints": 3,
 }
 #: Settings that make a run what it is: ``--resume`` refuses a different value for any of them.
-RUN_IDENTITY = ("preset", "seed", "dataset", "split", "subset", "batch_size", "device")
+RUN_IDENTITY = ("preset", "seed", "dataset", "split", "subset", "batch_size", "device", "ema")
 #: Settings ``--resume`` may change; config.json records the change.
 ADJUSTABLE = (
     "iterations",
@@ -103,6 +108,7 @@ RUN_OUTPUTS = (
     "config.json",
     "log.csv",
     "quality.csv",
+    "warnings.csv",
     "losses.png",
     "discriminator_outputs.png",
     "pixel_histogram_before.png",
@@ -269,7 +275,9 @@ def load_training_data(prog: str, preset: Preset, settings: dict[str, Any]) -> n
     return data.reshape(len(data), *preset.data_shape)
 
 
-def quality_callback(preset: Preset, settings: dict[str, Any]) -> Callback:
+def quality_callback(
+    preset: Preset, settings: dict[str, Any], metadata: dict[str, Any]
+) -> Callback:
     """Quality metrics every ``--quality-every`` steps, against the dataset's held-out real images."""
     from tinygan.classifier import classifier_data, load_classifier
     from tinygan.evaluate import QualityCallback, QualityEvaluator, reference_images
@@ -278,7 +286,7 @@ def quality_callback(preset: Preset, settings: dict[str, Any]) -> Callback:
     data = classifier_data(settings["dataset"], data_dir, download=False)  # what training found
     reference, _ = reference_images(data, None, data_dir)
     evaluator = QualityEvaluator(load_classifier(data), reference)
-    return QualityCallback(settings["quality_every"], evaluator, preset)
+    return QualityCallback(settings["quality_every"], evaluator, preset, metadata=metadata)
 
 
 def write_config(out_dir: Path, config: dict[str, Any]) -> None:
@@ -380,6 +388,8 @@ def run(args: argparse.Namespace, prog: str = "tinygan") -> Trainer:
     )
     noise_rng = make_rng(int(noise_seed.generate_state(1)[0]), device)
     gan = preset.make_gan(np.random.default_rng(init_seed), noise_rng, device)
+    if settings.get("ema") is not None:
+        gan.ema = EMA(gan.generator, settings["ema"])  # a resume then loads the saved average
 
     metadata = {
         "preset": preset.name,
@@ -410,9 +420,12 @@ def run(args: argparse.Namespace, prog: str = "tinygan") -> Trainer:
             make_gif=preset.make_gif,
         ),
         checkpoint,
+        LossAlarm(),
     ]
+    quality = None
     if settings.get("quality_every"):
-        callbacks.append(quality_callback(preset, settings))
+        quality = quality_callback(preset, settings, metadata)
+        callbacks.append(quality)
     if preset.pixel_histograms:
         real = data[sample_rng.choice(len(data), size=min(len(data), 256), replace=False)]
         callbacks.append(PixelHistograms(real, preset.value_range, sample_rng))
@@ -476,7 +489,9 @@ def run(args: argparse.Namespace, prog: str = "tinygan") -> Trainer:
             file=sys.stderr,
         )
         raise SystemExit(EXIT_DIVERGED) from None
-    print(f"tinygan: done, {trainer.step} steps; outputs in {out_dir}")
+    best = quality.summary() if quality is not None else None
+    best = f"; {best} ({checkpoint_dir / 'best.npz'})" if best else ""
+    print(f"tinygan: done, {trainer.step} steps; outputs in {out_dir}{best}")
     return trainer
 
 

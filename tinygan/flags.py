@@ -88,6 +88,9 @@ seed_int = _number_check(int, lambda v: 0 <= v < 2**63, "an integer from 0 to 2*
 finite_float = _number_check(_finite_float, lambda v: True, "a finite number")
 positive_float = _number_check(_finite_float, lambda v: v > 0, "a finite number > 0")
 non_negative_float = _number_check(_finite_float, lambda v: v >= 0, "a finite number >= 0")
+unit_interval_open = _number_check(
+    _finite_float, lambda v: 0 < v < 1, "a number between 0 and 1 (exclusive), e.g. 0.999"
+)
 
 
 @contextlib.contextmanager
@@ -240,6 +243,13 @@ def training_parser(
         type=positive_int,
         help="log classifier FID, IS, coverage, precision and recall of 2,000 samples to quality.csv "
         "every N steps (the first use trains the dataset's classifier, which takes minutes)",
+    )
+    parser.add_argument(
+        "--ema",
+        type=unit_interval_open,
+        metavar="DECAY",
+        help="keep a moving average of the generator's weights with this decay (e.g. 0.999), "
+        "saved in checkpoints and used for samples and quality (default: off)",
     )
     parser.add_argument("--no-download", action="store_true", help="never download the dataset")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")

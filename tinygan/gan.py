@@ -134,6 +134,9 @@ class GAN:
         self.generator_target = float(generator_target)
         self.d_steps, self.g_steps = int(d_steps), int(g_steps)
         self.dtype = next(iter(g_optimizer.slots()))[2].dtype
+        #: A moving average of G's weights (:class:`tinygan.ema.EMA`), updated after every generator
+        #: step when set; it only reads G, so the game itself is unchanged.
+        self.ema: Any = None
 
     def sample_noise(self, n: int, rng: Any = None) -> Array:
         """Draw a (n, latent_dim) batch of z in the parameters' dtype, from ``rng`` or the GAN's own."""
@@ -194,6 +197,8 @@ class GAN:
         self.g_optimizer.zero_grad()
         loss = self.generator_loss_backward(self.sample_noise(batch_size))
         self.g_optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.generator)
         return loss
 
     def train_step(self, next_real_batch: Callable[[], Any]) -> StepStats:
@@ -216,4 +221,6 @@ class GAN:
             layer.to(device)
         self.g_optimizer.to(device)
         self.d_optimizer.to(device)
+        if self.ema is not None:
+            self.ema.to(device)
         return self

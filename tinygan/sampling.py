@@ -29,7 +29,11 @@ from tinygan.viz import save_image_grid
 def load_generator(
     path: str | os.PathLike, device: str = "cpu"
 ) -> tuple[Layer, Preset, dict[str, Any]]:
-    """Rebuild the generator of the checkpoint at ``path``; returns (generator, preset, metadata)."""
+    """Rebuild the generator of the checkpoint at ``path``; returns (generator, preset, metadata).
+
+    A checkpoint of a run with ``--ema`` gives the moving average of G's weights: it makes steadier
+    samples than the last iterate (see :mod:`tinygan.ema`).
+    """
     archive = read_checkpoint(path)
     metadata = checkpoint_metadata(archive)
     if "preset" not in metadata:
@@ -38,7 +42,7 @@ def load_generator(
         )
     preset = get_preset(metadata["preset"])
     generator, _ = preset.build(np.random.default_rng(0))  # weights are overwritten just below
-    load_networks(archive, generator)
+    load_networks(archive, generator, prefer_ema=True)
     return generator.to(device), preset, metadata
 
 

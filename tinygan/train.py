@@ -32,6 +32,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tinygan.backend import get_array_module, to_device, to_numpy
+from tinygan.ema import averaged_generator
 from tinygan.gan import GAN
 from tinygan.viz import save_gif, save_histograms, save_image_grid, save_loss_curves
 
@@ -377,9 +378,11 @@ class SampleGrid(Periodic):
                 save_gif(frames, trainer.out_dir / "training.gif")
 
     def generate(self, trainer: Trainer) -> np.ndarray:
-        """G(z) for the fixed noise, on the CPU, shaped as images."""
+        """G(z) for the fixed noise, on the CPU, shaped as images (from G's moving average, if kept)."""
         z = to_device(self.noise, trainer.device)
-        return to_numpy(trainer.gan.generate(z)).reshape(-1, *self.image_shape)
+        with averaged_generator(trainer.gan):  # swaps the averaged weights into gan.generator
+            images = trainer.gan.generate(z)
+        return to_numpy(images).reshape(-1, *self.image_shape)
 
     def save(self, images: np.ndarray, trainer: Trainer, unit: str, index: int) -> Path:
         """Save ``images`` as ``<out>/<folder>/<unit>_<index>.png``."""

@@ -1,0 +1,251 @@
+"""The best generator is kept, collapse is warned about once, and G's moving average is exact."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+from test_checkpoint import fresh_run
+
+from tinygan.alarms import CollapseWatch, LossAlarm
+from tinygan.checkpoint import (
+    BEST_NAME,
+    Checkpoint,
+    checkpoint_files,
+    checkpoint_metadata,
+    find_resumable,
+    read_checkpoint,
+    restore_checkpoint,
+    save_checkpoint,
+)
+from tinygan.cli import main as cli_main
+from tinygan.ema import EMA, check_decay
+from tinygan.evaluate import METRICS, QualityCallback
+from tinygan.models import PRESETS
+from tinygan.nn import BatchNorm, Dense, Sequential
+from tinygan.sampling import load_generator
+
+# ------------------------------------------------------------------------------------------------
+# A scripted evaluator: the scores are decided by the test, no classifier is trained
+# ------------------------------------------------------------------------------------------------
+
+
+class ScriptedEvaluator:
+    """Returns the next scripted scores at every measurement."""
+
+    def __init__(self, fids: list[float], classes: list[int] | None = None) -> None:
+        classes = classes or [10] * len(fids)
+        self.rows: Iterator[dict[str, Any]] = iter(
+            {
+                "n": 20,
+                "fid": fid,
+                "inception_score": 9.0 - fid / 100,
+                "classes_hit": hit,
+                "class_kl": 0.01,
+                "precision": 0.7,
+                "recall": 0.6,
+            }
+            for fid, hit in zip(fids, classes, strict=True)
+        )
+
+    def score(self, images: np.ndarray) -> dict[str, Any]:
+        return next(self.rows)
+
+    def calibration(self) -> dict[str, Any]:
+        return {"n": 10, **{key: 0.0 for key in METRICS}}
+
+
+def quality_run(out_dir: Path, fids: list[float], classes: list[int] | None = None):
+    """The checkpoint tests' small run, measured every step by scripted scores."""
+    trainer = fresh_run(out_dir)
+    checkpoint = Checkpoint(every_steps=1, keep=1, metadata={"preset": "toy"})
+    # the toy run's G maps 4 numbers to 9 pixels: a 3x3 "preset" for the sample generation
+    preset = SimpleNamespace(
+        latent_dim=4, noise="uniform", value_range=(0.0, 1.0), image_size=(3, 3)
+    )
+    quality = QualityCallback(
+        1, ScriptedEvaluator(fids, classes), preset, n=20, metadata={"preset": "toy"}
+    )
+    trainer.callbacks += [checkpoint, quality]
+    return trainer, quality
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_best_checkpoint_follows_the_lowest_fid_survives_rotation_and_is_not_resumed(tmp_path):
+    trainer, quality = quality_run(tmp_path, [50.0, 40.0, 45.0, 30.0, 35.0])
+    trainer.fit(5)
+    folder = tmp_path / "checkpoints"
+    best = checkpoint_metadata(read_checkpoint(folder / BEST_NAME))["best"]
+    assert best["step"] == 4 and best["fid"] == 30.0 and best["inception_score"] == 8.7
+    assert quality.summary().startswith("best generator: step 4, FID 30.00")
+    assert [p.name for p in checkpoint_files(folder)] == ["step_00000005.npz"]  # keep=1
+    assert (folder / BEST_NAME).is_file()  # rotation leaves it alone
+    assert find_resumable(folder)[0].name == "step_00000005.npz"  # --resume takes the newest
+
+    # a resumed run knows the best FID so far: a worse one does not replace it, a better one does
+    resumed, quality = quality_run(tmp_path, [32.0, 20.0])
+    restore_checkpoint(folder / "step_00000005.npz", resumed.gan, resumed)
+    resumed.fit(6)
+    assert checkpoint_metadata(read_checkpoint(folder / BEST_NAME))["best"]["step"] == 4
+    resumed.fit(7)
+    assert checkpoint_metadata(read_checkpoint(folder / BEST_NAME))["best"]["step"] == 7
+
+
+def test_best_checkpoint_is_never_written_with_non_finite_scores(tmp_path):
+    trainer, quality = quality_run(tmp_path, [float("nan"), float("nan")])
+    trainer.fit(2)
+    assert quality.best is None and not (tmp_path / "checkpoints" / BEST_NAME).exists()
+
+
+def test_tinygan_sample_loads_best_npz(tmp_path):
+    gan = PRESETS["000"].make_gan(np.random.default_rng(0), np.random.default_rng(1))
+    best = {"step": 3, "fid": 12.0}
+    path = save_checkpoint(tmp_path / BEST_NAME, gan, metadata={"preset": "000", "best": best})
+    assert cli_main(["sample", str(path), "--n", "4", "--out", str(tmp_path / "s")]) == 0
+    assert len(list((tmp_path / "s").glob("sample_*.png"))) == 4
+
+
+# ------------------------------------------------------------------------------------------------
+# Collapse alarms
+# ------------------------------------------------------------------------------------------------
+
+
+def test_coverage_collapse_warns_once_with_the_step_and_marks_quality_csv(tmp_path, capsys):
+    trainer, _ = quality_run(tmp_path, [50.0, 40.0, 45.0, 48.0, 47.0], [9, 10, 6, 5, 9])
+    trainer.fit(5)
+    err = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(err) == 1
+    assert err[0].startswith("tinygan: warning: step 3: the samples cover 6 classes, down from 10")
+    assert f"{tmp_path / 'checkpoints' / BEST_NAME} (step 2, FID 40.00)" in err[0]
+    rows = read_rows(tmp_path / "quality.csv")
+    assert [row["warning"] for row in rows] == ["", "", "coverage", "", ""]
+    assert [row["kind"] for row in read_rows(tmp_path / "warnings.csv")] == ["coverage"]
+
+
+def test_coverage_that_never_reached_the_floor_does_not_warn():
+    watch = CollapseWatch()
+    rows = [{"classes_hit": c, "recall": 0.5} for c in (3, 5, 7, 4)]
+    assert [watch.check(row) for row in rows] == [[], [], [], []]
+
+
+def test_recall_collapse_below_half_its_best_warns_once():
+    watch = CollapseWatch()
+    kinds = [
+        [kind for kind, _ in watch.check({"classes_hit": 10, "recall": recall})]
+        for recall in (0.4, 0.6, 0.35, 0.29, 0.1)
+    ]
+    assert kinds == [[], [], [], ["recall"], []]
+
+
+def test_loss_alarm_fires_once_after_three_windows_of_d_winning(tmp_path, capsys):
+    history: dict[str, list[float]] = {"step": [], "g_loss": [], "d_real": []}
+    trainer = SimpleNamespace(history=history, out_dir=tmp_path, step=0)
+    alarm = LossAlarm()
+    alarm.on_train_begin(trainer)
+    for window, g_loss in enumerate([1, 1, 1, 1, 5, 5, 5, 6, 7], start=1):
+        trainer.step = 50 * window
+        history["g_loss"].append(float(g_loss))
+        history["d_real"].append(0.995)
+        alarm.on_log(trainer)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("tinygan: warning: step 350: D(x) has stayed above")
+    assert [row["step"] for row in read_rows(tmp_path / "warnings.csv")] == ["350"]
+    again = LossAlarm()  # a resumed run remembers that the warning was given
+    again.on_train_begin(trainer)
+    assert again.fired
+
+
+# ------------------------------------------------------------------------------------------------
+# Generator EMA
+# ------------------------------------------------------------------------------------------------
+
+
+def test_ema_after_k_updates_equals_the_closed_form():
+    rng = np.random.default_rng(0)
+    network = Sequential(Dense(2, 3, rng=rng))
+    weights = next(layer for _, layer in network.named_layers() if "W" in layer.params).params["W"]
+    decay, iterates = 0.9, [weights.copy()]
+    ema = EMA(network, decay)
+    for _ in range(5):
+        weights += rng.standard_normal(weights.shape).astype(weights.dtype)
+        iterates.append(weights.copy())
+        ema.update(network)
+    k = len(iterates) - 1
+    closed = decay**k * iterates[0] + sum(
+        (1 - decay) * decay ** (k - i) * iterates[i] for i in range(1, k + 1)
+    )
+    key = next(key for key in ema.params if key.endswith("W"))
+    np.testing.assert_allclose(ema.params[key], closed, rtol=1e-5, atol=1e-6)
+
+
+def test_ema_copies_batchnorm_statistics_and_swaps_back():
+    rng = np.random.default_rng(0)
+    network = Sequential(Dense(2, 3, rng=rng), BatchNorm(3))
+    ema = EMA(network, 0.5)
+    network.forward(rng.standard_normal((8, 2)).astype(np.float32), training=True)
+    ema.update(network)
+    own = network.state_dict()
+    assert all(np.array_equal(ema.buffers[k], own[k]) for k in ema.buffers)
+    ema.params[next(iter(ema.params))] += 1.0
+    with ema.applied(network):
+        assert not np.array_equal(
+            network.state_dict()[next(iter(ema.params))], own[next(iter(ema.params))]
+        )
+    assert all(np.array_equal(network.state_dict()[k], own[k]) for k in own)
+
+
+@pytest.mark.parametrize("decay", [0.0, 1.0, -0.5, 1.5])
+def test_ema_decay_must_lie_strictly_between_0_and_1(decay):
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        check_decay(decay)
+
+
+def test_ema_is_saved_and_restored_exactly_across_a_resume(tmp_path):
+    straight = fresh_run(tmp_path / "straight")
+    straight.gan.ema = EMA(straight.gan.generator, 0.8)
+    straight.fit(8)
+
+    first = fresh_run(tmp_path / "split")
+    first.gan.ema = EMA(first.gan.generator, 0.8)
+    first.callbacks.append(Checkpoint(every_steps=4))
+    first.fit(4)
+    resumed = fresh_run(tmp_path / "split", seed=9)  # other initial weights: all must come back
+    resumed.gan.ema = EMA(resumed.gan.generator, 0.8)
+    restore_checkpoint(
+        tmp_path / "split" / "checkpoints" / "step_00000004.npz", resumed.gan, resumed
+    )
+    assert all(
+        np.array_equal(value, first.gan.ema.state_dict()[key])
+        for key, value in resumed.gan.ema.state_dict().items()
+    )
+    resumed.fit(8)
+    for key, value in straight.gan.ema.state_dict().items():
+        np.testing.assert_array_equal(resumed.gan.ema.state_dict()[key], value)
+
+
+def test_load_generator_prefers_the_ema_weights_and_old_checkpoints_still_load(tmp_path):
+    gan = PRESETS["000"].make_gan(np.random.default_rng(0), np.random.default_rng(1))
+    old = save_checkpoint(tmp_path / "old.npz", gan, metadata={"preset": "000"})
+    gan.ema = EMA(gan.generator, 0.99)
+    for value in gan.ema.params.values():
+        value += 0.5
+    new = save_checkpoint(tmp_path / "new.npz", gan, metadata={"preset": "000"})
+    loaded, _, _ = load_generator(new)
+    for key, value in gan.ema.state_dict().items():
+        np.testing.assert_array_equal(loaded.state_dict()[key], value)
+    loaded_old, _, _ = load_generator(old)
+    for key, value in gan.generator.state_dict().items():
+        np.testing.assert_array_equal(loaded_old.state_dict()[key], value)
+    # a run without --ema resumes from a checkpoint with an average: the average is ignored
+    restore_checkpoint(
+        new, PRESETS["000"].make_gan(np.random.default_rng(2), np.random.default_rng(3))
+    )
