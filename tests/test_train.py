@@ -188,3 +188,23 @@ def test_callbacks_roll_back_before_they_write_their_final_outputs(tmp_path):
         trainer.fit(10)
     assert calls == ["on_rollback", "on_train_end"]  # stopped mid-step: restore, then write
     assert (tmp_path / "losses.png").exists()
+
+
+def test_the_loss_plot_shows_the_fid_beside_the_losses(tmp_path, monkeypatch):
+    from tinygan import train as train_module
+
+    drawn = {}
+
+    def record(history, path, steps=None, beside=None, **kwargs):
+        drawn[path.name] = beside
+        path.write_bytes(b"png")
+        return path
+
+    monkeypatch.setattr(train_module, "save_loss_curves", record)
+    (tmp_path / "quality.csv").write_text(
+        "step,epoch,n,fid\n2,0,100,80.5\n4,0,100,60.25\n9,0,100,1\n"
+    )
+    Trainer(small_gan(), batches(), tmp_path, callbacks=[LossCurves()], progress=False).fit(5)
+    label, steps, values = drawn["losses.png"]
+    assert "FID" in label and steps == [2, 4] and values == [80.5, 60.25]  # not past the last step
+    assert drawn["discriminator_outputs.png"] is None

@@ -292,3 +292,13 @@ def test_no_pyplot_figures_left_open(tmp_path) -> None:
     save_histograms({"a": np.arange(5.0)}, tmp_path / "h.png")
     save_image_grid(np.zeros((1, 4, 4)), tmp_path / "g.png", 1, 1, title="t")
     assert plt.get_fignums() == open_before
+
+
+def test_loss_curves_with_a_panel_beside_them_are_wider(tmp_path):
+    history = {"d_loss": [1.0, 0.8, 0.7], "g_loss": [2.0, 2.5, 2.2]}
+    plain = save_loss_curves(history, tmp_path / "plain.png", steps=[1, 2, 3])
+    wide = save_loss_curves(
+        history, tmp_path / "wide.png", steps=[1, 2, 3], beside=("FID", [2, 3], [90.0, 70.0])
+    )
+    assert Image.open(wide).width > 1.5 * Image.open(plain).width
+    assert Image.open(wide).height == Image.open(plain).height

@@ -400,8 +400,9 @@ class SampleGrid(Periodic):
 class LossCurves(Callback):
     """Draw the logged history when training ends, however it ends (also after Ctrl-C or divergence).
 
-    ``<out>/losses.png`` shows D's and G's losses, ``<out>/discriminator_outputs.png`` the mean of D(x)
-    and of D(G(z)): one point per logging window. They are drawn in ``on_train_end``, which comes
+    ``<out>/losses.png`` shows D's and G's losses (and, beside them, the FID of every quality
+    measurement in ``quality.csv`` up to the final step, when there is one), and
+    ``<out>/discriminator_outputs.png`` the mean of D(x) and of D(G(z)): one point per logging window. They are drawn in ``on_train_end``, which comes
     after any rollback (:meth:`Callback.on_rollback`), so a diverged run's curves end at the state it
     was rolled back to; a run that never finished a window gets empty axes rather than no file.
     """
@@ -409,7 +410,9 @@ class LossCurves(Callback):
     def on_train_end(self, trainer: Trainer) -> None:
         history, steps = trainer.history, trainer.history["step"]
         losses = {name: history[name] for name in ("d_loss", "g_loss")}
-        save_loss_curves(losses, trainer.out_dir / "losses.png", steps=steps)
+        save_loss_curves(
+            losses, trainer.out_dir / "losses.png", steps=steps, beside=self.fid_curve(trainer)
+        )
         probabilities = {name: history[name] for name in ("d_real", "d_fake")}
         save_loss_curves(
             probabilities,
@@ -418,6 +421,20 @@ class LossCurves(Callback):
             title="Mean discriminator output",
             ylabel="D(.)",
         )
+
+    @staticmethod
+    def fid_curve(trainer: Trainer) -> tuple[str, list[int], list[float]] | None:
+        """The FID column of ``quality.csv`` up to the trainer's step, or None without one."""
+        path = trainer.out_dir / "quality.csv"
+        if not path.is_file():
+            return None
+        with path.open(newline="") as handle:
+            rows = [row for row in csv.DictReader(handle) if row.get("fid") and row.get("step")]
+        rows = [row for row in rows if int(row["step"]) <= trainer.step]
+        if not rows:
+            return None
+        at = [int(row["step"]) for row in rows]
+        return "FID during training (lower is better)", at, [float(row["fid"]) for row in rows]
 
 
 class PixelHistograms(Callback):

@@ -213,6 +213,7 @@ def save_loss_curves(
     title: str = "Losses",
     ylabel: str = "loss",
     xlabel: str = "step",
+    beside: tuple[str, Sequence[int], Sequence[float]] | None = None,
 ) -> Path:
     r"""Plot one line per series (``d_loss``, ``g_loss``, ``d_real``, ``d_fake`` ...) against steps.
 
@@ -226,6 +227,9 @@ def save_loss_curves(
         x coordinates shared by all series (same length as each). Default: 0, 1, 2, ...
     title, ylabel, xlabel : str
         Figure title and axis labels.
+    beside : (label, steps, values), optional
+        A second panel to the right, e.g. the FID measured during training, so that the losses can be
+        read against the quality they bought.
 
     Returns
     -------
@@ -241,8 +245,16 @@ def save_loss_curves(
     """
     if not history:
         raise ValueError("history is empty: nothing to plot")
-    figure = new_figure(_PLOT_SIZE_INCHES, _PLOT_DPI, layout="constrained")
-    axes = figure.add_subplot()
+    width, height = _PLOT_SIZE_INCHES
+    figure = new_figure((width * (1.6 if beside else 1.0), height), _PLOT_DPI, layout="constrained")
+    axes = figure.add_subplot(1, 2, 1) if beside else figure.add_subplot()
+    if beside:
+        label, at, values = beside
+        side = figure.add_subplot(1, 2, 2)
+        side.plot(np.asarray(at), np.asarray(values, dtype=np.float64), marker="o")
+        side.set_xlabel(xlabel)
+        side.set_title(label)
+        side.grid(alpha=0.3)
     for name, values in history.items():
         y = np.asarray(to_numpy(values), dtype=np.float64).ravel()
         if steps is None:
