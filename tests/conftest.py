@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,18 @@ import pytest
 
 from tinygan.backend import gpu_available
 from tinygan.data import bundled_mnist_dir
+
+#: The kernel sets a test can switch between; "numba" needs Numba and the optional tinygan.kernels.
+KERNEL_SETS = [
+    "reference",
+    pytest.param(
+        "numba",
+        marks=pytest.mark.skipif(
+            find_spec("numba") is None or find_spec("tinygan.kernels") is None,
+            reason="needs Numba and tinygan.kernels",
+        ),
+    ),
+]
 
 DEVICES = [
     "cpu",

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import KERNEL_SETS
 
 from tinygan import overrides
 from tinygan.backend import device_of, get_array_module, to_numpy
@@ -58,7 +59,7 @@ def train(model: Sequential, optimizer: Optimizer, steps: int = 3) -> list[np.nd
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
-@pytest.mark.parametrize("kernels", ["reference", "numba"])
+@pytest.mark.parametrize("kernels", KERNEL_SETS)
 def test_flat_updates_equal_per_parameter_updates(name, kernels):
     assert overrides.set_kernels(kernels) == kernels
     flat_model, plain_model = make_model(), make_model()

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import KERNEL_SETS
 
 from tinygan import overrides
 from tinygan.gradcheck import check_layer
@@ -85,7 +86,7 @@ def run_backward(layer: Layer, x: np.ndarray, **flags: bool) -> tuple[Any, list[
 
 
 @pytest.mark.parametrize(("name", "make", "shape"), CASES, ids=[case[0] for case in CASES])
-@pytest.mark.parametrize("kernels", ["reference", "numba"])
+@pytest.mark.parametrize("kernels", KERNEL_SETS)
 def test_parameter_gradients_do_not_depend_on_input_grad(name, make, shape, kernels):
     assert overrides.set_kernels(kernels) == kernels
     x = np.random.default_rng(0).standard_normal(shape)
