@@ -38,12 +38,12 @@ Everything scales linearly with the batch size ``N``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
+from tinygan.interop import trace_layers
 from tinygan.models import Preset
-from tinygan.nn import Conv2D, ConvTranspose2D, Dense, Layer, Sequential
+from tinygan.nn import Conv2D, ConvTranspose2D, Dense, Layer
 
 
 @dataclass(frozen=True)
@@ -108,8 +108,8 @@ def gemm_flops(layer: Layer, input_shape: tuple[int, ...], output_shape: tuple[i
 def trace(network: Layer, sample_shape: tuple[int, ...]) -> list[LayerCost]:
     """The leaf layers of ``network`` in data-flow order, with their per-sample shapes and costs.
 
-    Shapes come from running each layer in evaluation mode on a batch of one zero sample, so any
-    layer type is traced correctly; nested :class:`~tinygan.nn.Sequential` containers are flattened.
+    Shapes come from :func:`tinygan.interop.trace_layers`: each layer runs in evaluation mode on a
+    batch of one zero sample, so any layer type is traced correctly.
 
     Parameters
     ----------
@@ -122,23 +122,15 @@ def trace(network: Layer, sample_shape: tuple[int, ...]) -> list[LayerCost]:
     -------
     list of LayerCost
     """
-    dtype = next((p.dtype for layer in network.walk() for p in layer.params.values()), np.float32)
-    costs: list[LayerCost] = []
-
-    def visit(layer: Layer, x: Any) -> Any:
-        if isinstance(layer, Sequential):
-            for child in layer.layers:
-                x = visit(child, x)
-            return x
-        if layer.sublayers():
-            raise ValueError(f"cannot trace the container {type(layer).__name__}: not a chain")
-        y, _ = layer.forward(x, training=False)
-        in_shape, out_shape = tuple(x.shape[1:]), tuple(y.shape[1:])
-        costs.append(LayerCost(layer, in_shape, out_shape, gemm_flops(layer, in_shape, out_shape)))
-        return y
-
-    visit(network, np.zeros((1, *sample_shape), dtype=dtype))
-    return costs
+    return [
+        LayerCost(
+            t.layer,
+            t.input_shape,
+            t.output_shape,
+            gemm_flops(t.layer, t.input_shape, t.output_shape),
+        )
+        for t in trace_layers(network, sample_shape)
+    ]
 
 
 def forward_flops(costs: list[LayerCost]) -> int:

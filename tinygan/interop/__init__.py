@@ -47,7 +47,7 @@ def trace_layers(network: Layer, sample_shape: tuple[int, ...]) -> list[TracedLa
                 x = visit(child, x)
             return x
         if layer.sublayers():
-            raise ValueError(f"cannot export the container {type(layer).__name__}: not a chain")
+            raise ValueError(f"cannot trace the container {type(layer).__name__}: not a chain")
         y, _ = layer.forward(x, training=False)
         traced.append(TracedLayer(layer, tuple(x.shape[1:]), tuple(y.shape[1:])))
         return y
