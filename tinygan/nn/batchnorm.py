@@ -182,8 +182,7 @@ class BatchNorm(Layer):
         gamma = self.params["gamma"].astype(dy.dtype, copy=False)
         dx, dgamma, dbeta = batchnorm_backward(dy, xhat, inv_std, gamma, batch_stats)
         if param_grads:
-            self.grads["gamma"] += dgamma
-            self.grads["beta"] += dbeta
+            self.add_grads(gamma=dgamma, beta=dbeta)
         # dx comes out of the same pass as dgamma and dbeta; a first layer is rarely a BatchNorm,
         # so the flag only drops it rather than splitting the kernel.
         return dx if input_grad else None

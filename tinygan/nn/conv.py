@@ -341,9 +341,7 @@ class Conv2D(Layer):
         W = self.param_as("W", dy.dtype)
         dx, dW, db = conv2d_backward(dy, x, W, self.stride, pad, param_grads, input_grad)
         if param_grads:
-            self.grads["W"] += dW
-            if "b" in self.grads:
-                self.grads["b"] += db
+            self.add_grads(W=dW, b=db)
         return dx
 
     def extra_repr(self) -> str:

@@ -108,6 +108,17 @@ class Layer:
             for grad in layer.grads.values():
                 grad[...] = 0
 
+    def add_grads(self, **grads: Array) -> None:
+        """Add each computed gradient into ``self.grads[name]`` in place.
+
+        Adding, not assigning, is the contract: a layer used on a real and a fake batch accumulates
+        both passes. A gradient for a parameter the layer does not have (``b`` of a layer built with
+        ``bias=False``) is ignored.
+        """
+        for name, grad in grads.items():
+            if name in self.grads:
+                self.grads[name] += grad
+
     def param_as(self, name: str, dtype: Any) -> Array | None:
         """``params[name]`` in ``dtype`` (no copy when it already is), ``None`` if there is none.
 
