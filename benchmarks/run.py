@@ -5,6 +5,7 @@
     python benchmarks/run.py --quick                  # a smoke run: preset 000, batch 8, 2 runs
     python benchmarks/run.py --full-000 --data-dir ../shared/data/mnist --split test
     python benchmarks/run.py --threads 1              # every library on one thread
+    python benchmarks/run.py --profile 000            # where one iteration's time goes
 
 One iteration is :meth:`tinygan.gan.GAN.train_step`: ``d_steps`` discriminator updates and ``g_steps``
 generator updates on synthetic real batches (uniform in the preset's value range). Every
@@ -53,7 +54,7 @@ DEFAULT_PLAN: dict[str, list[int | None]] = {
 }
 
 #: tinygan / PyTorch median ratios to reach: (preset, batch, at most).
-RATIO_TARGETS = [("000", 64, 0.5), ("003", 64, 0.9), ("003", 256, 0.9)]
+RATIO_TARGETS = [("000", 64, 0.5), ("003", 64, 0.8), ("003", 256, 0.8)]
 COMPILE_TARGET_S = 20.0
 IMPORT_TARGET_S = 1.0
 
@@ -236,10 +237,18 @@ def first_iterations(gan: Any, real: Any) -> list[float]:
     return [timed(lambda: gan.train_step(lambda: real)) for _ in range(2)]
 
 
+def worker_profile(spec: dict[str, Any]) -> dict[str, Any]:
+    """Where one iteration's time goes (:mod:`step_profile`)."""
+    from step_profile import profile
+
+    return profile(spec["preset"], spec["batch"], spec["repeats"], spec["warmup"])
+
+
 WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "peak": worker_peak,
     "train": worker_train,
     "startup": worker_startup,
+    "profile": worker_profile,
 }
 
 
@@ -660,6 +669,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--split", choices=["train", "test"], default="train", help="for --full-000"
     )
+    parser.add_argument(
+        "--profile",
+        metavar="PRESET",
+        help="instead of timing, show where one iteration of PRESET goes (first --batches value, "
+        "--repeats iterations, Numba kernels unless TINYGAN_NUMBA=0)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     quick = {"presets": ["000"], "batches": [8], "repeats": 2, "warmup": 1}
@@ -684,6 +699,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         spec = json.loads(args.worker)
         print(json.dumps(WORKERS[spec["kind"]](spec)))
         return {}
+    if args.profile:
+        from step_profile import markdown as profile_markdown
+
+        spec = {
+            "kind": "profile",
+            "preset": args.profile,
+            "batch": args.batches[0] if args.batches else None,
+            "repeats": args.repeats,
+            "warmup": max(args.warmup, 2),
+        }
+        report = run_worker(spec)
+        print(profile_markdown(report))
+        return report
     notes: list[str] = []
     libraries = choose_libraries(args.libraries, notes)
     print("measuring the GEMM peak ...", file=sys.stderr)
