@@ -19,6 +19,8 @@ NAMES_AND_ALIASES = [
     ("dcgan-tf", "003"),
     ("mlp-book", "004"),
 ]
+#: Presets beyond the tutorials: no alias.
+OWN_PRESETS = ["dcgan-fast"]
 
 
 def data_flags():
@@ -40,9 +42,10 @@ def test_a_name_and_its_alias_are_the_same_preset(name, alias):
 
 
 def test_the_table_lists_each_preset_once_under_its_name():
-    assert list(PRESETS) == [name for name, _ in NAMES_AND_ALIASES]
-    assert [preset.alias for preset in PRESETS.values()] == [a for _, a in NAMES_AND_ALIASES]
-    assert IMAGE_PRESETS == ["mlp-tf", "dcgan-keras", "dcgan-tf", "mlp-book"]
+    assert list(PRESETS) == [name for name, _ in NAMES_AND_ALIASES] + OWN_PRESETS
+    aliases = [a for _, a in NAMES_AND_ALIASES] + [None] * len(OWN_PRESETS)
+    assert [preset.alias for preset in PRESETS.values()] == aliases
+    assert IMAGE_PRESETS == ["mlp-tf", "dcgan-keras", "dcgan-tf", "mlp-book", "dcgan-fast"]
     assert all(PRESETS[name].image_size == (28, 28) for name in IMAGE_PRESETS)
 
 
@@ -55,7 +58,8 @@ def test_tinygan_presets_prints_name_alias_and_description(capsys):
     assert cli(["presets"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["name", "alias", "description"]
-    for (name, alias), line in zip(NAMES_AND_ALIASES, lines[1:], strict=True):
+    rows = NAMES_AND_ALIASES + [(name, "-") for name in OWN_PRESETS]
+    for (name, alias), line in zip(rows, lines[1:], strict=True):
         assert line.split()[:2] == [name, alias]
         assert PRESETS[name].description in line
     assert lines[4].endswith("[tinygan train dcgan-tf]")

@@ -42,7 +42,7 @@ def presets_command(argv: list[str]) -> int:
     print(f"{'name':<{width}}  alias  description")
     for name, preset in PRESETS.items():
         how = f"tinygan train {name}" if name in IMAGE_PRESETS else "examples/gaussian_1d_gan.py"
-        print(f"{name:<{width}}  {preset.alias:<5}  {preset.description}  [{how}]")
+        print(f"{name:<{width}}  {preset.alias or '-':<5}  {preset.description}  [{how}]")
     return 0
 
 

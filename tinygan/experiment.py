@@ -87,7 +87,18 @@ DEFAULTS: dict[str, Any] = {
     "keep_checkpoints": 3,
 }
 #: Settings that make a run what it is: ``--resume`` refuses a different value for any of them.
-RUN_IDENTITY = ("preset", "seed", "dataset", "split", "subset", "batch_size", "device", "ema")
+RUN_IDENTITY = (
+    "preset",
+    "seed",
+    "dataset",
+    "split",
+    "subset",
+    "batch_size",
+    "device",
+    "ema",
+    "simultaneous",
+    "inference_fakes",
+)
 #: Settings ``--resume`` may change; config.json records the change.
 ADJUSTABLE = (
     "iterations",
@@ -129,6 +140,9 @@ def configure(preset: Preset, settings: dict[str, Any]) -> Preset:
         overrides["g_lr"] = overrides["d_lr"] = settings["lr"]
     if settings.get("sample_every") is not None:
         overrides["sample_every"] = settings["sample_every"]
+    for rule in ("simultaneous", "inference_fakes"):
+        if settings.get(rule):
+            overrides[rule] = True
     if settings.get("iterations") is not None:
         overrides.update(steps=settings["iterations"], epochs=None)
     if settings.get("epochs") is not None:
@@ -370,6 +384,12 @@ def run(args: argparse.Namespace, prog: str = "tinygan") -> Trainer:
         given["preset"] = preset_name
         settings, changes = fresh_settings(given), {}
     preset = configure(get_preset(settings["preset"]), settings)
+    if preset.simultaneous and (preset.d_steps, preset.g_steps) != (1, 1):
+        usage_error(
+            prog,
+            f"--simultaneous: preset {preset.name} takes {preset.d_steps} discriminator and "
+            f"{preset.g_steps} generator updates per step, and simultaneous updates take one each",
+        )
     device, seed = settings["device"], settings["seed"]
     check_gpu(prog, device)
     print(f"tinygan: preset {preset.name} ({preset.description})")

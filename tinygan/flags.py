@@ -251,6 +251,20 @@ def training_parser(
         help="keep a moving average of the generator's weights with this decay (e.g. 0.999), "
         "saved in checkpoints and used for samples and quality (default: off)",
     )
+    parser.add_argument(
+        "--simultaneous",
+        action="store_true",
+        default=None,
+        help="update D and G from one forward of G per step, as the TensorFlow DCGAN tutorial "
+        "does (default: alternate, D first, as the Keras tutorials do)",
+    )
+    parser.add_argument(
+        "--inference-fakes",
+        action="store_true",
+        default=None,
+        help="make the discriminator step's fake batch with G in inference mode (BatchNorm's "
+        "running statistics), as the Keras DCGAN tutorial's G.predict does",
+    )
     parser.add_argument("--no-download", action="store_true", help="never download the dataset")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_debug_flag(parser)

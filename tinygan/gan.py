@@ -26,6 +26,12 @@ with respect to the images).
 :math:`C(G) = -\log 4 + 2\,\mathrm{JS}(p_{data}, p_g)`, smallest exactly when :math:`p_g = p_{data}`.
 :mod:`tinygan.theory` derives both and computes them (with :math:`V(D, G)` on samples and the
 divergences), so a training run can be checked against the theory.
+
+*Alternating or simultaneous.* By default a step alternates, as the Keras tutorials do: D is updated
+on a fresh fake batch, then G is updated against the D just updated, with a new G(z). The
+TensorFlow DCGAN tutorial computes G(z) once and takes both gradients from that one forward
+(``simultaneous=True``): D's from its loss, G's through D *before* D's update, then both networks
+step. That is simultaneous gradient descent on the game, one G and one D forward cheaper per step.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tinygan.backend import Array, move_rng
+from tinygan.backend import Array, get_array_module, move_rng
 from tinygan.losses import sigmoid_cross_entropy
 from tinygan.nn.activations import sigmoid
 from tinygan.nn.layer import Layer
@@ -100,6 +106,13 @@ class GAN:
         Target for D(G(z)) in the non-saturating generator loss (1.0; the Keras 1-D Gaussian tutorial uses 0.9).
     d_steps, g_steps : int
         Discriminator and generator updates per training step (n_iter_D, n_iter_G).
+    simultaneous : bool
+        Update both networks from one forward of G (the TensorFlow DCGAN tutorial's step; see the
+        module docstring). Needs ``d_steps = g_steps = 1``.
+    inference_fakes : bool
+        Make the discriminator step's fake batch with G in inference mode (BatchNorm's running
+        statistics, no dropout), as the Keras DCGAN tutorial's ``G.predict(z)`` does. G's own step
+        always runs G in training mode.
     """
 
     def __init__(
@@ -117,6 +130,8 @@ class GAN:
         generator_target: float = 1.0,
         d_steps: int = 1,
         g_steps: int = 1,
+        simultaneous: bool = False,
+        inference_fakes: bool = False,
     ) -> None:
         if noise not in NOISE_KINDS:
             raise ValueError(f"noise must be one of {NOISE_KINDS}, got {noise!r}")
@@ -126,6 +141,10 @@ class GAN:
             )
         if d_steps < 1 or g_steps < 1:
             raise ValueError("d_steps and g_steps must be at least 1")
+        if simultaneous and (d_steps, g_steps) != (1, 1):
+            raise ValueError(
+                f"simultaneous updates take d_steps = g_steps = 1, got {d_steps} and {g_steps}"
+            )
         self.generator, self.discriminator = generator, discriminator
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.latent_dim, self.rng, self.noise = int(latent_dim), rng, noise
@@ -133,6 +152,11 @@ class GAN:
         self.real_label, self.fake_label = float(real_label), float(fake_label)
         self.generator_target = float(generator_target)
         self.d_steps, self.g_steps = int(d_steps), int(g_steps)
+        self.simultaneous, self.inference_fakes = bool(simultaneous), bool(inference_fakes)
+        #: One discriminator pass over the real and fake batches stacked, instead of one each:
+        #: the same math when no layer of D mixes the samples of a batch (see
+        #: :meth:`discriminator_loss_backward`).
+        self.join_d_batches = not any(layer.mixes_batch for layer in discriminator.walk())
         self.dtype = next(iter(g_optimizer.slots()))[2].dtype
         #: A moving average of G's weights (:class:`tinygan.ema.EMA`), updated after every generator
         #: step when set; it only reads G, so the game itself is unchanged.
@@ -150,22 +174,41 @@ class GAN:
     def discriminator_loss_backward(self, real: Array, fake: Array) -> tuple[Array, Array, Array]:
         """L_D on a real and a fake batch; adds its gradient into D's grads.
 
-        Returns (L_D, mean D(x), mean D(G(z))). Each batch keeps its own cache, and D's parameter
-        gradients accumulate over both backward passes, as the sum in L_D asks.
+        Returns (L_D, mean D(x), mean D(G(z))). D's parameter gradients are the sum of both terms'.
+        When no layer of D mixes the samples of a batch (no BatchNorm: ``join_d_batches``), each
+        sample's logit depends on that sample alone, so one pass over the two batches stacked is
+        the same math as a pass over each, and one matrix product over 2N rows costs less than two
+        over N. With BatchNorm each batch keeps its own pass, normalised by its own statistics.
         """
-        logits_real, cache_real = self.discriminator.forward(real)
-        logits_fake, cache_fake = self.discriminator.forward(fake)
+        if not self.join_d_batches:
+            logits_real, cache_real = self.discriminator.forward(real)
+            logits_fake, cache_fake = self.discriminator.forward(fake)
+            loss, dlogits_real, dlogits_fake = self.discriminator_loss(logits_real, logits_fake)
+            # D's parameters are all this step updates: the gradient with respect to the images
+            # is wanted by nobody (input_grad=False skips it).
+            self.discriminator.backward(dlogits_real, cache_real, input_grad=False)
+            self.discriminator.backward(dlogits_fake, cache_fake, input_grad=False)
+        else:
+            xp, n = get_array_module(real), real.shape[0]
+            logits, cache = self.discriminator.forward(xp.concatenate([real, fake]))
+            logits_real, logits_fake = logits[:n], logits[n:]
+            loss, dlogits_real, dlogits_fake = self.discriminator_loss(logits_real, logits_fake)
+            dlogits = xp.concatenate([dlogits_real, dlogits_fake])
+            self.discriminator.backward(dlogits, cache, input_grad=False)
+        return loss, sigmoid(logits_real).mean(), sigmoid(logits_fake).mean()
+
+    def discriminator_loss(
+        self, logits_real: Array, logits_fake: Array
+    ) -> tuple[Array, Array, Array]:
+        """L_D = BCE(real logits, real label) + BCE(fake logits, fake label), and its gradient
+        with respect to each batch's logits."""
         loss_real, dlogits_real = sigmoid_cross_entropy(logits_real, self.real_label)
         loss_fake, dlogits_fake = sigmoid_cross_entropy(logits_fake, self.fake_label)
-        # D's parameters are all this step updates: the gradient with respect to the images is
-        # wanted by nobody (input_grad=False skips it).
-        self.discriminator.backward(dlogits_real, cache_real, input_grad=False)
-        self.discriminator.backward(dlogits_fake, cache_fake, input_grad=False)
-        return loss_real + loss_fake, sigmoid(logits_real).mean(), sigmoid(logits_fake).mean()
+        return loss_real + loss_fake, dlogits_real, dlogits_fake
 
     def discriminator_step(self, real: Array) -> tuple[Array, Array, Array]:
         """One update of D on a real batch and a fresh fake batch (G is not updated)."""
-        fake = self.generate(self.sample_noise(real.shape[0]), training=True)
+        fake = self.generate(self.sample_noise(real.shape[0]), training=not self.inference_fakes)
         self.d_optimizer.zero_grad()
         stats = self.discriminator_loss_backward(real, fake)
         self.d_optimizer.step()
@@ -201,8 +244,35 @@ class GAN:
             self.ema.update(self.generator)
         return loss
 
+    def simultaneous_step(self, real: Array) -> StepStats:
+        """Both updates from one G(z): D's gradient from L_D, G's through D as it was, then both step.
+
+        The fake batch's D cache serves two backward passes: one for D's parameters (the L_D term)
+        and one to the images for the generator loss, which leaves D's gradients alone.
+        """
+        fake, cache_g = self.generator.forward(self.sample_noise(real.shape[0]))
+        logits_real, cache_real = self.discriminator.forward(real)
+        logits_fake, cache_fake = self.discriminator.forward(fake)
+        d_loss, dlogits_real, dlogits_fake = self.discriminator_loss(logits_real, logits_fake)
+        g_loss, dlogits_g = self.generator_loss_and_grad(logits_fake)
+        self.d_optimizer.zero_grad()
+        self.g_optimizer.zero_grad()
+        self.discriminator.backward(dlogits_real, cache_real, input_grad=False)
+        self.discriminator.backward(dlogits_fake, cache_fake, input_grad=False)
+        dfake = self.discriminator.backward(dlogits_g, cache_fake, param_grads=False)
+        self.generator.backward(dfake, cache_g, input_grad=False)
+        self.d_optimizer.step()
+        self.g_optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.generator)
+        d_real, d_fake = sigmoid(logits_real).mean(), sigmoid(logits_fake).mean()
+        return StepStats(d_loss=d_loss, g_loss=g_loss, d_real=d_real, d_fake=d_fake)
+
     def train_step(self, next_real_batch: Callable[[], Any]) -> StepStats:
-        """``d_steps`` discriminator updates (each on a new real batch), then ``g_steps`` generator updates."""
+        """``d_steps`` discriminator updates (each on a new real batch), then ``g_steps`` generator
+        updates; or one simultaneous update of both (``simultaneous``)."""
+        if self.simultaneous:
+            return self.simultaneous_step(next_real_batch())
         for _ in range(self.d_steps):
             real = next_real_batch()
             d_loss, d_real, d_fake = self.discriminator_step(real)

@@ -139,6 +139,8 @@ class BatchNorm(Layer):
     Keras also normalises the last axis (NHWC) where tinygan uses axis 1 (NCHW).
     """
 
+    mixes_batch = True  # the batch mean and variance make every output depend on the batch
+
     def __init__(
         self,
         num_features: int,

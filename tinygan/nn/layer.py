@@ -54,7 +54,13 @@ class Layer:
         ``backward``.
     buffers : dict[str, array]
         Non-trainable state saved with the model (BatchNorm's running statistics).
+    mixes_batch : bool
+        Whether one sample's output depends on the other samples of its batch in training mode
+        (BatchNorm's batch statistics do). When no layer of a network mixes the batch, one pass
+        over two batches stacked together is the same math as a pass over each.
     """
+
+    mixes_batch: bool = False
 
     def __init__(self) -> None:
         self.params: dict[str, Any] = {}

@@ -1,0 +1,211 @@
+"""The step's variants: one D pass over both batches, simultaneous updates, inference-mode fakes."""
+
+import copy
+import json
+
+import numpy as np
+import pytest
+from conftest import mnist_dir
+
+from tinygan.backend import make_rng
+from tinygan.experiment import main as cli_main
+from tinygan.gan import GAN
+from tinygan.gradcheck import numerical_gradient, rel_error
+from tinygan.losses import sigmoid_cross_entropy
+from tinygan.models import get_preset
+from tinygan.nn import BatchNorm, Dense, Dropout, LeakyReLU, Sequential, Tanh
+from tinygan.optim import Adam
+
+
+def small_gan(d_batchnorm=False, g_batchnorm=False, d_dropout=False, seed=0, **rules):
+    rng = np.random.default_rng(seed)
+    g_norm = [BatchNorm(6)] if g_batchnorm else []
+    generator = Sequential(
+        Dense(3, 6, rng=rng), *g_norm, LeakyReLU(0.2), Dense(6, 4, rng=rng), Tanh()
+    )
+    d_norm = [BatchNorm(7)] if d_batchnorm else []
+    d_drop = [Dropout(0.3, rng=np.random.default_rng(seed + 1))] if d_dropout else []
+    # a bias right before BatchNorm is cancelled by it (zero gradient): leave it out, as DCGANs do
+    discriminator = Sequential(
+        Dense(4, 7, bias=not d_batchnorm, rng=rng),
+        *d_norm,
+        LeakyReLU(0.2),
+        *d_drop,
+        Dense(7, 1, rng=rng),
+    )
+    generator.astype(np.float64)
+    discriminator.astype(np.float64)
+    return GAN(
+        generator,
+        discriminator,
+        Adam([generator], lr=1e-2),
+        Adam([discriminator], lr=1e-2),
+        latent_dim=3,
+        rng=make_rng(seed, "cpu"),
+        real_label=0.9,
+        fake_label=0.1,
+        **rules,
+    )
+
+
+def gradients(network):
+    return {
+        f"{path}{name}": grad.copy()
+        for path, layer in network.named_layers()
+        for name, grad in layer.grads.items()
+    }
+
+
+def test_one_pass_over_both_batches_only_without_batchnorm():
+    assert small_gan().join_d_batches
+    assert small_gan(d_dropout=True).join_d_batches
+    assert not small_gan(d_batchnorm=True).join_d_batches
+    assert get_preset("mlp-tf").make_gan(np.random.default_rng(0), make_rng(0)).join_d_batches
+
+
+def test_joined_pass_gives_the_same_loss_and_gradients_as_two_passes(rng):
+    joined = small_gan()
+    apart = copy.deepcopy(joined)
+    apart.join_d_batches = False
+    real = rng.uniform(-1, 1, size=(6, 4))
+    fake = joined.generate(joined.sample_noise(5))[:5]
+    results = []
+    for gan in (joined, apart):
+        gan.discriminator.zero_grad()
+        stats = gan.discriminator_loss_backward(real[:5], fake)
+        results.append(([float(v) for v in stats], gradients(gan.discriminator)))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-13)
+    for name, grad in results[0][1].items():
+        np.testing.assert_allclose(grad, results[1][1][name], rtol=1e-12, atol=1e-15, err_msg=name)
+
+
+def test_separate_passes_with_batchnorm_match_finite_differences(rng):
+    gan = small_gan(d_batchnorm=True)
+    real = rng.uniform(-1, 1, size=(6, 4))
+    fake = gan.generate(gan.sample_noise(6))
+    gan.discriminator.zero_grad()
+    gan.discriminator_loss_backward(real, fake)
+
+    def d_loss():
+        real_term = sigmoid_cross_entropy(gan.discriminator.forward(real)[0], 0.9)[0]
+        fake_term = sigmoid_cross_entropy(gan.discriminator.forward(fake)[0], 0.1)[0]
+        return real_term + fake_term
+
+    for path, layer in gan.discriminator.named_layers():
+        for name, param in layer.params.items():
+            error = rel_error(layer.grads[name], numerical_gradient(d_loss, param))
+            assert error < 1e-7, f"discriminator {path}{name}: relative error {error:.2e}"
+
+
+@pytest.mark.parametrize("d_dropout", [False, True])
+def test_simultaneous_step_takes_both_gradients_from_one_generator_forward(rng, d_dropout):
+    gan = small_gan(simultaneous=True, d_dropout=d_dropout)
+    real = rng.uniform(-1, 1, size=(6, 4))
+    before = copy.deepcopy(gan)
+    z = before.sample_noise(6)  # the same draw the step makes: both generators are at one state
+    for optimizer in (gan.d_optimizer, gan.g_optimizer):
+        optimizer.step = lambda: None  # keep the gradients and weights to compare them
+    stats = gan.train_step(lambda: real)
+
+    # The same quantities by hand from the state before the step, on the same z and dropout masks.
+    fake, cache_g = before.generator.forward(z)
+    reference = copy.deepcopy(before)
+    reference.discriminator.zero_grad()
+    reference.join_d_batches = False
+    d_loss, _, _ = reference.discriminator_loss_backward(real, fake)
+    np.testing.assert_allclose(float(stats.d_loss), float(d_loss), rtol=1e-13)
+    for name, grad in gradients(reference.discriminator).items():
+        np.testing.assert_allclose(gradients(gan.discriminator)[name], grad, rtol=1e-12, atol=1e-15)
+
+    # G's gradient through D as it was before the step, against finite differences.
+    def g_loss():
+        fake_now = before.generator.forward(z)[0]
+        before.discriminator.forward(real)  # keeps the dropout stream where the step had it
+        logits = before.discriminator.forward(fake_now)[0]
+        return before.generator_loss_and_grad(logits)[0]
+
+    if not d_dropout:  # with dropout the masks move on every call; the check above covers D
+        for path, layer in before.generator.named_layers():
+            for name, param in layer.params.items():
+                numeric = numerical_gradient(g_loss, param)
+                error = rel_error(gradients(gan.generator)[f"{path}{name}"], numeric)
+                assert error < 1e-7, f"generator {path}{name}: relative error {error:.2e}"
+    assert float(stats.g_loss) > 0
+
+
+def test_simultaneous_step_updates_both_networks(rng):
+    gan = small_gan(simultaneous=True)
+    g_before = copy.deepcopy(gan.generator.layers[0].params["W"])
+    d_before = copy.deepcopy(gan.discriminator.layers[0].params["W"])
+    gan.train_step(lambda: rng.uniform(-1, 1, size=(6, 4)))
+    assert not np.array_equal(gan.generator.layers[0].params["W"], g_before)
+    assert not np.array_equal(gan.discriminator.layers[0].params["W"], d_before)
+
+
+def test_simultaneous_needs_one_update_each():
+    with pytest.raises(ValueError, match="d_steps = g_steps = 1"):
+        small_gan(simultaneous=True, d_steps=2)
+
+
+@pytest.mark.parametrize("inference_fakes", [False, True])
+def test_inference_fakes_leave_the_generators_batchnorm_statistics_alone(rng, inference_fakes):
+    gan = small_gan(g_batchnorm=True, inference_fakes=inference_fakes)
+    norm = gan.generator.layers[1]
+    before = {name: value.copy() for name, value in norm.buffers.items()}
+    gan.discriminator_step(rng.uniform(-1, 1, size=(6, 4)))
+    unchanged = all(np.array_equal(before[name], norm.buffers[name]) for name in before)
+    assert unchanged == inference_fakes
+
+
+def data_flags():
+    return ["--data-dir", str(mnist_dir()), "--split", "test", "--no-progress", "--no-download"]
+
+
+def test_the_flags_reach_the_gan_and_a_resume_keeps_them(tmp_path):
+    out = tmp_path / "run"
+    flags = ["--iterations", "2", "--subset", "64", "--seed", "3", "--out", str(out)]
+    trainer = cli_main(
+        ["--preset", "dcgan-fast", "--simultaneous", "--inference-fakes", *flags, *data_flags()]
+    )
+    assert trainer.gan.simultaneous and trainer.gan.inference_fakes
+    settings = json.loads((out / "config.json").read_text())["settings"]
+    assert settings["simultaneous"] is True and settings["inference_fakes"] is True
+    resumed = cli_main(["--resume", "--out", str(out), "--iterations", "3"])
+    assert resumed.step == 3 and resumed.gan.simultaneous and resumed.gan.inference_fakes
+
+
+def test_simultaneous_is_refused_for_a_preset_with_several_updates_per_step(tmp_path, capsys):
+    flags = [
+        "--preset",
+        "dcgan-keras",
+        "--simultaneous",
+        "--iterations",
+        "1",
+        "--out",
+        str(tmp_path),
+    ]
+    with pytest.raises(SystemExit) as stop:
+        cli_main(flags + data_flags())
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err.count("\n") == 0 and "--simultaneous: preset dcgan-keras takes 1 discriminator" in err
+    )
+
+
+def test_dcgan_fast_follows_the_common_recipe():
+    preset = get_preset("dcgan-fast")
+    generator, discriminator = preset.build(np.random.default_rng(0))
+    assert (preset.g_lr, preset.d_lr, preset.betas, preset.batch_size) == (
+        2e-4,
+        2e-4,
+        (0.5, 0.999),
+        64,
+    )
+    first, *rest = [layer for layer in discriminator.walk() if layer.params]
+    norms = [layer for layer in discriminator.walk() if isinstance(layer, BatchNorm)]
+    assert len(norms) == 1 and first.params.get("b") is not None  # no BatchNorm on the first layer
+    z = np.random.default_rng(1).standard_normal((3, 100)).astype(np.float32)
+    images = generator(z)
+    assert images.shape == (3, 1, 28, 28) and np.abs(images).max() <= 1
+    assert discriminator(images).shape == (3, 1)
