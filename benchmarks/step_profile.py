@@ -9,7 +9,9 @@ The GAN of the preset is built as :mod:`run` builds it and stepped on synthetic 
 * every leaf layer's ``forward`` and ``backward`` (instance attributes, so only this GAN is touched);
 * every overridable function (:mod:`tinygan.overrides`): the Numba kernel when one is registered,
   else the plain NumPy function, named by which of the two ran;
-* the optimizers' ``zero_grad`` and ``step``, the loss, and the noise.
+* the optimizers' ``zero_grad`` and ``step``, the loss, and the noise;
+
+and one iteration runs under :mod:`tracemalloc` for the memory its temporaries take at the peak.
 
 Kernels run inside layers and optimizers, so the kernel table is a second view of the same time,
 not an addition to it. "Python and the rest" is the plain median minus everything timed at the top
@@ -113,6 +115,24 @@ def median_ms(step: Callable[[], Any], repeats: int, watch: Stopwatch | None = N
     return 1e3 * statistics.median(times), keys
 
 
+def peak_temporaries_mb(step: Callable[[], Any]) -> float:
+    """Megabytes of memory one warm iteration holds at its peak beyond what it started with.
+
+    tracemalloc sees NumPy's array memory; what is reused from step to step (parameters, moments,
+    the kernels' workspaces) is already held at the start and does not count.
+    """
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        start, _ = tracemalloc.get_traced_memory()
+        step()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return (peak - start) / 2**20
+
+
 def profile(preset_name: str, batch: int | None, repeats: int, warmup: int) -> dict[str, Any]:
     """Profile ``repeats`` iterations of the preset; returns the tables' rows (ms per iteration)."""
     import itertools
@@ -133,6 +153,7 @@ def profile(preset_name: str, batch: int | None, repeats: int, warmup: int) -> d
     for _ in range(warmup):
         step()
     plain_ms, _ = median_ms(step, repeats)
+    temporaries_mb = peak_temporaries_mb(step)
     watch = Stopwatch()
     instrument_gan(watch, gan)
     instrument_kernels(watch)
@@ -164,6 +185,7 @@ def profile(preset_name: str, batch: int | None, repeats: int, warmup: int) -> d
         "repeats": repeats,
         "kernels_active": active_kernels(),
         "plain_ms": plain_ms,
+        "temporaries_mb": temporaries_mb,
         "instrumented_ms": instrumented_ms,
         "parts": parts,
         "layers": layers,
@@ -182,7 +204,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"## Profile of {report['preset']}, batch {report['batch']} "
         f"({report['kernels_active']} kernels, median of {report['repeats']} iterations)",
         "",
-        f"One iteration: {report['plain_ms']:.3f} ms plain, {total:.3f} ms with the timers.",
+        f"One iteration: {report['plain_ms']:.3f} ms plain, {total:.3f} ms with the timers; "
+        f"at its peak it holds {report['temporaries_mb']:.1f} MB of temporary arrays.",
         "",
         "| part of the iteration | ms | share |",
         "|---|---|---|",

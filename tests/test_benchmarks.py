@@ -245,3 +245,19 @@ def test_missing_pytorch_is_noted_not_fatal(monkeypatch):
     chosen = bench.choose_libraries(["tinygan-numpy", "torch"], notes)
     assert [library.key for library in chosen] == ["tinygan-numpy"]
     assert any("PyTorch is not installed" in note for note in notes)
+
+
+def test_profile_accounts_for_every_layer_and_the_optimizers(capsys):
+    report = bench.main(["--profile", "mlp-tf", "--batches", "8", "--repeats", "3"])
+    text = capsys.readouterr().out
+    assert (report["preset"], report["batch"], report["repeats"]) == ("mlp-tf", 8, 3)
+    layers = {(row["network"], row["path"], row["phase"]) for row in report["layers"]}
+    for network, count in (("G", 4), ("D", 3)):
+        for index in range(count):
+            assert (network, str(index), "forward") in layers
+    assert report["parts"]["optimizer G.step"] > 0 and report["parts"]["optimizer D.step"] > 0
+    assert report["plain_ms"] > 0 and report["temporaries_mb"] > 0
+    assert (
+        "## Profile of mlp-tf, batch 8" in text and "| G | [2] Dense(128, 784, bias=True) |" in text
+    )
+    assert any(row["kernel"] == "dense_weight_grad" for row in report["kernels"])

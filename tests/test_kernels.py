@@ -179,6 +179,56 @@ def test_conv_transpose2d(monkeypatch, dtype, chunk_bytes, bias, param_grads, in
     )
 
 
+def test_reused_workspaces_never_leak_into_results():
+    """Two convolutions of different sizes in turn, twice: each result stays what it was, and
+    no result shares memory with the scratch buffers the next call overwrites."""
+    first = conv_arguments(False, np.float32, True)
+    rng = np.random.default_rng(5)
+    second_x = rng.standard_normal((2, 3, 12, 11)).astype(np.float32)
+    second = (second_x, *first[1:])
+    results = [cpu_numba.conv2d_forward(*arguments) for arguments in (first, second, first)]
+    np.testing.assert_array_equal(results[0], results[2])
+    assert_close(results[1], conv.conv2d_forward.plain(*second), np.float32)
+    dy = standard_normal(results[0].shape, np.float32, 6)
+    grads = cpu_numba.conv2d_backward(dy, first[0], first[1], *first[3:])
+    cpu_numba.conv2d_backward(dy[:2] * 2, first[0][:2], first[1], *first[3:])
+    assert_all_close(
+        grads, conv.conv2d_backward.plain(dy, first[0], first[1], *first[3:]), np.float32
+    )
+    buffers = cpu_numba.WORKSPACE._local.buffers.values()
+    for result in (*results, *grads):
+        assert not any(np.shares_memory(result, buffer) for buffer in buffers)
+
+
+def test_convolutions_allocate_no_patch_matrix_once_warm():
+    """In the steady state the only large allocations are the results: the patch matrices and the
+    products made from them live in reused workspaces (measured with tracemalloc, which sees
+    NumPy's array memory)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((16, 8, 14, 14)).astype(np.float32)
+    W = rng.standard_normal((16, 8, 5, 5)).astype(np.float32)
+    geometry = ((2, 2), (1, 2, 1, 2))
+    patch_bytes = 16 * 7 * 7 * 8 * 5 * 5 * 4
+    dy = rng.standard_normal((16, 16, 7, 7)).astype(np.float32)
+
+    def step():
+        cpu_numba.conv2d_forward(x, W, None, *geometry)
+        cpu_numba.conv2d_backward(dy, x, W, *geometry)
+
+    step()  # the workspaces grow to size here
+    tracemalloc.start()
+    try:
+        step()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    largest_result = x.nbytes  # dx; y and the weight gradient are smaller
+    assert largest_result < patch_bytes
+    assert peak < largest_result + patch_bytes // 4, f"peak {peak} bytes"
+
+
 def test_batch_chunks_cover_the_batch(monkeypatch):
     monkeypatch.setattr(cpu_numba, "CHUNK_BYTES", 2 * 8 * 10)  # two float64 images of 10 entries
     chunks = cpu_numba.batch_chunks(np.zeros((5, 1)), 10)

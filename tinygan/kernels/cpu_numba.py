@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from typing import Any
 
 import numba
@@ -107,15 +108,29 @@ def _im2col_parallel(x, kh, kw, sh, sw, padding, oh, ow, cols, blocks):
 def im2col(
     x: np.ndarray, kh: int, kw: int, stride: tuple[int, int], padding: tuple[int, int, int, int]
 ) -> np.ndarray:
+    n, c, h, w = x.shape
+    oh = conv_output_size(h, kh, stride[0], padding[0], padding[1])
+    ow = conv_output_size(w, kw, stride[1], padding[2], padding[3])
+    return _im2col_into(x, kh, kw, stride, padding, np.empty((n * oh * ow, kh * kw * c), x.dtype))
+
+
+def _im2col_into(
+    x: np.ndarray,
+    kh: int,
+    kw: int,
+    stride: tuple[int, int],
+    padding: tuple[int, int, int, int],
+    cols: np.ndarray,
+) -> np.ndarray:
+    """:func:`im2col` written into ``cols`` (N * OH * OW, kh * kw * C), which is returned."""
     x = np.ascontiguousarray(x)
     n, c, h, w = x.shape
     top, bottom, left, right = padding
     oh = conv_output_size(h, kh, stride[0], top, bottom)
     ow = conv_output_size(w, kw, stride[1], left, right)
-    cols = np.empty((n * oh * ow, kh, kw * c), dtype=x.dtype)
-    args = (x, kh, kw, *stride, tuple(padding), oh, ow, cols)
+    args = (x, kh, kw, *stride, tuple(padding), oh, ow, cols.reshape(n * oh * ow, kh, kw * c))
     _run_images(_im2col_images, _im2col_parallel, n, cols.size, *args)
-    return cols.reshape(n * oh * ow, kh * kw * c)
+    return cols
 
 
 @_serial
@@ -167,12 +182,23 @@ def col2im(
     stride: tuple[int, int],
     padding: tuple[int, int, int, int],
 ) -> np.ndarray:
-    n, c, h, w = x_shape
+    return _col2im_into(cols, kh, kw, stride, padding, np.empty(x_shape, dtype=cols.dtype))
+
+
+def _col2im_into(
+    cols: np.ndarray,
+    kh: int,
+    kw: int,
+    stride: tuple[int, int],
+    padding: tuple[int, int, int, int],
+    out: np.ndarray,
+) -> np.ndarray:
+    """:func:`col2im` written into ``out`` (N, C, H, W), a C-contiguous array, which is returned."""
+    n, c, h, w = out.shape
     top, bottom, left, right = padding
     oh = conv_output_size(h, kh, stride[0], top, bottom)
     ow = conv_output_size(w, kw, stride[1], left, right)
     patches = np.ascontiguousarray(cols).reshape(n * oh * ow, kh, kw * c)
-    out = np.empty(x_shape, dtype=cols.dtype)
     args = (patches, kh, kw, *stride, tuple(padding), oh, ow, out)
     _run_images(_col2im_images, _col2im_parallel, n, patches.size, *args)
     return out
@@ -231,6 +257,31 @@ def batch_chunks(x: np.ndarray, patch_entries_per_image: int) -> list[slice]:
     return [slice(lo, min(lo + per_chunk, n)) for lo in range(0, n, per_chunk)]
 
 
+class Workspace:
+    """Scratch buffers that the convolutions reuse from call to call, one set per thread.
+
+    A training step makes the same large temporaries every time -- patch matrices of up to
+    :data:`CHUNK_BYTES`, the products computed from them -- and they never leave the function that
+    made them. Keeping one growing buffer per purpose and dtype spares the allocator and the
+    operating system's page mapping every step; what a kernel returns is always a fresh array.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def take(self, purpose: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """A C-contiguous array of ``shape`` for ``purpose``, overwriting what it held before."""
+        buffers = self._local.__dict__.setdefault("buffers", {})
+        size, key = math.prod(shape), (purpose, np.dtype(dtype))
+        buffer = buffers.get(key)
+        if buffer is None or buffer.size < size:
+            buffer = buffers[key] = np.empty(size, dtype=dtype)
+        return buffer[:size].reshape(shape)
+
+
+WORKSPACE = Workspace()
+
+
 def _accumulate(total: np.ndarray | None, part: np.ndarray) -> np.ndarray:
     """``total + part``, in place after the first chunk (one chunk allocates nothing more)."""
     if total is None:
@@ -253,7 +304,10 @@ def conv2d_forward(
     Wm_t = weight_matrix(W).T
     y = np.empty((n, o, oh, ow), dtype=x.dtype)
     for chunk in batch_chunks(x, oh * ow * kh * kw * c):
-        rows = im2col(x[chunk], kh, kw, stride, padding) @ Wm_t
+        count = chunk.stop - chunk.start
+        cols = WORKSPACE.take("patches", (count * oh * ow, kh * kw * c), x.dtype)
+        _im2col_into(x[chunk], kh, kw, stride, padding, cols)
+        rows = np.matmul(cols, Wm_t, out=WORKSPACE.take("rows", (cols.shape[0], o), x.dtype))
         if b is not None:
             rows += b
         y[chunk] = rows.reshape(-1, oh, ow, o).transpose(0, 3, 1, 2)
@@ -276,11 +330,13 @@ def conv2d_backward(
     for chunk in batch_chunks(x, dy.shape[2] * dy.shape[3] * Wm.shape[1]):
         G = pixel_rows(dy[chunk])
         if param_grads:
-            cols = im2col(x[chunk], kh, kw, stride, padding)
+            cols = WORKSPACE.take("patches", (G.shape[0], Wm.shape[1]), x.dtype)
+            _im2col_into(x[chunk], kh, kw, stride, padding, cols)
             dWm = _accumulate(dWm, transposed_product(G, cols))
             db = _accumulate(db, G.sum(axis=0))
         if input_grad:
-            dx[chunk] = col2im(G @ Wm, dx[chunk].shape, kh, kw, stride, padding)
+            dcols = WORKSPACE.take("rows", (G.shape[0], Wm.shape[1]), dy.dtype)
+            _col2im_into(np.matmul(G, Wm, out=dcols), kh, kw, stride, padding, dx[chunk])
     if not param_grads:
         return dx, None, None
     return dx, weight_from_matrix(dWm, W.shape), db
@@ -300,8 +356,11 @@ def conv_transpose2d_forward(
     Wm = weight_matrix(W)
     y = np.empty((n, o, *out_hw), dtype=x.dtype)
     for chunk in batch_chunks(x, h * w * Wm.shape[1]):
-        cols = x_rows[chunk.start * h * w : chunk.stop * h * w] @ Wm
-        y[chunk] = col2im(cols, y[chunk].shape, kh, kw, stride, padding)
+        rows = x_rows[chunk.start * h * w : chunk.stop * h * w]
+        cols = np.matmul(
+            rows, Wm, out=WORKSPACE.take("rows", (rows.shape[0], Wm.shape[1]), x.dtype)
+        )
+        _col2im_into(cols, kh, kw, stride, padding, y[chunk])
     if b is not None:
         y += b[:, None, None]
     return y
@@ -324,7 +383,8 @@ def conv_transpose2d_backward(
     dWm = None
     for chunk in batch_chunks(dy, h * w * Wm.shape[1]):
         rows = slice(chunk.start * h * w, chunk.stop * h * w)
-        G = im2col(dy[chunk], kh, kw, stride, padding)
+        G = WORKSPACE.take("patches", (rows.stop - rows.start, Wm.shape[1]), dy.dtype)
+        _im2col_into(dy[chunk], kh, kw, stride, padding, G)
         if param_grads:
             dWm = _accumulate(dWm, transposed_product(x_rows[rows], G))
         if input_grad:
