@@ -8,8 +8,10 @@ default ``runs/<preset name>``, e.g. ``runs/mlp-tf``)::
     <out>/log.csv              step, epoch and mean D loss, G loss, D(x), D(G(z)) per logging window
     <out>/samples/*.png        sample grids from a fixed noise batch
     <out>/checkpoints/*.npz    the newest few checkpoints (every minute, on the preset's schedule, at the end)
-    <out>/checkpoints/best.npz the generator with the lowest FID so far (with --quality-every)
+    <out>/checkpoints/best.npz the generator with the lowest FID so far (when quality is measured)
     <out>/quality.csv          FID, IS, coverage, precision, recall every --quality-every steps
+                               (without it: 5 times in a run of 1,000 steps or more, when the
+                               dataset's classifier is already cached)
     <out>/warnings.csv         collapse and "D is winning" warnings (each kind once per run)
     <out>/losses.png           loss curves, drawn at the end (also after Ctrl-C or divergence)
     <out>/discriminator_outputs.png    mean D(x) and D(G(z)) over training, drawn with the curves
@@ -112,6 +114,7 @@ ADJUSTABLE = (
     "checkpoint_seconds",
     "keep_checkpoints",
     "quality_every",
+    "no_quality",
     "no_progress",
 )
 #: What a run writes into its folder; ``--overwrite`` deletes exactly these.
@@ -289,18 +292,58 @@ def load_training_data(prog: str, preset: Preset, settings: dict[str, Any]) -> n
     return data.reshape(len(data), *preset.data_shape)
 
 
+#: Without ``--quality-every``, a run of at least this many steps measures quality on its own,
+#: :data:`AUTO_QUALITY_TIMES` times, when its dataset's classifier is already cached (training one
+#: takes many minutes, which only ``--quality-every`` may spend). One measurement of 2,000 samples
+#: takes about a second on 2 cores, so five cost a few percent of such a run.
+AUTO_QUALITY_MIN_STEPS = 1000
+AUTO_QUALITY_TIMES = 5
+
+
+def quality_interval(settings: dict[str, Any], steps: int) -> int | None:
+    """Steps between quality measurements: ``--quality-every``, else a few per run when the
+    classifier is cached and the run is long enough, else None (one line says why)."""
+    if settings.get("no_quality"):
+        return None
+    if settings.get("quality_every"):
+        return settings["quality_every"]
+    if steps < AUTO_QUALITY_MIN_STEPS:
+        return None
+    from tinygan.classifier import ClassifierSettings, cache_path, classifier_data
+
+    data = classifier_data(settings["dataset"], quality_data_dir(settings), download=False)
+    if not cache_path(data, ClassifierSettings()).is_file():
+        print(
+            f"tinygan: sample quality is not measured (no {settings['dataset']} classifier is "
+            "cached yet); --quality-every N trains one once, which takes minutes, and measures "
+            "every N steps"
+        )
+        return None
+    every = -(-steps // AUTO_QUALITY_TIMES)
+    print(
+        f"tinygan: measuring sample quality {AUTO_QUALITY_TIMES} times, every {every} steps "
+        "(--quality-every N to choose, --no-quality to skip)"
+    )
+    return every
+
+
+def quality_data_dir(settings: dict[str, Any]) -> Any:
+    """Where training found its data, for the quality classifier and its reference images."""
+    return bundled_mnist_dir() if settings.get("bundled_data") else settings.get("data_dir")
+
+
 def quality_callback(
-    preset: Preset, settings: dict[str, Any], metadata: dict[str, Any]
+    preset: Preset, settings: dict[str, Any], metadata: dict[str, Any], every: int
 ) -> Callback:
-    """Quality metrics every ``--quality-every`` steps, against the dataset's held-out real images."""
+    """Quality metrics every ``every`` steps, against the dataset's held-out real images."""
     from tinygan.classifier import classifier_data, load_classifier
     from tinygan.evaluate import QualityCallback, QualityEvaluator, reference_images
 
-    data_dir = bundled_mnist_dir() if settings.get("bundled_data") else settings.get("data_dir")
+    data_dir = quality_data_dir(settings)
     data = classifier_data(settings["dataset"], data_dir, download=False)  # what training found
     reference, _ = reference_images(data, None, data_dir)
     evaluator = QualityEvaluator(load_classifier(data), reference)
-    return QualityCallback(settings["quality_every"], evaluator, preset, metadata=metadata)
+    return QualityCallback(every, evaluator, preset, metadata=metadata)
 
 
 def write_config(out_dir: Path, config: dict[str, Any]) -> None:
@@ -443,8 +486,9 @@ def run(args: argparse.Namespace, prog: str = "tinygan") -> Trainer:
         LossAlarm(),
     ]
     quality = None
-    if settings.get("quality_every"):
-        quality = quality_callback(preset, settings, metadata)
+    quality_every = quality_interval(settings, steps)
+    if quality_every:
+        quality = quality_callback(preset, settings, metadata, quality_every)
         callbacks.append(quality)
     if preset.pixel_histograms:
         real = data[sample_rng.choice(len(data), size=min(len(data), 256), replace=False)]

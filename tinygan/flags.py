@@ -242,7 +242,14 @@ def training_parser(
         "--quality-every",
         type=positive_int,
         help="log classifier FID, IS, coverage, precision and recall of 2,000 samples to quality.csv "
-        "every N steps (the first use trains the dataset's classifier, which takes minutes)",
+        "every N steps and keep the best generator (the first use trains the dataset's classifier, "
+        "which takes minutes; default: 5 times in a run of 1,000 steps or more once the classifier "
+        "is cached)",
+    )
+    parser.add_argument(
+        "--no-quality",
+        action="store_true",
+        help="never measure quality (not even the default few times per run)",
     )
     parser.add_argument(
         "--ema",
