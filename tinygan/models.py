@@ -430,8 +430,8 @@ PRESETS = PresetTable(
         name="dcgan-fast",
         alias=None,
         description="DCGAN for a CPU, not from the tutorials: the common recipe (4x4 stride-2 "
-        "convolutions, BatchNorm, Adam 2e-4 beta1 0.5) at width 32, batch 64, 2,000 steps",
-        build=dcgan_builder(32),
+        "convolutions, BatchNorm, Adam 2e-4 beta1 0.5) at width 64, batch 64, 2,000 steps",
+        build=dcgan_builder(64),
         latent_dim=100,
         noise="normal",
         data_shape=(1, 28, 28),
