@@ -1,0 +1,92 @@
+"""What measuring quality during training costs: one measurement against one run, per preset.
+
+    python benchmarks/quality_cost.py --data-dir ../shared/data/mnist --presets mlp-tf dcgan-fast
+
+Times one quality measurement as training makes it (:class:`tinygan.evaluate.QualityCallback`:
+2,000 samples from the generator, classifier features, FID, IS, coverage, precision and recall
+against the held-out reference) and one training iteration of the preset, each the median of a few
+runs, and prints what :data:`tinygan.experiment.AUTO_QUALITY_TIMES` measurements add to the
+preset's full run. The classifier must be cached already (its one-time training is not a per-run
+cost); the measurement uses the MNIST split the classifier holds out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+#: Samples per measurement, as :class:`tinygan.evaluate.QualityCallback` draws them.
+SAMPLES = 2000
+
+
+def median_seconds(function: Any, repeats: int) -> float:
+    function()  # warm: kernels compiled, buffers allocated
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure(preset_name: str, data_dir: Path, repeats: int) -> dict[str, Any]:
+    """Seconds of one measurement and of one iteration, and the share five take of a full run."""
+    import itertools
+
+    from run import fresh_gan, synthetic_batches
+
+    from tinygan.classifier import classifier_data, load_classifier
+    from tinygan.evaluate import QualityEvaluator, reference_images
+    from tinygan.experiment import AUTO_QUALITY_TIMES
+    from tinygan.models import get_preset
+    from tinygan.sampling import generate
+
+    preset = get_preset(preset_name)
+    data = classifier_data("mnist", data_dir, download=False)
+    reference, _ = reference_images(data, None, data_dir)
+    evaluator = QualityEvaluator(load_classifier(data, verbose=False), reference)
+    gan = fresh_gan(preset)
+    batches = itertools.cycle(synthetic_batches(preset, preset.batch_size, preset.d_steps))
+
+    def one_measurement() -> None:  # what QualityCallback.measure computes, without the CSV row
+        images, _ = generate(gan.generator, preset, SAMPLES, 0)
+        evaluator.score(images)
+
+    measure_s = median_seconds(one_measurement, repeats)
+    step_s = median_seconds(lambda: gan.train_step(lambda: next(batches)), max(repeats, 20))
+    steps = preset.steps or preset.epochs * (60_000 // preset.batch_size)
+    run_s = steps * step_s
+    return {
+        "preset": preset.name,
+        "measure_s": measure_s,
+        "step_ms": 1e3 * step_s,
+        "steps": steps,
+        "run_min": run_s / 60,
+        "share": AUTO_QUALITY_TIMES * measure_s / run_s,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, required=True, help="MNIST folder")
+    parser.add_argument("--presets", nargs="+", default=["mlp-tf", "dcgan-fast"])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+    print("| preset | one measurement (s) | iteration (ms) | full run | 5 measurements |")
+    print("|---|---|---|---|---|")
+    for name in args.presets:
+        r = measure(name, args.data_dir, args.repeats)
+        print(
+            f"| {r['preset']} | {r['measure_s']:.2f} | {r['step_ms']:.1f} | {r['steps']:,} steps, "
+            f"{r['run_min']:.1f} min | {100 * r['share']:.1f}% of the run |"
+        )
+
+
+if __name__ == "__main__":
+    main()
