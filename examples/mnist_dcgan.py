@@ -13,8 +13,8 @@ iteration, real label 0.9; loss curves and real-vs-generated pixel histograms be
 training. It is heavy on a CPU (about 100 GFLOP per iteration): use --device gpu, or a short run.
 
 Preset dcgan-fast (no tutorial: the common DCGAN recipe, sized for a CPU): G Dense -> BN -> ReLU ->
-(128, 7, 7) -> ConvTranspose 64/1 k4 s2 with BN and ReLU between, tanh output; D Conv 64/128 k4 s2 with
-LeakyReLU 0.2 and BatchNorm on the second; weights from N(0, 0.02), Adam 2e-4 (beta1 0.5), batch 64,
+(64, 7, 7) -> ConvTranspose 32/1 k4 s2 with BN and ReLU between, tanh output; D Conv 32/64 k4 s2 with
+LeakyReLU 0.2 and BatchNorm on the second; weights from N(0, 0.02), Adam 2e-4 (beta1 0.5), batch 128,
 2,000 steps. --simultaneous plays each step as the TensorFlow tutorial does (one G forward for both
 updates), --inference-fakes makes D's fake batch as the Keras tutorial's G.predict does.
 

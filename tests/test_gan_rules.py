@@ -163,7 +163,7 @@ def data_flags():
 
 def test_the_flags_reach_the_gan_and_a_resume_keeps_them(tmp_path):
     out = tmp_path / "run"
-    flags = ["--iterations", "2", "--subset", "64", "--seed", "3", "--out", str(out)]
+    flags = ["--iterations", "2", "--subset", "256", "--seed", "3", "--out", str(out)]
     trainer = cli_main(
         ["--preset", "dcgan-fast", "--simultaneous", "--inference-fakes", *flags, *data_flags()]
     )
@@ -200,7 +200,7 @@ def test_dcgan_fast_follows_the_common_recipe():
         2e-4,
         2e-4,
         (0.5, 0.999),
-        64,
+        128,
     )
     first, *rest = [layer for layer in discriminator.walk() if layer.params]
     norms = [layer for layer in discriminator.walk() if isinstance(layer, BatchNorm)]
