@@ -3,6 +3,8 @@
 import sys
 from pathlib import Path
 
+import numpy as np
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
@@ -52,3 +54,23 @@ def test_the_commands_are_the_ones_the_runs_use(tmp_path):
     argv = schedules.train_argv(run, args)
     assert argv[:2] == ["train", "mlp-tf"] and "--ema" in argv and "0.999" in argv
     assert argv[argv.index("--seed") + 1] == "1" and argv[-1] == str(tmp_path / run.name)
+
+
+def test_dcgan_fast_candidates_build_time_and_tabulate(tmp_path, capsys, monkeypatch):
+    import dcgan_fast_choice
+
+    preset = dcgan_fast_choice.candidate_preset(8, 4)
+    generator, _ = preset.build(np.random.default_rng(0))
+    assert preset.batch_size == 4 and generator.layers[0].params["W"].shape == (100, 2 * 8 * 7 * 7)
+    monkeypatch.setattr(dcgan_fast_choice, "CANDIDATES", [(8, 4, None), (8, 4, 0.9)])
+    run = tmp_path / "w8_b4"
+    run.mkdir()
+    (run / "quality.csv").write_text(
+        "step,fid,inception_score,classes_hit,recall\n500,12.5,7.1,10,0.5\n"
+    )
+    dcgan_fast_choice.main(["--data-dir", "x", "--runs", str(tmp_path), "--repeats", "1"])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3  # the header, its rule, and the one run with a quality.csv
+    assert (
+        lines[2].startswith("| 8 | 4 | - |") and "| 500 | 12.5 | 7.10 | 10/10 | 0.500 |" in lines[2]
+    )

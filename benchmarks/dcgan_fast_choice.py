@@ -1,0 +1,102 @@
+"""How dcgan-fast's width and batch size were chosen: train the candidates, compare quality and time.
+
+    python benchmarks/dcgan_fast_choice.py --data-dir ../shared/data/mnist --runs runs/choice --train
+    python benchmarks/dcgan_fast_choice.py --data-dir ../shared/data/mnist --runs runs/choice
+
+Each candidate is the dcgan-fast recipe (:func:`tinygan.models.dcgan_builder`) at one width and batch
+size (and optionally an EMA of G), trained for 2,000 steps on the MNIST test split with seed 1 and
+the quality measured every 500 steps during training (2,000 samples; ``quality.csv``). With
+``--train`` the runs are made first (about 25 minutes on 2 cores); without it, existing runs are read.
+The time per iteration of each candidate is measured separately, one candidate after the other in
+this process, so the machine's load is the same for all. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+#: (width, batch size, EMA decay or None)
+CANDIDATES = [(32, 64, None), (64, 64, None), (32, 128, None), (32, 64, 0.99)]
+
+
+def name(width: int, batch: int, ema: float | None) -> str:
+    return f"w{width}_b{batch}" + (f"_ema{ema}" if ema else "")
+
+
+def candidate_preset(width: int, batch: int) -> Any:
+    """dcgan-fast at another width and batch size (a :class:`tinygan.models.Preset`)."""
+    from tinygan.models import dcgan_builder, get_preset
+
+    return replace(get_preset("dcgan-fast"), build=dcgan_builder(width), batch_size=batch)
+
+
+def train(width: int, batch: int, ema: float | None, args: argparse.Namespace) -> None:
+    from tinygan import models
+    from tinygan.experiment import main
+
+    table = models.PRESETS._by_name  # the candidate stands in for dcgan-fast during its run
+    original = table["dcgan-fast"]
+    table["dcgan-fast"] = candidate_preset(width, batch)
+    try:
+        flags = ["--preset", "dcgan-fast", "--iterations", "2000", "--seed", "1", "--split", "test"]
+        flags += ["--data-dir", str(args.data_dir), "--quality-every", "500", "--no-progress"]
+        flags += ["--out", str(args.runs / name(width, batch, ema)), "--overwrite"]
+        main(flags + (["--ema", str(ema)] if ema else []))
+    finally:
+        table["dcgan-fast"] = original
+
+
+def step_ms(width: int, batch: int, repeats: int) -> float:
+    """Median milliseconds of one training iteration of the candidate (synthetic batches)."""
+    from run import fresh_gan, synthetic_batches
+
+    preset = candidate_preset(width, batch)
+    gan = fresh_gan(preset)
+    batches = itertools.cycle(synthetic_batches(preset, batch, 1))
+    for _ in range(3):
+        gan.train_step(lambda: next(batches))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        gan.train_step(lambda: next(batches))
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, required=True, help="MNIST folder")
+    parser.add_argument("--runs", type=Path, required=True, help="where the candidate runs go")
+    parser.add_argument("--train", action="store_true", help="train the candidates first")
+    parser.add_argument("--repeats", type=int, default=30, help="timed iterations per candidate")
+    args = parser.parse_args(argv)
+    print(
+        "| width | batch | EMA | ms / iteration | 2,000 steps | step | FID | IS | classes | recall |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for width, batch, ema in CANDIDATES:
+        if args.train:
+            train(width, batch, ema, args)
+        ms = step_ms(width, batch, args.repeats)
+        path = args.runs / name(width, batch, ema) / "quality.csv"
+        rows = list(csv.DictReader(path.open())) if path.is_file() else []
+        for row in rows:
+            print(
+                f"| {width} | {batch} | {ema or '-'} | {ms:.0f} | {2000 * ms / 60e3:.1f} min | "
+                f"{row['step']} | {float(row['fid']):.1f} | {float(row['inception_score']):.2f} | "
+                f"{row['classes_hit']}/10 | {float(row['recall']):.3f} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
