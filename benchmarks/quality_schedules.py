@@ -45,6 +45,7 @@ class Run:
     """One training run and the checkpoints of it that get a row."""
 
     name: str
+    label: str
     preset: str
     seed: int
     flags: str
@@ -60,13 +61,27 @@ class Run:
 
 
 RUNS = [
-    Run(f"mlp_tf_{variant}_s{seed}", "mlp-tf", seed, MLP_FLAGS + extra, MLP_STEPS)
+    Run(f"mlp_tf_{variant}_s{seed}", label, "mlp-tf", seed, MLP_FLAGS + extra, MLP_STEPS)
     for seed in (1, 2)
-    for variant, extra in (("plain", ""), ("ema", " --ema 0.999"))
-] + [Run(f"dcgan_fast_s{seed}", "dcgan-fast", seed, FAST_FLAGS, FAST_STEPS) for seed in (1, 2)]
+    for variant, label, extra in (
+        ("plain", "mlp-tf", ""),
+        ("ema", "mlp-tf, EMA 0.999", " --ema 0.999"),
+    )
+] + [
+    Run(f"dcgan_fast_s{seed}", "dcgan-fast", "dcgan-fast", seed, FAST_FLAGS, FAST_STEPS)
+    for seed in (1, 2)
+]
 FASHION_RUN = Run(
-    "dcgan_fast_fashion_s1", "dcgan-fast", 1, FAST_FLAGS, FAST_STEPS, dataset="fashion-mnist"
+    "dcgan_fast_fashion_s1",
+    "dcgan-fast, Fashion-MNIST",
+    "dcgan-fast",
+    1,
+    FAST_FLAGS,
+    FAST_STEPS,
+    dataset="fashion-mnist",
 )
+#: How the commands in QUALITY.md name this machine's folders.
+PLACEHOLDERS = {"mnist_dir": "MNIST_DIR", "fashion_dir": "FASHION_DIR", "runs": "RUNS"}
 
 
 def data_flags(run: Run, args: argparse.Namespace) -> list[str]:
@@ -146,7 +161,7 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
         grid = next(row["grid"].glob("*.png"), None)
         link = f"[grid]({grid.relative_to(HERE)})" if grid else "-"
         lines.append(
-            f"| {run.name.rsplit('_s', 1)[0]} | {run.seed} | {label} | {generated['n']} | "
+            f"| {run.label} | {run.seed} | {label} | {generated['n']} | "
             f"{generated['fid']:.2f} | {generated['inception_score']:.2f} | "
             f"{generated['classes_hit']:g}/10 | {generated['precision']:.3f} | "
             f"{generated['recall']:.3f} | {link} |"
@@ -197,7 +212,7 @@ def section(rows: list[dict[str, Any]], wall: dict[str, str], args: argparse.Nam
     commands.append(
         "tinygan eval RUN/checkpoints/CHECKPOINT --data-dir DIR --json RUN/eval_CHECKPOINT.json"
     )
-    times = [f"{name} {minutes} min" for name, minutes in wall.items()]
+    times = [f"{name} {minutes} min" for name, minutes in wall.items() if minutes != "-"]
     lines = [
         BEGIN,
         "## Whole schedules: best-keeping, EMA and dcgan-fast",
