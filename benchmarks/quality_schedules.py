@@ -242,7 +242,8 @@ def section(rows: list[dict[str, Any]], wall: dict[str, str], args: argparse.Nam
     ]
     if times:
         lines += [
-            f"Training wall time on this machine, quality measurements included: {', '.join(times)}.",
+            "Training wall time as recorded, quality measurements included (other work may have "
+            f"shared the cores; benchmarks/README.md has idle timings): {', '.join(times)}.",
             "",
         ]
     lines.append(END)
