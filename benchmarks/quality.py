@@ -217,7 +217,18 @@ def write_report(
             "",
         ]
     )
-    path.write_text(text)
+    path.write_text(text + kept_sections(path))
+
+
+def kept_sections(path: Path) -> str:
+    """The part of the report that ``benchmarks/quality_schedules.py`` writes, kept as it is."""
+    from quality_schedules import BEGIN, END
+
+    current = path.read_text() if path.is_file() else ""
+    if BEGIN not in current or END not in current:
+        return ""
+    section = current[current.index(BEGIN) : current.index(END) + len(END)]
+    return "\n" + section + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

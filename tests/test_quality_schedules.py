@@ -74,3 +74,13 @@ def test_dcgan_fast_candidates_build_time_and_tabulate(tmp_path, capsys, monkeyp
     assert (
         lines[2].startswith("| 8 | 4 | - |") and "| 500 | 12.5 | 7.10 | 10/10 | 0.500 |" in lines[2]
     )
+
+
+def test_the_short_runs_report_keeps_the_schedules_section(tmp_path):
+    import quality
+
+    path = tmp_path / "QUALITY.md"
+    section = f"{schedules.BEGIN}\nthe schedules\n{schedules.END}"
+    path.write_text(f"# old short-run report\n\n{section}\n")
+    assert quality.kept_sections(path) == f"\n{section}\n"
+    assert quality.kept_sections(tmp_path / "absent.md") == ""
