@@ -137,6 +137,7 @@ def evaluate(run: Run, args: argparse.Namespace) -> list[dict[str, Any]]:
         result = json.loads(json_path.read_text())
         grid = GRIDS / f"{run.name}_{filename.removesuffix('.npz')}"
         tinygan(["sample", str(path), "--n", "64", "--grid", "8", "8", "--out", str(grid)])
+        (grid / "latents.npy").unlink(missing_ok=True)  # latent seed 0 makes them again
         rows.append({"run": run, "label": label, "path": path, "result": result, "grid": grid})
     return rows
 
