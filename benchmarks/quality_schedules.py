@@ -6,9 +6,9 @@
 Trains (with ``--train``; about an hour on 2 cores) and then scores with ``tinygan eval`` (N = 10,000,
 its default) every checkpoint named in :data:`RUNS`: the mlp-tf (000) schedule of 100k iterations at
 10k / 20k / 50k / 100k and its ``best.npz``, plain and with ``--ema 0.999``, and dcgan-fast at 500 /
-1,000 / 2,000 steps, two seeds each; then dcgan-fast on Fashion-MNIST (``--fashion-dir``). Every
-run trains on the MNIST test split (the one split many machines have) and ``tinygan eval`` scores
-against the quality classifier's held-out images. The table, the commands that reproduce each row,
+1,000 / 2,000 steps, two seeds each; then dcgan-fast on Fashion-MNIST's train split
+(``--fashion-dir``). The MNIST runs train on the MNIST test split (the one split many machines
+have), and ``tinygan eval`` scores against the quality classifier's held-out images. The table, the commands that reproduce each row,
 PASS / MISS per target and a sample grid per checkpoint go into the section of
 ``benchmarks/QUALITY.md`` between the markers below (the rest of the file is left alone), the grids
 into ``benchmarks/results/schedules/``.
@@ -51,6 +51,7 @@ class Run:
     flags: str
     steps: tuple[int, ...]
     dataset: str = "mnist"
+    split: str = "test"
     best: bool = True
     rows: list[str] = field(default_factory=list, compare=False)
 
@@ -79,6 +80,7 @@ FASHION_RUN = Run(
     FAST_FLAGS,
     FAST_STEPS,
     dataset="fashion-mnist",
+    split="train",
 )
 #: How the commands in QUALITY.md name this machine's folders.
 PLACEHOLDERS = {"mnist_dir": "MNIST_DIR", "fashion_dir": "FASHION_DIR", "runs": "RUNS"}
@@ -92,7 +94,7 @@ def data_flags(run: Run, args: argparse.Namespace) -> list[str]:
 
 def train_argv(run: Run, args: argparse.Namespace) -> list[str]:
     out = ["--out", str(args.runs / run.name)]
-    flags = ["--seed", str(run.seed), "--split", "test", *shlex.split(run.flags)]
+    flags = ["--seed", str(run.seed), "--split", run.split, *shlex.split(run.flags)]
     return ["train", run.preset, *flags, *data_flags(run, args), *out]
 
 
@@ -220,10 +222,12 @@ def section(rows: list[dict[str, Any]], wall: dict[str, str], args: argparse.Nam
         "",
         "Written by `benchmarks/quality_schedules.py`; repeat with",
         "",
-        "    python benchmarks/quality_schedules.py --mnist-dir DIR --fashion-dir DIR --runs RUNS --train",
+        "    python benchmarks/quality_schedules.py --mnist-dir MNIST_DIR --fashion-dir FASHION_DIR "
+        "--runs RUNS --train",
         "",
         "Each row is `tinygan eval` (N = 10,000 samples, latent seed 0, against the quality "
-        "classifier's 2,000 held-out MNIST test images; see the calibration row above) of one "
+        "classifier's 2,000 held-out MNIST test images, see the calibration row above; the "
+        "Fashion-MNIST rows against its 10,000 test images, which that classifier never saw) of one "
         "checkpoint; `best.npz` is the checkpoint the run kept for its lowest FID measured during "
         "training (`--quality-every`, 2,000 samples), with the step it came from. The EMA runs' "
         "checkpoints are scored through their moving average, as `tinygan eval` does.",
@@ -234,7 +238,7 @@ def section(rows: list[dict[str, Any]], wall: dict[str, str], args: argparse.Nam
         "",
         *targets(rows),
         "",
-        "The runs (`--seed` 1 and 2, MNIST test split), then one `tinygan eval` per checkpoint:",
+        "The runs, then one `tinygan eval` per checkpoint:",
         "",
         "```bash",
         *commands,
