@@ -7,8 +7,9 @@ Each candidate is the dcgan-fast recipe (:func:`tinygan.models.dcgan_builder`) a
 size (and optionally an EMA of G), trained for 2,000 steps on the MNIST test split with seed 1 and
 the quality measured every 500 steps during training (2,000 samples; ``quality.csv``). With
 ``--train`` the runs are made first (about 25 minutes on 2 cores); without it, existing runs are read.
-The time per iteration of each candidate is measured separately, one candidate after the other in
-this process, so the machine's load is the same for all. Prints a Markdown table.
+The time per iteration of each candidate is measured in this process, the candidates taking turns
+(three rounds), so that a machine whose speed drifts slows them all alike. The EMA costs the same
+per iteration as its network without it (one extra pass over G's weights). Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -56,21 +57,30 @@ def train(width: int, batch: int, ema: float | None, args: argparse.Namespace) -
         table["dcgan-fast"] = original
 
 
-def step_ms(width: int, batch: int, repeats: int) -> float:
-    """Median milliseconds of one training iteration of the candidate (synthetic batches)."""
+def step_ms(candidates: list[tuple[int, int]], repeats: int, rounds: int = 3) -> list[float]:
+    """Median milliseconds of one training iteration of each (width, batch), synthetic batches.
+
+    The candidates take turns, ``repeats`` iterations each per round, so that a machine whose speed
+    drifts (a shared VM) slows them all alike.
+    """
     from run import fresh_gan, synthetic_batches
 
-    preset = candidate_preset(width, batch)
-    gan = fresh_gan(preset)
-    batches = itertools.cycle(synthetic_batches(preset, batch, 1))
-    for _ in range(3):
-        gan.train_step(lambda: next(batches))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        gan.train_step(lambda: next(batches))
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+    steps = []
+    for width, batch in candidates:
+        preset = candidate_preset(width, batch)
+        gan = fresh_gan(preset)
+        batches = itertools.cycle(synthetic_batches(preset, batch, 1))
+        steps.append(lambda gan=gan, batches=batches: gan.train_step(lambda: next(batches)))
+        for _ in range(3):
+            steps[-1]()
+    times: list[list[float]] = [[] for _ in candidates]
+    for _ in range(rounds):
+        for step, samples in zip(steps, times, strict=True):
+            for _ in range(repeats):
+                start = time.perf_counter()
+                step()
+                samples.append(time.perf_counter() - start)
+    return [1e3 * statistics.median(samples) for samples in times]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -78,16 +88,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", type=Path, required=True, help="MNIST folder")
     parser.add_argument("--runs", type=Path, required=True, help="where the candidate runs go")
     parser.add_argument("--train", action="store_true", help="train the candidates first")
-    parser.add_argument("--repeats", type=int, default=30, help="timed iterations per candidate")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=10,
+        help="timed iterations per candidate and round (3 rounds)",
+    )
     args = parser.parse_args(argv)
     print(
         "| width | batch | EMA | ms / iteration | 2,000 steps | step | FID | IS | classes | recall |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for width, batch, ema in CANDIDATES:
-        if args.train:
+    if args.train:
+        for width, batch, ema in CANDIDATES:
             train(width, batch, ema, args)
-        ms = step_ms(width, batch, args.repeats)
+    networks = list(dict.fromkeys((width, batch) for width, batch, _ in CANDIDATES))
+    timing = dict(zip(networks, step_ms(networks, args.repeats), strict=True))
+    for width, batch, ema in CANDIDATES:
+        ms = timing[(width, batch)]
         path = args.runs / name(width, batch, ema) / "quality.csv"
         rows = list(csv.DictReader(path.open())) if path.is_file() else []
         for row in rows:
