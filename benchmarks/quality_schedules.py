@@ -8,8 +8,8 @@ its default) every checkpoint named in :data:`RUNS`: the mlp-tf (000) schedule o
 10k / 20k / 50k / 100k and its ``best.npz``, plain and with ``--ema 0.999``, and dcgan-fast at 500 /
 1,000 / 2,000 steps, two seeds each; then dcgan-fast on Fashion-MNIST's train split
 (``--fashion-dir``). The MNIST runs train on the MNIST test split (the one split many machines
-have), and ``tinygan eval`` scores against the quality classifier's held-out images. The table, the commands that reproduce each row,
-PASS / MISS per target and a sample grid per checkpoint go into the section of
+have), and ``tinygan eval`` scores against the quality classifier's held-out images. The table,
+the commands that reproduce each row, PASS / MISS per target and a sample grid per checkpoint go into the section of
 ``benchmarks/QUALITY.md`` between the markers below (the rest of the file is left alone), the grids
 into ``benchmarks/results/schedules/``.
 """
@@ -209,11 +209,11 @@ def targets(rows: list[dict[str, Any]]) -> list[str]:
 
 def section(rows: list[dict[str, Any]], wall: dict[str, str], args: argparse.Namespace) -> str:
     runs = {row["run"].name: row["run"] for row in rows}
-    commands = []
-    for run in runs.values():
-        commands.append(f"tinygan {shlex.join(train_argv(run, args))}")
+    shown = argparse.Namespace(**{key: Path(value) for key, value in PLACEHOLDERS.items()})
+    commands = [f"tinygan {shlex.join(train_argv(run, shown))}" for run in runs.values()]
     commands.append(
-        "tinygan eval RUN/checkpoints/CHECKPOINT --data-dir DIR --json RUN/eval_CHECKPOINT.json"
+        "tinygan eval RUNS/<run>/checkpoints/<checkpoint>.npz --data-dir MNIST_DIR "
+        "--json RUNS/<run>/eval_<checkpoint>.json  # FASHION_DIR and --dataset for the clothes"
     )
     times = [f"{name} {minutes} min" for name, minutes in wall.items() if minutes != "-"]
     lines = [
