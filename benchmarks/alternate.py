@@ -1,0 +1,67 @@
+"""Time ``GAN.train_step`` of two source trees in alternating processes: before and after a change.
+
+    git worktree add /tmp/before <commit>
+    python benchmarks/alternate.py /tmp/before . --preset 000 --batch 64 --iterations 1000 --rounds 3
+
+A machine whose speed drifts (a shared VM that switches between a fast and a slow mode) cannot tell
+a code change from a drift in one pass of ``run.py``; alternating the two trees, one fresh process
+each, round after round, can. Each line is one process: the tree, and the median and minimum
+milliseconds of ``--iterations`` iterations after three untimed ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def time_tree(tree: str, preset_name: str, batch: int, iterations: int) -> str:
+    """One process's result line (runs in the child, with ``tree`` first on the import path)."""
+    sys.path[:0] = [tree, str(Path(tree) / "benchmarks")]
+    from run import fresh_gan, synthetic_batches
+
+    from tinygan.models import get_preset
+
+    preset = get_preset(preset_name)
+    gan = fresh_gan(preset)
+    batches = itertools.cycle(synthetic_batches(preset, batch, preset.d_steps))
+    for _ in range(3):
+        gan.train_step(lambda: next(batches))
+    times = []
+    for _ in range(iterations):
+        start = time.perf_counter()
+        gan.train_step(lambda: next(batches))
+        times.append(time.perf_counter() - start)
+    median, fastest = 1e3 * statistics.median(times), 1e3 * min(times)
+    return f"{tree}  {preset_name}@{batch}: median {median:.3f} ms  min {fastest:.3f} ms"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("trees", nargs=2, help="two source trees (before, after)")
+    parser.add_argument("--preset", default="000")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--iterations", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(time_tree(args.trees[0], args.preset, args.batch, args.iterations))
+        return
+    for _ in range(args.rounds):
+        for tree in args.trees:
+            flags = ["--preset", args.preset, "--batch", str(args.batch)]
+            flags += ["--iterations", str(args.iterations), "--child"]
+            command = [sys.executable, __file__, str(Path(tree).resolve()), tree, *flags]
+            print(
+                subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+            )
+
+
+if __name__ == "__main__":
+    main()
