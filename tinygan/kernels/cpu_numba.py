@@ -46,9 +46,11 @@ are chosen (the first call of an overridable function), so ``import tinygan`` do
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numba
@@ -108,10 +110,7 @@ def _im2col_parallel(x, kh, kw, sh, sw, padding, oh, ow, cols, blocks):
 def im2col(
     x: np.ndarray, kh: int, kw: int, stride: tuple[int, int], padding: tuple[int, int, int, int]
 ) -> np.ndarray:
-    n, c, h, w = x.shape
-    oh = conv_output_size(h, kh, stride[0], padding[0], padding[1])
-    ow = conv_output_size(w, kw, stride[1], padding[2], padding[3])
-    return _im2col_into(x, kh, kw, stride, padding, np.empty((n * oh * ow, kh * kw * c), x.dtype))
+    return _im2col_into(x, kh, kw, stride, padding, np.empty)
 
 
 def _im2col_into(
@@ -120,14 +119,15 @@ def _im2col_into(
     kw: int,
     stride: tuple[int, int],
     padding: tuple[int, int, int, int],
-    cols: np.ndarray,
+    make: Callable[[tuple[int, ...], Any], np.ndarray],
 ) -> np.ndarray:
-    """:func:`im2col` written into ``cols`` (N * OH * OW, kh * kw * C), which is returned."""
+    """:func:`im2col` written into ``make(shape, dtype)``: ``np.empty``, or a workspace's buffer."""
     x = np.ascontiguousarray(x)
     n, c, h, w = x.shape
     top, bottom, left, right = padding
     oh = conv_output_size(h, kh, stride[0], top, bottom)
     ow = conv_output_size(w, kw, stride[1], left, right)
+    cols = make((n * oh * ow, kh * kw * c), x.dtype)
     args = (x, kh, kw, *stride, tuple(padding), oh, ow, cols.reshape(n * oh * ow, kh, kw * c))
     _run_images(_im2col_images, _im2col_parallel, n, cols.size, *args)
     return cols
@@ -282,6 +282,18 @@ class Workspace:
 WORKSPACE = Workspace()
 
 
+def _workspace_patches(
+    x: np.ndarray, kh: int, kw: int, stride: tuple[int, int], padding: tuple[int, int, int, int]
+) -> np.ndarray:
+    """:func:`im2col` of ``x`` in the "patches" workspace (valid until the next call)."""
+    return _im2col_into(x, kh, kw, stride, padding, functools.partial(WORKSPACE.take, "patches"))
+
+
+def _workspace_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` in the "rows" workspace (valid until the next call)."""
+    return np.matmul(a, b, out=WORKSPACE.take("rows", (a.shape[0], b.shape[1]), a.dtype))
+
+
 def _accumulate(total: np.ndarray | None, part: np.ndarray) -> np.ndarray:
     """``total + part``, in place after the first chunk (one chunk allocates nothing more)."""
     if total is None:
@@ -304,10 +316,7 @@ def conv2d_forward(
     Wm_t = weight_matrix(W).T
     y = np.empty((n, o, oh, ow), dtype=x.dtype)
     for chunk in batch_chunks(x, oh * ow * kh * kw * c):
-        count = chunk.stop - chunk.start
-        cols = WORKSPACE.take("patches", (count * oh * ow, kh * kw * c), x.dtype)
-        _im2col_into(x[chunk], kh, kw, stride, padding, cols)
-        rows = np.matmul(cols, Wm_t, out=WORKSPACE.take("rows", (cols.shape[0], o), x.dtype))
+        rows = _workspace_product(_workspace_patches(x[chunk], kh, kw, stride, padding), Wm_t)
         if b is not None:
             rows += b
         y[chunk] = rows.reshape(-1, oh, ow, o).transpose(0, 3, 1, 2)
@@ -330,13 +339,11 @@ def conv2d_backward(
     for chunk in batch_chunks(x, dy.shape[2] * dy.shape[3] * Wm.shape[1]):
         G = pixel_rows(dy[chunk])
         if param_grads:
-            cols = WORKSPACE.take("patches", (G.shape[0], Wm.shape[1]), x.dtype)
-            _im2col_into(x[chunk], kh, kw, stride, padding, cols)
+            cols = _workspace_patches(x[chunk], kh, kw, stride, padding)
             dWm = _accumulate(dWm, transposed_product(G, cols))
             db = _accumulate(db, G.sum(axis=0))
         if input_grad:
-            dcols = WORKSPACE.take("rows", (G.shape[0], Wm.shape[1]), dy.dtype)
-            _col2im_into(np.matmul(G, Wm, out=dcols), kh, kw, stride, padding, dx[chunk])
+            _col2im_into(_workspace_product(G, Wm), kh, kw, stride, padding, dx[chunk])
     if not param_grads:
         return dx, None, None
     return dx, weight_from_matrix(dWm, W.shape), db
@@ -356,10 +363,7 @@ def conv_transpose2d_forward(
     Wm = weight_matrix(W)
     y = np.empty((n, o, *out_hw), dtype=x.dtype)
     for chunk in batch_chunks(x, h * w * Wm.shape[1]):
-        rows = x_rows[chunk.start * h * w : chunk.stop * h * w]
-        cols = np.matmul(
-            rows, Wm, out=WORKSPACE.take("rows", (rows.shape[0], Wm.shape[1]), x.dtype)
-        )
+        cols = _workspace_product(x_rows[chunk.start * h * w : chunk.stop * h * w], Wm)
         _col2im_into(cols, kh, kw, stride, padding, y[chunk])
     if b is not None:
         y += b[:, None, None]
@@ -383,8 +387,7 @@ def conv_transpose2d_backward(
     dWm = None
     for chunk in batch_chunks(dy, h * w * Wm.shape[1]):
         rows = slice(chunk.start * h * w, chunk.stop * h * w)
-        G = WORKSPACE.take("patches", (rows.stop - rows.start, Wm.shape[1]), dy.dtype)
-        _im2col_into(dy[chunk], kh, kw, stride, padding, G)
+        G = _workspace_patches(dy[chunk], kh, kw, stride, padding)
         if param_grads:
             dWm = _accumulate(dWm, transposed_product(x_rows[rows], G))
         if input_grad:
