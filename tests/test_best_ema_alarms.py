@@ -268,13 +268,24 @@ def test_quality_is_measured_a_few_times_per_long_run_once_the_classifier_is_cac
     from tinygan.experiment import AUTO_QUALITY_TIMES, quality_interval
 
     settings = {"dataset": "mnist"}
-    assert quality_interval(settings, 999) is None  # short runs: no measuring, no message
-    assert quality_interval(settings, 10_000) is None  # nothing cached: a hint instead
+    assert quality_interval(settings, 999) == (None, None)  # short runs: no measuring, no message
+    assert quality_interval(settings, 10_000)[0] is None  # nothing cached: a hint instead
     assert "--quality-every N trains one once" in capsys.readouterr().out
     classifier_cache.touch()
-    assert quality_interval(settings, 10_000) == 10_000 // AUTO_QUALITY_TIMES
-    assert quality_interval(settings, 1001) == -(-1001 // AUTO_QUALITY_TIMES)  # the end is measured
+    assert quality_interval(settings, 10_000) == (10_000 // AUTO_QUALITY_TIMES, "data")
+    # the end of the run is the fifth measurement
+    assert quality_interval(settings, 1001)[0] == -(-1001 // AUTO_QUALITY_TIMES)
     assert f"measuring sample quality {AUTO_QUALITY_TIMES} times" in capsys.readouterr().out
-    assert quality_interval({**settings, "quality_every": 7}, 10) == 7
-    assert quality_interval({**settings, "quality_every": 7, "no_quality": True}, 10**5) is None
-    assert quality_interval({**settings, "no_quality": True}, 10**5) is None
+    assert quality_interval({**settings, "quality_every": 7}, 10) == (7, None)
+    assert quality_interval({**settings, "quality_every": 7, "no_quality": True}, 10**5)[0] is None
+    assert quality_interval({**settings, "no_quality": True}, 10**5)[0] is None
+
+
+def test_quality_every_and_no_quality_together_are_refused_in_one_line(tmp_path, capsys):
+    flags = ["--quality-every", "5", "--no-quality", "--iterations", "1", "--out", str(tmp_path)]
+    with pytest.raises(SystemExit) as stop:
+        cli_main(["train", "mlp-tf", *flags])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--quality-every 5 and --no-quality: choose one" in err
+    assert not any(tmp_path.iterdir())  # refused before anything was written

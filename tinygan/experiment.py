@@ -300,15 +300,18 @@ AUTO_QUALITY_MIN_STEPS = 1000
 AUTO_QUALITY_TIMES = 5
 
 
-def quality_interval(settings: dict[str, Any], steps: int) -> int | None:
+def quality_interval(settings: dict[str, Any], steps: int) -> tuple[int | None, Any]:
     """Steps between quality measurements: ``--quality-every``, else a few per run when the
-    classifier is cached and the run is long enough, else None (one line says why)."""
+    classifier is cached and the run is long enough, else None (one line says why).
+
+    Also returns the classifier's data when deciding needed it (else None), so that it is read once.
+    """
     if settings.get("no_quality"):
-        return None
+        return None, None
     if settings.get("quality_every"):
-        return settings["quality_every"]
+        return settings["quality_every"], None
     if steps < AUTO_QUALITY_MIN_STEPS:
-        return None
+        return None, None
     from tinygan.classifier import ClassifierSettings, cache_path, classifier_data
 
     data = classifier_data(settings["dataset"], quality_data_dir(settings), download=False)
@@ -318,13 +321,13 @@ def quality_interval(settings: dict[str, Any], steps: int) -> int | None:
             "cached yet); --quality-every N trains one once, which takes minutes, and measures "
             "every N steps"
         )
-        return None
+        return None, None
     every = -(-steps // AUTO_QUALITY_TIMES)
     print(
         f"tinygan: measuring sample quality {AUTO_QUALITY_TIMES} times, every {every} steps "
         "(--quality-every N to choose, --no-quality to skip)"
     )
-    return every
+    return every, data
 
 
 def quality_data_dir(settings: dict[str, Any]) -> Any:
@@ -333,14 +336,18 @@ def quality_data_dir(settings: dict[str, Any]) -> Any:
 
 
 def quality_callback(
-    preset: Preset, settings: dict[str, Any], metadata: dict[str, Any], every: int
+    preset: Preset, settings: dict[str, Any], metadata: dict[str, Any], every: int, data: Any = None
 ) -> Callback:
-    """Quality metrics every ``every`` steps, against the dataset's held-out real images."""
+    """Quality metrics every ``every`` steps, against the dataset's held-out real images.
+
+    ``data`` is the classifier's :class:`tinygan.classifier.ClassifierData` if already read.
+    """
     from tinygan.classifier import classifier_data, load_classifier
     from tinygan.evaluate import QualityCallback, QualityEvaluator, reference_images
 
     data_dir = quality_data_dir(settings)
-    data = classifier_data(settings["dataset"], data_dir, download=False)  # what training found
+    if data is None:  # what training found
+        data = classifier_data(settings["dataset"], data_dir, download=False)
     reference, _ = reference_images(data, None, data_dir)
     evaluator = QualityEvaluator(load_classifier(data), reference)
     return QualityCallback(every, evaluator, preset, metadata=metadata)
@@ -407,6 +414,8 @@ def run(args: argparse.Namespace, prog: str = "tinygan") -> Trainer:
         for key, value in vars(args).items()
         if key not in ("resume", "overwrite", "debug", "default_preset")
     }
+    if given.get("quality_every") and given.get("no_quality"):
+        usage_error(prog, f"--quality-every {given['quality_every']} and --no-quality: choose one")
     preset_name = get_preset(args.preset or args.default_preset).name
     out_dir = args.out or Path("runs") / preset_name
     check_output_folder(prog, out_dir, args.resume, args.overwrite)
@@ -486,9 +495,9 @@ def run(args: argparse.Namespace, prog: str = "tinygan") -> Trainer:
         LossAlarm(),
     ]
     quality = None
-    quality_every = quality_interval(settings, steps)
+    quality_every, quality_data = quality_interval(settings, steps)
     if quality_every:
-        quality = quality_callback(preset, settings, metadata, quality_every)
+        quality = quality_callback(preset, settings, metadata, quality_every, quality_data)
         callbacks.append(quality)
     if preset.pixel_histograms:
         real = data[sample_rng.choice(len(data), size=min(len(data), 256), replace=False)]
