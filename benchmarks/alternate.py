@@ -12,31 +12,22 @@ milliseconds of ``--iterations`` iterations after three untimed ones.
 from __future__ import annotations
 
 import argparse
-import itertools
+import math
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 
 def time_tree(tree: str, preset_name: str, batch: int, iterations: int) -> str:
     """One process's result line (runs in the child, with ``tree`` first on the import path)."""
     sys.path[:0] = [tree, str(Path(tree) / "benchmarks")]
-    from run import fresh_gan, synthetic_batches
+    from run import time_steps, training_step
 
     from tinygan.models import get_preset
 
-    preset = get_preset(preset_name)
-    gan = fresh_gan(preset)
-    batches = itertools.cycle(synthetic_batches(preset, batch, preset.d_steps))
-    for _ in range(3):
-        gan.train_step(lambda: next(batches))
-    times = []
-    for _ in range(iterations):
-        start = time.perf_counter()
-        gan.train_step(lambda: next(batches))
-        times.append(time.perf_counter() - start)
+    step, _ = training_step("tinygan", get_preset(preset_name), batch)
+    times = time_steps(step, 3, iterations, iterations, math.inf)
     median, fastest = 1e3 * statistics.median(times), 1e3 * min(times)
     return f"{tree}  {preset_name}@{batch}: median {median:.3f} ms  min {fastest:.3f} ms"
 

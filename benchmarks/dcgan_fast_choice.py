@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import argparse
 import csv
-import itertools
+import math
 import statistics
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -63,23 +62,15 @@ def step_ms(candidates: list[tuple[int, int]], repeats: int, rounds: int = 3) ->
     The candidates take turns, ``repeats`` iterations each per round, so that a machine whose speed
     drifts (a shared VM) slows them all alike.
     """
-    from run import fresh_gan, synthetic_batches
+    from run import time_steps, training_step
 
-    steps = []
-    for width, batch in candidates:
-        preset = candidate_preset(width, batch)
-        gan = fresh_gan(preset)
-        batches = itertools.cycle(synthetic_batches(preset, batch, 1))
-        steps.append(lambda gan=gan, batches=batches: gan.train_step(lambda: next(batches)))
-        for _ in range(3):
-            steps[-1]()
+    steps = [training_step("tinygan", candidate_preset(w, b), b)[0] for w, b in candidates]
+    for step in steps:
+        time_steps(step, 3, 0, 0, math.inf)  # warm: kernels compiled, buffers allocated
     times: list[list[float]] = [[] for _ in candidates]
     for _ in range(rounds):
         for step, samples in zip(steps, times, strict=True):
-            for _ in range(repeats):
-                start = time.perf_counter()
-                step()
-                samples.append(time.perf_counter() - start)
+            samples += time_steps(step, 0, repeats, repeats, math.inf)
     return [1e3 * statistics.median(samples) for samples in times]
 
 

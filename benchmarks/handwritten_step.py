@@ -15,7 +15,6 @@ import argparse
 import itertools
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -87,7 +86,7 @@ def handwritten_step(rng: np.random.Generator, real: np.ndarray) -> Callable[[],
 
 
 def main(argv: list[str] | None = None) -> None:
-    from run import fresh_gan, synthetic_batches
+    from run import fresh_gan, synthetic_batches, timed
 
     from tinygan.models import get_preset
 
@@ -107,9 +106,7 @@ def main(argv: list[str] | None = None) -> None:
             run()
     for _ in range(args.iterations):
         for name, run in contenders.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(timed(run))
     for name, samples in times.items():
         print(f"{name}: median {1e3 * statistics.median(samples):.3f} ms")
 

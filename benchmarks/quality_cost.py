@@ -13,9 +13,9 @@ cost); the measurement uses the MNIST split the classifier holds out.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +26,15 @@ SAMPLES = 2000
 
 
 def median_seconds(function: Any, repeats: int) -> float:
-    function()  # warm: kernels compiled, buffers allocated
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    """Median seconds of ``repeats`` calls after one untimed call."""
+    from run import time_steps
+
+    return statistics.median(time_steps(function, 1, repeats, repeats, math.inf))
 
 
 def measure(preset_name: str, data_dir: Path, repeats: int) -> dict[str, Any]:
     """Seconds of one measurement and of one iteration, and the share five take of a full run."""
-    import itertools
-
-    from run import fresh_gan, synthetic_batches
+    from run import fresh_gan, training_step
 
     from tinygan.classifier import classifier_data, load_classifier
     from tinygan.evaluate import QualityEvaluator, reference_images
@@ -48,18 +43,19 @@ def measure(preset_name: str, data_dir: Path, repeats: int) -> dict[str, Any]:
     from tinygan.sampling import generate
 
     preset = get_preset(preset_name)
+    step, _ = training_step("tinygan", preset, preset.batch_size)
+    # timed first: right after the classifier's big products, the small ones of a step run slower
+    step_s = median_seconds(step, max(repeats, 200))
     data = classifier_data("mnist", data_dir, download=False)
     reference, _ = reference_images(data, None, data_dir)
     evaluator = QualityEvaluator(load_classifier(data, verbose=False), reference)
     gan = fresh_gan(preset)
-    batches = itertools.cycle(synthetic_batches(preset, preset.batch_size, preset.d_steps))
 
     def one_measurement() -> None:  # what QualityCallback.measure computes, without the CSV row
         images, _ = generate(gan.generator, preset, SAMPLES, 0)
         evaluator.score(images)
 
     measure_s = median_seconds(one_measurement, repeats)
-    step_s = median_seconds(lambda: gan.train_step(lambda: next(batches)), max(repeats, 20))
     steps = preset.steps or preset.epochs * (60_000 // preset.batch_size)
     run_s = steps * step_s
     return {
