@@ -134,12 +134,13 @@ def evaluate(run: Run, args: argparse.Namespace) -> list[dict[str, Any]]:
             print(f"missing: {path}", file=sys.stderr)
             continue
         json_path = args.runs / run.name / f"eval_{filename.removesuffix('.npz')}.json"
-        if not json_path.is_file():
+        if not json_path.is_file() or args.train:
             tinygan(eval_argv(run, path, json_path, args))
         result = json.loads(json_path.read_text())
         grid = GRIDS / f"{run.name}_{filename.removesuffix('.npz')}"
-        tinygan(["sample", str(path), "--n", "64", "--grid", "8", "8", "--out", str(grid)])
-        (grid / "latents.npy").unlink(missing_ok=True)  # latent seed 0 makes them again
+        if not (grid / "grid.png").is_file() or args.train:
+            tinygan(["sample", str(path), "--n", "64", "--grid", "8", "8", "--out", str(grid)])
+            (grid / "latents.npy").unlink(missing_ok=True)  # latent seed 0 makes them again
         rows.append({"run": run, "label": label, "path": path, "result": result, "grid": grid})
     return rows
 
