@@ -91,6 +91,15 @@ def row(preset, batch, library, median_ms, vs_torch=None):
     }
 
 
+def test_reported_commands_name_no_folder_of_the_machine():
+    argv = ["--data-dir", "/srv/data/mnist", "--out=/tmp/x", "--report", str(BENCHMARKS / "Q.md")]
+    argv += ["--split", "test", "../rel"]
+    assert bench.shown_command("benchmarks/quality.py", argv) == (
+        "python benchmarks/quality.py --data-dir DATA_DIR --out=OUT --report benchmarks/Q.md "
+        "--split test ../rel"
+    )
+
+
 def test_targets_prefer_numba_and_say_pass_miss_or_na():
     rows = [
         row("000", 64, "tinygan-numpy", 30.0, vs_torch=0.6),

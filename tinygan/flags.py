@@ -128,7 +128,7 @@ def check_gpu(prog: str, device: str) -> None:
 
     if device == "gpu" and not gpu_available():
         usage_error(
-            prog, "--device gpu needs CuPy and a working NVIDIA GPU (pip install tinygan[gpu])"
+            prog, '--device gpu needs CuPy and a working NVIDIA GPU (pip install -e ".[gpu]")'
         )
 
 
