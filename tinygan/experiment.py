@@ -93,6 +93,9 @@ DEFAULTS: dict[str, Any] = {
     "checkpoint_seconds": 60.0,
     "keep_checkpoints": 3,
 }
+#: How a step is played (:class:`tinygan.gan.GAN`): each preset has a default, a flag turns it on or
+#: off, and config.json records the value the run resolved to.
+STEP_RULES = ("simultaneous", "reuse_noise", "inference_fakes")
 #: Settings that make a run what it is: ``--resume`` refuses a different value for any of them.
 RUN_IDENTITY = (
     "preset",
@@ -103,8 +106,7 @@ RUN_IDENTITY = (
     "batch_size",
     "device",
     "ema",
-    "simultaneous",
-    "inference_fakes",
+    *STEP_RULES,
 )
 #: Settings ``--resume`` may change; config.json records the change.
 ADJUSTABLE = (
@@ -148,9 +150,9 @@ def configure(preset: Preset, settings: dict[str, Any]) -> Preset:
         overrides["g_lr"] = overrides["d_lr"] = settings["lr"]
     if settings.get("sample_every") is not None:
         overrides["sample_every"] = settings["sample_every"]
-    for rule in ("simultaneous", "inference_fakes"):
-        if settings.get(rule):
-            overrides[rule] = True
+    for rule in STEP_RULES:
+        if settings.get(rule) is not None:
+            overrides[rule] = bool(settings[rule])
     if settings.get("iterations") is not None:
         overrides.update(steps=settings["iterations"], epochs=None)
     if settings.get("epochs") is not None:
@@ -220,7 +222,9 @@ def recorded_settings(metadata: dict[str, Any]) -> dict[str, Any]:
     """The settings a checkpoint's run was started with (older checkpoints record fewer).
 
     Runs from before the presets had names record an alias ("003"); it is read as the name
-    ("dcgan-tf"), so that ``--resume --preset dcgan-tf`` continues such a run.
+    ("dcgan-tf"), so that ``--resume --preset dcgan-tf`` continues such a run. Runs from before the
+    presets carried their tutorials' step rules record a rule as off (``false``), ``null`` (flag
+    not given) or not at all: all three mean off, which is how those runs trained.
     """
     if "settings" in metadata:
         settings = dict(metadata["settings"])
@@ -229,6 +233,8 @@ def recorded_settings(metadata: dict[str, Any]) -> dict[str, Any]:
         settings = {k: metadata[k] for k in keys if k in metadata}
     if settings.get("preset") in PRESETS:
         settings["preset"] = PRESETS[settings["preset"]].name
+    for rule in STEP_RULES:
+        settings[rule] = bool(settings.get(rule))
     return settings
 
 
@@ -244,9 +250,14 @@ def resume_settings(
         value = given.get(name)
         if value is not None and name in recorded and value != recorded[name]:
             flag = "--" + name.replace("_", "-")
+            if isinstance(value, bool):  # a step rule: name the flag of each value
+                on, off = flag, "--no-" + flag[2:]
+                given_text, started = (on, off) if value else (off, on)
+            else:
+                given_text, started = f"{flag} {value}", recorded[name]
             usage_error(
                 prog,
-                f"{flag} {value}: the run in {source} was started with {recorded[name]}, and "
+                f"{given_text}: the run in {source} was started with {started}, and "
                 f"--resume continues it as it was (train into another --out to change {flag})",
             )
     changes = {}
@@ -525,6 +536,8 @@ def train_in_folder(
         given["preset"] = preset_name
         settings, changes = fresh_settings(given), {}
     preset = configure(get_preset(settings["preset"]), settings)
+    for rule in STEP_RULES:  # what the run plays, recorded (config.json, checkpoints) and kept
+        settings[rule] = getattr(preset, rule)
     if preset.simultaneous and (preset.d_steps, preset.g_steps) != (1, 1):
         usage_error(
             prog,
@@ -578,6 +591,7 @@ def train_in_folder(
             rng=sample_rng,
             unit=preset.sample_unit,
             make_gif=preset.make_gif,
+            first=preset.sample_first,
         ),
         checkpoint,
         LossAlarm(),

@@ -321,12 +321,16 @@ class Periodic(Callback):
         """What to do when the schedule fires."""
         raise NotImplementedError
 
+    def due(self, index: int) -> bool:
+        """Whether the schedule fires at the end of step or epoch ``index`` (counted from 1)."""
+        return index % self.every == 0
+
     def on_step_end(self, trainer: Trainer) -> None:
-        if self.every and self.unit == "step" and trainer.step % self.every == 0:
+        if self.every and self.unit == "step" and self.due(trainer.step):
             self.act(trainer)
 
     def on_epoch_end(self, trainer: Trainer) -> None:
-        if self.every and self.unit == "epoch" and trainer.epoch % self.every == 0:
+        if self.every and self.unit == "epoch" and self.due(trainer.epoch):
             self.act(trainer)
 
 
@@ -349,6 +353,9 @@ class SampleGrid(Periodic):
         Draws the fixed noise once (on the CPU, so it is the same on every device).
     at_start : bool
         Also write a frame before training (step 0), as the TensorFlow MLP tutorial does.
+    first : bool
+        Also write a frame after the first step or epoch, as the Keras DCGAN and the TensorFlow
+        book's MLP tutorials do.
     make_gif : bool
         At the end, assemble every frame of this run's folder and unit into ``<out>/training.gif``.
 
@@ -368,14 +375,19 @@ class SampleGrid(Periodic):
         at_start: bool = True,
         folder: str = "samples",
         make_gif: bool = False,
+        first: bool = False,
     ) -> None:
         super().__init__(every, unit)
         self.rows, self.cols = rows, cols
         self.image_shape, self.value_range = tuple(image_shape), value_range
         self.rng, self.at_start, self.folder, self.make_gif = rng, at_start, folder, make_gif
+        self.first = first
         self.noise: np.ndarray | None = None
         self.frames: list[Path] = []
         self.last_step: int | None = None  # the step of the newest frame
+
+    def due(self, index: int) -> bool:
+        return super().due(index) or (self.first and index == 1)
 
     def on_train_begin(self, trainer: Trainer) -> None:
         if self.noise is None:
