@@ -19,7 +19,9 @@ from tinygan.nn import (
     Dropout,
     Flatten,
     LeakyReLU,
+    Maxout,
     MaxPool2D,
+    MinibatchStd,
     ReLU,
     Reshape,
     Sequential,
@@ -52,6 +54,8 @@ def layer_cases() -> list[tuple[str, Any, tuple[int, ...]]]:
         ("upsampling", lambda: UpSampling2D(2), (2, 1, 2, 3)),
         ("reshape", lambda: Reshape((2, 2)), (3, 4)),
         ("flatten", Flatten, (2, 1, 2, 3)),
+        ("maxout", lambda: Maxout(5, 3, 4, **f64), (4, 5)),
+        ("minibatch-std", MinibatchStd, (3, 2, 2, 2)),
         (
             "sequential",
             lambda: Sequential(

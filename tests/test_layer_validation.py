@@ -19,7 +19,9 @@ from tinygan.nn import (
     Flatten,
     Layer,
     LeakyReLU,
+    Maxout,
     MaxPool2D,
+    MinibatchStd,
     ReLU,
     Reshape,
     Sequential,
@@ -52,6 +54,8 @@ LAYERS: list[tuple[str, Callable[[str], Layer], tuple[int, ...]]] = [
     ("UpSampling2D", lambda d: UpSampling2D(2), (2, 3, 2, 2)),
     ("Reshape", lambda d: Reshape((2, 6)), (2, 12)),
     ("Flatten", lambda d: Flatten(), (2, 3, 4)),
+    ("Maxout", lambda d: Maxout(4, 3, 2, rng=np.random.default_rng(0)).to(d), (2, 4)),
+    ("MinibatchStd", lambda d: MinibatchStd(), (4, 3, 2, 2)),
 ]
 LAYER_IDS = [name for name, _, _ in LAYERS]
 
@@ -128,6 +132,8 @@ def test_integer_upstream_gradient_raises_type_error(name, make, shape):
         ("BatchNorm", BatchNorm(3), (4, 2, 2, 2), "(N, 3) or (N, 3, H, W)"),
         ("MaxPool2D", MaxPool2D(2), (2, 4, 4), "(N, *, *, *)"),
         ("UpSampling2D", UpSampling2D(2), (2, 3, 4), "(N, *, *, *)"),
+        ("Maxout", Maxout(4, 3, 2), (2, 5), "(N, 4)"),
+        ("MinibatchStd", MinibatchStd(), (2, 3, 4), "(N, F) or (N, C, H, W)"),
     ],
 )
 def test_wrong_input_shape_names_layer_and_both_shapes(name, layer, bad, expected):
@@ -196,6 +202,8 @@ CACHE_KIND = {
     "UpSampling2D": "shape",
     "Reshape": "two shapes",
     "Flatten": "two shapes",
+    "Maxout": "maxout",
+    "MinibatchStd": "float array",  # dm/dx, of the input's shape
 }
 MAKE_AND_SHAPE = {name: (make, shape) for name, make, shape in LAYERS}
 
@@ -362,6 +370,10 @@ def test_sequential_given_another_networks_caches_names_the_child():
         ),
         (lambda: Reshape((7.5,)), r"^Reshape: shape must be a tuple of positive ints"),
         (lambda: Reshape(7), r"^Reshape: shape must be a tuple of positive ints, .*, got 7$"),
+        (lambda: Maxout(0, 3, 2), r"^Maxout: in_features must be a positive int, got 0$"),
+        (lambda: Maxout(4, 0, 2), r"^Maxout: units must be a positive int, got 0$"),
+        (lambda: Maxout(4, 3, 2.0), r"^Maxout: pieces must be a positive int, got 2\.0$"),
+        (lambda: MinibatchStd(-1e-8), r"^MinibatchStd: eps must be a number in \(0, inf\)"),
     ],
 )
 def test_bad_constructor_arguments_raise_naming_layer_and_argument(make, match):

@@ -1,14 +1,19 @@
-r"""How good are generated images? Image-quality metrics computed through a classifier.
+r"""How good are generated samples? Quality metrics, most of them computed through a classifier.
 
-Each metric reads what a classifier trained on real images (:mod:`tinygan.classifier`) says about a
-set of images: its class probabilities :math:`p(y \mid x)`, shape (N, K), and its penultimate
-features, shape (N, F). One module per metric:
+Each image metric reads what a classifier trained on real images (:mod:`tinygan.classifier`) says
+about a set of images: its class probabilities :math:`p(y \mid x)`, shape (N, K), and its penultimate
+features, shape (N, F). The mode counts of ``modes`` need a classifier only for Stacked MNIST; on
+the 2-D mixtures they measure distances to the known modes. One module per metric:
 
 ====================  ==========================================================================
 ``fid``               Frechet distance of Gaussians fitted to real and generated features (FID)
 ``inception_score``   confident *and* varied class predictions, from the probabilities alone
 ``coverage``          which classes the samples fall in: mode collapse at a glance
 ``precision_recall``  realism and variety measured apart, on k-nearest-neighbour manifolds
+``modes``             modes captured, high-quality share and reverse KL on targets with known
+                      modes (2-D ring and grid, Stacked MNIST): VEEGAN's and PacGAN's tables;
+                      the papers' sample counts are its ``MIXTURE_SAMPLES`` and
+                      ``STACKED_MNIST_SAMPLES``
 ====================  ==========================================================================
 
 Every figure depends on the classifier and on the number of samples, so reports state N beside
@@ -23,9 +28,18 @@ epochs, not every step); they return Python floats or NumPy arrays.
 from tinygan.metrics.coverage import ModeCoverage, mode_coverage
 from tinygan.metrics.fid import feature_frechet_distance, frechet_distance, gaussian_statistics
 from tinygan.metrics.inception_score import inception_score
+from tinygan.metrics.modes import (
+    ModeCounts,
+    mixture_modes,
+    nearest_modes,
+    reverse_kl_to_uniform,
+    stacked_mnist_digits,
+    stacked_mnist_modes,
+)
 from tinygan.metrics.precision_recall import knn_radii, manifold_coverage, precision_recall
 
 __all__ = [
+    "ModeCounts",
     "ModeCoverage",
     "feature_frechet_distance",
     "frechet_distance",
@@ -33,6 +47,11 @@ __all__ = [
     "inception_score",
     "knn_radii",
     "manifold_coverage",
+    "mixture_modes",
     "mode_coverage",
+    "nearest_modes",
     "precision_recall",
+    "reverse_kl_to_uniform",
+    "stacked_mnist_digits",
+    "stacked_mnist_modes",
 ]

@@ -7,6 +7,8 @@ from tinygan.nn.conv_transpose import ConvTranspose2D
 from tinygan.nn.dense import Dense
 from tinygan.nn.dropout import Dropout
 from tinygan.nn.layer import Layer
+from tinygan.nn.maxout import Maxout
+from tinygan.nn.minibatch_std import MinibatchStd
 from tinygan.nn.pooling import MaxPool2D, UpSampling2D
 from tinygan.nn.reshape import Flatten, Reshape
 from tinygan.nn.sequential import Sequential
@@ -21,6 +23,8 @@ __all__ = [
     "Layer",
     "LeakyReLU",
     "MaxPool2D",
+    "Maxout",
+    "MinibatchStd",
     "ReLU",
     "Reshape",
     "Sequential",

@@ -26,6 +26,41 @@ def dense_weight_grad(x: Array, dy: Array) -> Array:
     return x.T @ dy
 
 
+def add_affine_params(
+    layer: Layer,
+    in_features: int,
+    out_features: int,
+    bias: bool,
+    weight_init: Initializer | None,
+    bias_init: Initializer | None,
+    rng: np.random.Generator | None,
+    dtype: Any,
+) -> None:
+    """Give ``layer`` the parameters of ``x @ W + b``: ``W`` (in, out), Glorot uniform by default,
+    and unless ``bias`` is False ``b`` (out,), zeros by default; fans ``(in, out)``."""
+    rng = layer_rng(rng)
+    fans = (in_features, out_features)
+    layer.add_param("W", make_param(weight_init or glorot_uniform(), fans, rng, *fans, dtype))
+    if bias:
+        layer.add_param("b", make_param(bias_init or zeros(), (out_features,), rng, *fans, dtype))
+
+
+def affine_backward(
+    layer: Layer, x: Array, dy: Array, param_grads: bool, input_grad: bool
+) -> Array | None:
+    """The backward pass of ``y = x @ W + b`` with ``layer``'s parameters, from its input ``x`` and
+    ``dy = dL/dy`` (checked by the caller): adds ``dW = x.T @ dy`` (and ``db``, the sum of ``dy``
+    over the batch) into ``layer.grads`` when ``param_grads``, and returns ``dx = dy @ W.T`` when
+    ``input_grad`` (else ``None``)."""
+    if param_grads:
+        layer.grads["W"] += dense_weight_grad(x, dy)
+        if "b" in layer.grads:
+            layer.grads["b"] += dy.sum(axis=0)
+    if not input_grad:  # the first layer of a network: dx would be thrown away
+        return None
+    return dy @ layer.param_as("W", dy.dtype).T
+
+
 class Dense(Layer):
     r"""Affine map ``y = x W + b``.
 
@@ -74,13 +109,9 @@ class Dense(Layer):
         super().__init__()
         self.in_features = positive_int(in_features, "in_features", "Dense")
         self.out_features = positive_int(out_features, "out_features", "Dense")
-        rng = layer_rng(rng)
-        fans = (self.in_features, self.out_features)
-        shape = (self.in_features, self.out_features)
-        self.add_param("W", make_param(weight_init or glorot_uniform(), shape, rng, *fans, dtype))
-        if bias:
-            b = make_param(bias_init or zeros(), (self.out_features,), rng, *fans, dtype)
-            self.add_param("b", b)
+        add_affine_params(
+            self, self.in_features, self.out_features, bias, weight_init, bias_init, rng, dtype
+        )
 
     def forward(self, x: Array, training: bool = True) -> tuple[Array, Cache]:
         self.check_input(x, ("N", self.in_features))
@@ -95,13 +126,7 @@ class Dense(Layer):
                 cache, f"its input x, a float array of shape (N, {self.in_features})"
             )
         self.check_dy(dy, (x.shape[0], self.out_features))
-        if param_grads:
-            self.grads["W"] += dense_weight_grad(x, dy)
-            if "b" in self.grads:
-                self.grads["b"] += dy.sum(axis=0)
-        if not input_grad:  # the first layer of a network: dx would be thrown away
-            return None
-        return dy @ self.param_as("W", dy.dtype).T
+        return affine_backward(self, x, dy, param_grads, input_grad)
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, bias={'b' in self.params}"

@@ -57,8 +57,9 @@ class Layer:
         Non-trainable state saved with the model (BatchNorm's running statistics).
     mixes_batch : bool
         Whether one sample's output depends on the other samples of its batch in training mode
-        (BatchNorm's batch statistics do). When no layer of a network mixes the batch, one pass
-        over two batches stacked together is the same math as a pass over each.
+        (BatchNorm's batch statistics do, and MinibatchStd's spread of the batch). When no layer of
+        a network mixes the batch, one pass over two batches stacked together is the same math as
+        a pass over each.
     """
 
     mixes_batch: bool = False
