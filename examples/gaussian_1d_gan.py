@@ -12,10 +12,13 @@ prints the losses and the KL divergence between histograms of real and generated
     python examples/gaussian_1d_gan.py --epochs 50 --seed 1     # a short run
     python examples/gaussian_1d_gan.py --mean 3 --std 0.5       # another Gaussian
     python examples/gaussian_1d_gan.py --mixture=-2:0.5,2:0.5 --epochs 3000   # two modes
+    python examples/gaussian_1d_gan.py --mixture=-2:0.5,2:0.5 --epochs 3000 --pack 2  # PacGAN
 
 Write ``--mixture=...`` with an equals sign when the first mean is negative (otherwise the value
 looks like a flag). With two well separated modes, watch the final histogram for *mode collapse*:
 a generator that covers one bump, or spreads mass into the gap, and still fools the discriminator.
+``--pack 2`` lets the discriminator judge two samples at once (PacGAN, :mod:`tinygan.gan`), which
+penalises a generator that drops a bump.
 
 Outputs in ``--out`` (default runs/gaussian-1d): ``histogram.png`` (real vs generated, at the end),
 ``divergence.png`` (KL and JS over training), and the trainer's ``log.csv``, ``losses.png`` and
@@ -41,6 +44,7 @@ setting against the tutorial's code):
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="passes over the 1,000 samples, 3 steps each (default 1000)",
     )
     parser.add_argument("--seed", type=seed_int, help="random seed (default: a fresh one, printed)")
+    parser.add_argument(
+        "--pack",
+        type=positive_int,
+        default=1,
+        metavar="M",
+        help="the discriminator judges M samples at once (PacGAN; default 1: off); a step takes "
+        "M * 333 samples, so M is at most 3",
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/gaussian-1d"), help="output folder")
     parser.add_argument(
         "--eval-samples",
@@ -202,15 +214,22 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
     target = target_from_args(args, parser)
     if args.eval_samples < 2:
         parser.error("argument --eval-samples: must be at least 2")
+    preset = replace(PRESETS["gaussian-1d"], pack=args.pack)
+    if preset.batch_size * preset.pack > NUM_SAMPLES:
+        parser.error(
+            f"argument --pack: {args.pack} packs of {preset.batch_size} samples are more than the "
+            f"{NUM_SAMPLES} samples of the data set (at most {NUM_SAMPLES // preset.batch_size})"
+        )
     check_writable_folder(parser.prog, args.out)
-    preset = PRESETS["gaussian-1d"]
     seed = new_seed() if args.seed is None else args.seed
     print(f"tinygan: preset gaussian-1d ({preset.description})")
     print(f"tinygan: seed {seed}  (pass --seed {seed} to repeat this run)")
     data_seed, init_seed, noise_seed, batch_seed, eval_seed = np.random.SeedSequence(seed).spawn(5)
 
     data = target.sample(NUM_SAMPLES, np.random.default_rng(data_seed))
-    batches = BatchIterator(data, preset.batch_size, np.random.default_rng(batch_seed))
+    batches = BatchIterator(
+        data, preset.batch_size * preset.pack, np.random.default_rng(batch_seed)
+    )
     gan = preset.make_gan(np.random.default_rng(init_seed), np.random.default_rng(noise_seed))
 
     eval_rng = np.random.default_rng(eval_seed)

@@ -58,6 +58,9 @@ BAD_FLAGS = [
     (["--keep-checkpoints", "-2"], "--keep-checkpoints: must be an integer >= 0"),
     (["--ema", "1"], "--ema: must be a number between 0 and 1 (exclusive), e.g. 0.999, got 1"),
     (["--ema", "0"], "--ema: must be a number between 0 and 1 (exclusive)"),
+    (["--pack", "0"], "--pack: must be a positive integer, got 0"),
+    (["--pack", "2", "--subset", "100"], "--batch-size 64 with --pack 2 takes 128 images a step"),
+    (["--modes-every", "10"], "--modes-every: preset mlp-tf trains on images"),
     (
         ["--ema", "nan"],
         "--ema: must be a number between 0 and 1 (exclusive), e.g. 0.999, got 'nan'",
@@ -145,6 +148,7 @@ INT_FLAGS = [
     "--checkpoint-every",
     "--keep-checkpoints",
     "--seed",
+    "--pack",
 ]
 FLOAT_FLAGS = ["--lr", "--checkpoint-seconds"]
 CHOICE_FLAGS = {

@@ -28,7 +28,17 @@ from tinygan.checkpoint import save_checkpoint
 from tinygan.cli import main as cli
 from tinygan.interop import TracedLayer, input_shape, load_network, trace_layers
 from tinygan.models import PRESETS
-from tinygan.nn import BatchNorm, Conv2D, ConvTranspose2D, Dense, Layer, LeakyReLU, Sigmoid, Tanh
+from tinygan.nn import (
+    BatchNorm,
+    Conv2D,
+    ConvTranspose2D,
+    Dense,
+    Layer,
+    LeakyReLU,
+    Maxout,
+    Sigmoid,
+    Tanh,
+)
 
 NETWORKS = ["generator", "discriminator"]
 BATCHES = (1, 2)
@@ -54,7 +64,9 @@ def layer_tolerance(layer: Layer, x: np.ndarray) -> np.ndarray | float:
 
     * Dense and convolutions: each output is a sum of products plus the bias. Run on ones with unit
       weights, the layer counts those terms (n, per output: fewer at a padded border); run on ``|x|``
-      with ``|W|`` and ``|b|``, it gives ``sum |terms|``.
+      with ``|W|`` and ``|b|``, it gives ``sum |terms|``. Maxout: the maximum of such sums, which
+      moves by no more than the sums do; the same two runs give the largest piece's count and
+      ``sum |terms|``.
     * BatchNorm: ``s * x - s * mean + beta`` with ``s = gamma / sqrt(var + eps)``: three terms, and
       ``s`` carries up to four roundings of its own (add, square root, divide, multiply): 7 in all.
     * LeakyReLU: ``alpha * x``, one product with a rounded constant: 2 roundings of ``|y|``.
@@ -64,7 +76,7 @@ def layer_tolerance(layer: Layer, x: np.ndarray) -> np.ndarray | float:
     * ReLU, max pooling, upsampling, reshaping and dropout in evaluation mode select or copy values:
       exact, so no difference at all is allowed.
     """
-    if isinstance(layer, (Dense, Conv2D, ConvTranspose2D)):
+    if isinstance(layer, (Dense, Maxout, Conv2D, ConvTranspose2D)):
         # the count is the same for every sample: one of ones is enough
         ones = with_params(layer, np.ones_like).forward(np.ones((1, *x.shape[1:])), False)[0]
         terms = with_params(layer, np.abs).forward(np.abs(x.astype(np.float64)), training=False)[0]

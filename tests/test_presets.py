@@ -24,7 +24,7 @@ NAMES_AND_ALIASES = [
     ("mlp-book", "004"),
 ]
 #: Presets beyond the tutorials: no alias.
-OWN_PRESETS = ["dcgan-fast"]
+OWN_PRESETS = ["dcgan-fast", "ring", "grid"]
 
 
 def data_flags():
@@ -68,6 +68,7 @@ def test_tinygan_presets_prints_name_alias_and_description(capsys):
         assert PRESETS[name].description in line
     assert lines[4].endswith("[tinygan train dcgan-tf]")
     assert lines[2].endswith("[examples/gaussian_1d_gan.py]")
+    assert lines[7].endswith("[tinygan train ring]")
 
 
 def test_the_flag_parses_an_alias_to_the_name_and_refuses_other_presets(capsys):

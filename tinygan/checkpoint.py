@@ -37,6 +37,7 @@ import re
 import time
 import zipfile
 import zlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -277,10 +278,12 @@ def load_for_inference(
     metadata = checkpoint_metadata(archive)
     if "preset" not in metadata:
         raise CheckpointError(f"{path} does not say which preset it belongs to; cannot rebuild it")
-    preset = get_preset(metadata["preset"])
+    # the run's packing (runs from before --pack had none) shapes the discriminator's first layer
+    pack = int(metadata.get("settings", {}).get("pack") or 1)
+    preset = replace(get_preset(metadata["preset"]), pack=pack)
     if network == "discriminator" and not any(key.startswith("D.") for key in archive):
         raise CheckpointError(f"{path}: holds no discriminator parameters")
-    generator, discriminator = preset.build(np.random.default_rng(0))  # overwritten just below
+    generator, discriminator = preset.build(np.random.default_rng(0), pack=pack)  # loaded below
     try:
         if network == "generator":
             load_networks(archive, generator, prefer_ema=prefer_ema)

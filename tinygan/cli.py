@@ -2,7 +2,7 @@
 
 * ``tinygan presets`` lists the presets: name, alias and what each one trains.
 * ``tinygan train PRESET [flags]`` trains an image preset (by name or alias, ``mlp-tf`` or ``000``),
-  exactly like the example scripts.
+  exactly like the example scripts, or a 2-D mixture preset (``ring``, ``grid``).
 * ``tinygan sample CHECKPOINT [flags]`` writes images from a checkpoint of any image preset.
 * ``tinygan eval CHECKPOINT [flags]`` measures a checkpoint's samples (FID, Inception Score, mode
   coverage, precision / recall) beside the same figures for real images.
@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from tinygan.experiment import IMAGE_PRESETS, run_from_command_line
+from tinygan.experiment import TRAIN_PRESETS, run_from_command_line
 from tinygan.flags import (
     DEVICE_NAMES,
     FlagParser,
@@ -41,7 +41,7 @@ def presets_command(argv: list[str]) -> int:
     width = max(len(name) for name in PRESETS)
     print(f"{'name':<{width}}  alias  description")
     for name, preset in PRESETS.items():
-        how = f"tinygan train {name}" if name in IMAGE_PRESETS else "examples/gaussian_1d_gan.py"
+        how = f"tinygan train {name}" if name in TRAIN_PRESETS else "examples/gaussian_1d_gan.py"
         print(f"{name:<{width}}  {preset.alias or '-':<5}  {preset.description}  [{how}]")
     return 0
 
@@ -49,13 +49,16 @@ def presets_command(argv: list[str]) -> int:
 def train_command(argv: list[str]) -> int:
     """``tinygan train PRESET [flags]``."""
     parser = training_parser(
-        "Train a tinygan image preset.", IMAGE_PRESETS, "mlp-tf", prog="tinygan train"
+        "Train a tinygan preset: images, or the points of a 2-D mixture.",
+        TRAIN_PRESETS,
+        "mlp-tf",
+        prog="tinygan train",
     )
     parser.add_argument(
         "preset_name",
         nargs="?",
         metavar="PRESET",
-        type=preset_argument(IMAGE_PRESETS),
+        type=preset_argument(TRAIN_PRESETS),
         help="the same as --preset",
     )
     args = parser.parse_args(argv)

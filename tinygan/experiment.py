@@ -16,6 +16,11 @@ default ``runs/<preset name>``, e.g. ``runs/mlp-tf``)::
     <out>/losses.png           loss curves, drawn at the end (also after Ctrl-C or divergence)
     <out>/discriminator_outputs.png    mean D(x) and D(G(z)) over training, drawn with the curves
 
+A preset of points on a 2-D mixture (``ring``, ``grid``: ``Preset.mixture`` names it) trains on that
+mixture's points instead of images, draws its frames as scatter plots and counts modes into
+``<out>/modes.csv`` instead of measuring image quality (:mod:`tinygan.mixture_run`); the flags that
+choose or score images are refused for it, and ``--modes-every`` for the image presets.
+
 How a run ends, and its exit code: 0 done; 2 a mistake in the flags or the data, or an ``--out`` in
 use by another run, reported in one line before training starts; 3 training diverged (rolled back
 to its last finite state, which is saved); 4 a file could not be written (a full disk, a read-only
@@ -52,6 +57,8 @@ from tinygan.checkpoint import (
     find_resumable,
 )
 from tinygan.data import (
+    MIXTURES,
+    POINTS_PER_RUN,
     BatchIterator,
     CorruptDatasetError,
     DatasetNotFoundError,
@@ -60,6 +67,7 @@ from tinygan.data import (
     find_dataset_files,
     images_to_float,
     load_mnist_or_bundled,
+    mixture_batches,
 )
 from tinygan.data.mnist import DISPLAY_NAMES
 from tinygan.ema import EMA
@@ -71,6 +79,7 @@ from tinygan.flags import (
     usage_error,
 )
 from tinygan.folder_lock import LOCK_NAME, FolderInUseError, FolderLock
+from tinygan.mixture_run import MODES_CSV, MODES_EVERY, ModeMeasures, ScatterFrames
 from tinygan.models import PRESETS, Preset, get_preset
 from tinygan.train import (
     Callback,
@@ -82,7 +91,15 @@ from tinygan.train import (
 )
 
 #: Presets that train on 28x28 images (the 1-D Gaussian GAN has its own example script).
-IMAGE_PRESETS = [name for name, preset in PRESETS.items() if preset.image_size == (28, 28)]
+IMAGE_PRESETS = [
+    name for name, preset in PRESETS.items() if preset.image_size == (28, 28) and not preset.mixture
+]
+#: Presets that train on the points of a 2-D mixture.
+MIXTURE_PRESETS = [name for name, preset in PRESETS.items() if preset.mixture]
+#: What ``tinygan train`` trains.
+TRAIN_PRESETS = IMAGE_PRESETS + MIXTURE_PRESETS
+#: Flags that choose or score images: a run on a 2-D mixture refuses them.
+IMAGE_FLAGS = ("dataset", "split", "subset", "data_dir", "no_download", "quality_every")
 
 #: What a fresh run uses for a flag that was not given (the preset decides the rest).
 DEFAULTS: dict[str, Any] = {
@@ -106,6 +123,7 @@ RUN_IDENTITY = (
     "batch_size",
     "device",
     "ema",
+    "pack",
     *STEP_RULES,
 )
 #: Settings ``--resume`` may change; config.json records the change.
@@ -122,6 +140,7 @@ ADJUSTABLE = (
     "keep_checkpoints",
     "quality_every",
     "no_quality",
+    "modes_every",
     "no_progress",
 )
 #: What a run writes into its folder; ``--overwrite`` deletes exactly these.
@@ -129,6 +148,7 @@ RUN_OUTPUTS = (
     "config.json",
     "log.csv",
     "quality.csv",
+    MODES_CSV,
     "warnings.csv",
     "losses.png",
     "discriminator_outputs.png",
@@ -150,6 +170,8 @@ def configure(preset: Preset, settings: dict[str, Any]) -> Preset:
         overrides["g_lr"] = overrides["d_lr"] = settings["lr"]
     if settings.get("sample_every") is not None:
         overrides["sample_every"] = settings["sample_every"]
+    if settings.get("pack") is not None:
+        overrides["pack"] = settings["pack"]
     for rule in STEP_RULES:
         if settings.get(rule) is not None:
             overrides[rule] = bool(settings[rule])
@@ -224,7 +246,8 @@ def recorded_settings(metadata: dict[str, Any]) -> dict[str, Any]:
     Runs from before the presets had names record an alias ("003"); it is read as the name
     ("dcgan-tf"), so that ``--resume --preset dcgan-tf`` continues such a run. Runs from before the
     presets carried their tutorials' step rules record a rule as off (``false``), ``null`` (flag
-    not given) or not at all: all three mean off, which is how those runs trained.
+    not given) or not at all: all three mean off, which is how those runs trained. Runs from before
+    ``--pack`` trained unpacked: pack 1.
     """
     if "settings" in metadata:
         settings = dict(metadata["settings"])
@@ -235,6 +258,7 @@ def recorded_settings(metadata: dict[str, Any]) -> dict[str, Any]:
         settings["preset"] = PRESETS[settings["preset"]].name
     for rule in STEP_RULES:
         settings[rule] = bool(settings.get(rule))
+    settings["pack"] = settings.get("pack") or 1
     return settings
 
 
@@ -334,20 +358,68 @@ def load_training_data(prog: str, preset: Preset, settings: dict[str, Any]) -> n
         if subset > len(images):
             usage_error(prog, f"--subset {subset}: there are only {len(images)} images")
         images = images[:subset]
-    if preset.batch_size > len(images):
+    if preset.batch_size * preset.pack > len(images):
         source = f"--subset {subset}" if subset is not None else f"the {len(images)} images"
+        if preset.pack == 1:
+            usage_error(
+                prog,
+                f"--batch-size {preset.batch_size} is larger than {source}: one batch needs "
+                f"{preset.batch_size} images",
+            )
         usage_error(
             prog,
-            f"--batch-size {preset.batch_size} is larger than {source}: one batch needs "
-            f"{preset.batch_size} images",
+            f"--batch-size {preset.batch_size} with --pack {preset.pack} takes "
+            f"{preset.batch_size * preset.pack} images a step, more than {source}",
         )
     data = images_to_float(images, preset.value_range)
     return data.reshape(len(data), *preset.data_shape)
 
 
+def check_flags_fit_data(prog: str, preset: Preset, given: dict[str, Any]) -> None:
+    """Refuse, in one line, the flags given that do not apply to what ``preset`` trains on: the
+    image flags for a 2-D mixture, ``--modes-every`` for images."""
+    if preset.mixture:
+        for name in IMAGE_FLAGS:
+            if given.get(name) not in (None, False):
+                usage_error(
+                    prog,
+                    f"--{name.replace('_', '-')}: preset {preset.name} trains on the points of "
+                    "its 2-D mixture, not on images",
+                )
+    elif given.get("modes_every") is not None:
+        usage_error(
+            prog,
+            f"--modes-every: preset {preset.name} trains on images; modes are counted for the "
+            f"2-D mixture presets ({', '.join(MIXTURE_PRESETS)})",
+        )
+
+
+def mixture_training_batches(
+    prog: str, preset: Preset, settings: dict[str, Any], rng: np.random.Generator
+) -> Any:
+    """The batches of a run on a 2-D mixture: the authors' fixed set of points, shuffled each
+    epoch, ``pack`` points per discriminator input (records the data in ``settings``)."""
+    settings.update(dataset=preset.mixture, split=None)
+    batch = preset.batch_size * preset.pack
+    if batch > POINTS_PER_RUN:
+        usage_error(
+            prog,
+            f"--batch-size {preset.batch_size} with --pack {preset.pack} takes {batch:,} points a "
+            f"step, more than the {POINTS_PER_RUN:,} of the data set",
+        )
+    return mixture_batches(MIXTURES[preset.mixture], batch, rng, device=settings["device"])
+
+
 def describe_data(settings: dict[str, Any], count: int) -> str:
     """The images a run trains on, in words: "10,000 bundled MNIST test digits", "the first 512
-    MNIST train images from /data/mnist" (after :func:`load_training_data`)."""
+    MNIST train images from /data/mnist" (after :func:`load_training_data`); "100,000 points of
+    the 2-D ring (8 Gaussians, standard deviation 0.01)" for a mixture."""
+    if settings.get("dataset") in MIXTURES:
+        mixture = MIXTURES[settings["dataset"]]
+        return (
+            f"{count:,} points of the 2-D {mixture.name} ({mixture.num_modes} Gaussians, standard "
+            f"deviation {mixture.std:g})"
+        )
     first = "the first " if settings.get("subset") is not None else ""
     if settings.get("bundled_data"):
         return f"{first}{count:,} bundled MNIST test digits"
@@ -538,6 +610,8 @@ def train_in_folder(
     preset = configure(get_preset(settings["preset"]), settings)
     for rule in STEP_RULES:  # what the run plays, recorded (config.json, checkpoints) and kept
         settings[rule] = getattr(preset, rule)
+    settings["pack"] = preset.pack
+    check_flags_fit_data(prog, preset, given)
     if preset.simultaneous and (preset.d_steps, preset.g_steps) != (1, 1):
         usage_error(
             prog,
@@ -550,14 +624,20 @@ def train_in_folder(
     print(f"tinygan: seed {seed}  (pass --seed {seed} to repeat this run)")
     init_seed, data_seed, noise_seed, sample_seed = np.random.SeedSequence(seed).spawn(4)
 
-    data = load_training_data(prog, preset, settings)
-    # the dataset goes to the device once: the batches are then cut there, not copied every step
-    batches = BatchIterator(
-        to_device(data, device), preset.batch_size, np.random.default_rng(data_seed)
-    )
+    data_rng = np.random.default_rng(data_seed)
+    if preset.mixture:
+        batches = mixture_training_batches(prog, preset, settings, data_rng)
+        count = len(batches.data)
+    else:
+        data = load_training_data(prog, preset, settings)
+        # the dataset goes to the device once: the batches are then cut there, not copied every step
+        batches = BatchIterator(to_device(data, device), preset.batch_size * preset.pack, data_rng)
+        count = len(data)
     steps = preset.steps if preset.steps is not None else preset.epochs * batches.steps_per_epoch
+    packs = f" packs of {preset.pack}" if preset.pack > 1 else ""
     print(
-        f"tinygan: {describe_data(settings, len(data))}, {steps} steps of batch {preset.batch_size}"
+        f"tinygan: {describe_data(settings, count)}, {steps} steps of batch {preset.batch_size}"
+        f"{packs}"
     )
     noise_rng = make_rng(int(noise_seed.generate_state(1)[0]), device)
     gan = preset.make_gan(np.random.default_rng(init_seed), noise_rng, device)
@@ -573,6 +653,29 @@ def train_in_folder(
         "settings": settings,
     }
     sample_rng = np.random.default_rng(sample_seed)
+    if preset.mixture:
+        mixture = MIXTURES[preset.mixture]
+        frames: Callback = ScatterFrames(
+            preset.sample_every,
+            mixture,
+            sample_rng,
+            unit=preset.sample_unit,
+            make_gif=preset.make_gif,
+        )
+        # a generator of its own with the frames' seed: the measures count the points drawn
+        modes_every = settings.get("modes_every") or MODES_EVERY
+        measures = ModeMeasures(modes_every, mixture, np.random.default_rng(sample_seed))
+    else:
+        frames = SampleGrid(
+            preset.sample_every,
+            *preset.sample_grid,
+            image_shape=preset.image_size,
+            value_range=preset.value_range,
+            rng=sample_rng,
+            unit=preset.sample_unit,
+            make_gif=preset.make_gif,
+            first=preset.sample_first,
+        )
     checkpoint = Checkpoint(
         preset.checkpoint_every,
         "epoch",
@@ -583,21 +686,16 @@ def train_in_folder(
     )
     callbacks: list[Callback] = [
         LossCurves(),  # first: the curves are drawn even if a later callback's last write fails
-        SampleGrid(
-            preset.sample_every,
-            *preset.sample_grid,
-            image_shape=preset.image_size,
-            value_range=preset.value_range,
-            rng=sample_rng,
-            unit=preset.sample_unit,
-            make_gif=preset.make_gif,
-            first=preset.sample_first,
-        ),
+        frames,
         checkpoint,
         LossAlarm(),
     ]
+    if preset.mixture:
+        callbacks.append(measures)
     quality = None
-    quality_every, quality_data = quality_interval(settings, steps)
+    quality_every, quality_data = (
+        (None, None) if preset.mixture else quality_interval(settings, steps)
+    )
     if quality_every:
         quality = quality_callback(preset, settings, metadata, quality_every, quality_data)
         callbacks.append(quality)
@@ -676,6 +774,8 @@ def train_in_folder(
         raise SystemExit(EXIT_WRITE_FAILED) from None
     best = quality.summary() if quality is not None else None
     best = f"; {best} ({checkpoint_dir / 'best.npz'})" if best else ""
+    if preset.mixture:
+        best = f"; {measures.summary()}"
     print(f"tinygan: done, {trainer.step} steps; outputs in {out_dir}{best}")
     return trainer
 

@@ -263,6 +263,21 @@ def training_parser(
         help="never measure quality (not even the default few times per run)",
     )
     parser.add_argument(
+        "--pack",
+        type=positive_int,
+        metavar="M",
+        help="PacGAN's packing: the discriminator judges M samples at once, side by side (M "
+        "real or M generated), and a step takes M times --batch-size real samples (default: 1, "
+        "off); --resume keeps it",
+    )
+    parser.add_argument(
+        "--modes-every",
+        type=positive_int,
+        metavar="N",
+        help="2-D mixture presets (ring, grid): count the modes of 2,500 samples into modes.csv "
+        "every N steps (default: 1000, an epoch of the authors' protocol)",
+    )
+    parser.add_argument(
         "--ema",
         type=unit_interval_open,
         metavar="DECAY",

@@ -40,6 +40,34 @@ preset sets them as its tutorial did; ``docs/presets.md``):
   both updates). With D updated in between, G's update sees the same fakes through the new D.
 * ``inference_fakes=True``: the discriminator update's fakes come from G in inference mode
   (BatchNorm's running statistics, no dropout), as the Keras DCGAN tutorial's ``G.predict(z)``.
+
+*Packing* (PacGAN: Lin, Khetan, Fanti, Oh, NeurIPS 2018, arXiv 1712.04086). With ``pack = m`` the
+discriminator judges ``m`` samples at once: ``m`` real samples side by side, or ``m`` generated
+ones, never a mix; it still answers with one logit, "these m are real" or "these m are fake". A
+step then takes ``m`` times the batch of real samples and G makes ``m`` times the batch of fakes,
+and :func:`pack_samples` puts each ``m`` consecutive samples into one input of D: flat samples
+(N, F) along the feature axis, images (N, C, H, W) along the channel axis (PacDCGAN). Only D's
+first layer changes: it takes ``m`` times the inputs. Packing is a reshape, a linear map that only
+renames entries, so its adjoint is the reshape back (:func:`unpack_gradient`): each generated
+sample receives the gradient of the slot it filled in its pack, and the generator is trained
+through D exactly as without packing.
+
+Why it works: a hypothesis test on products. The best discriminator is the best test of "these
+are data" against "these are fakes", and what the generator pays for a difference between
+:math:`p_{data}` and :math:`p_g` is what that test can detect: sample by sample, a generator that
+drops a set of modes holding mass :math:`\epsilon` of the data, and puts that mass on the others,
+is only :math:`\epsilon` away in total variation, and for small :math:`\epsilon` the test sees
+almost nothing. A discriminator that judges ``m`` samples at once tests the *product*
+distributions instead, :math:`p_{data}^m` against :math:`p_g^m`.
+
+Products pull mode-dropping generators away from the data. A pack of ``m`` real samples holds a
+sample of the dropped modes with probability :math:`1 - (1 - \epsilon)^m`, and a pack of fakes
+never does, so the total variation between the products is at least :math:`1 - (1 - \epsilon)^m`:
+about :math:`m \epsilon` for small :math:`\epsilon`, and towards 1 as ``m`` grows. PacGAN's
+theorems make the comparison exact: among pairs of distributions at the same total variation, the
+pairs with mode collapse move apart under packing much faster than the pairs without it. So the
+packed discriminator's loss penalises the generators that drop modes most, and the generator's
+gradient through it pushes mass back onto the modes it missed.
 """
 
 from __future__ import annotations
@@ -56,6 +84,32 @@ from tinygan.optim import Optimizer
 
 NOISE_KINDS = ("uniform", "normal")
 GENERATOR_LOSSES = ("nonsaturating", "minimax")
+
+
+def pack_samples(samples: Array, pack: int) -> Array:
+    """Put each ``pack`` consecutive samples side by side, as one input of the discriminator.
+
+    Flat samples (pack * N, F) become (N, pack * F): row ``n`` is samples ``n * pack`` to
+    ``n * pack + pack - 1`` concatenated along the features. Images (pack * N, C, H, W) become
+    (N, pack * C, H, W), concatenated along the channels (PacDCGAN). In C order both are one
+    reshape (a view, no copy): the samples of a pack are consecutive blocks of memory, and their
+    concatenation lays them out in the same order.
+    """
+    if samples.shape[0] % pack:
+        raise ValueError(
+            f"a batch of {samples.shape[0]} samples does not split into packs of {pack}"
+        )
+    return samples.reshape(samples.shape[0] // pack, pack * samples.shape[1], *samples.shape[2:])
+
+
+def unpack_gradient(dpacked: Array, pack: int) -> Array:
+    """The gradient with respect to the samples, from the one with respect to their packs.
+
+    :func:`pack_samples` moves every entry to one place and changes none, so its adjoint is the
+    reshape back: each sample receives the gradient of the slot it filled in its pack.
+    """
+    rest = dpacked.shape[2:]
+    return dpacked.reshape(dpacked.shape[0] * pack, dpacked.shape[1] // pack, *rest)
 
 
 def draw_noise(rng: Any, n: int, latent_dim: int, kind: str, dtype: Any) -> Array:
@@ -125,6 +179,10 @@ class GAN:
         Make the discriminator step's fake batch with G in inference mode (BatchNorm's running
         statistics, no dropout), as the Keras DCGAN tutorial's ``G.predict(z)`` does. G's own step
         always runs G in training mode.
+    pack : int
+        Samples the discriminator judges at once (PacGAN's packing, see the module docstring; 1:
+        off). D's first layer must take ``pack`` times the inputs of one sample, and every batch
+        of samples, real or generated, ``pack`` times the discriminator's batch.
     """
 
     def __init__(
@@ -145,6 +203,7 @@ class GAN:
         simultaneous: bool = False,
         inference_fakes: bool = False,
         reuse_noise: bool = False,
+        pack: int = 1,
     ) -> None:
         if noise not in NOISE_KINDS:
             raise ValueError(f"noise must be one of {NOISE_KINDS}, got {noise!r}")
@@ -154,6 +213,8 @@ class GAN:
             )
         if d_steps < 1 or g_steps < 1:
             raise ValueError("d_steps and g_steps must be at least 1")
+        if isinstance(pack, bool) or not isinstance(pack, int) or pack < 1:
+            raise ValueError(f"pack must be a positive int, got {pack!r}")
         if simultaneous and (d_steps, g_steps) != (1, 1):
             raise ValueError(
                 f"simultaneous updates take d_steps = g_steps = 1, got {d_steps} and {g_steps}"
@@ -166,7 +227,7 @@ class GAN:
         self.generator_target = float(generator_target)
         self.d_steps, self.g_steps = int(d_steps), int(g_steps)
         self.simultaneous, self.inference_fakes = bool(simultaneous), bool(inference_fakes)
-        self.reuse_noise = bool(reuse_noise)
+        self.reuse_noise, self.pack = bool(reuse_noise), pack
         #: One discriminator pass over the real and fake batches stacked, instead of one each:
         #: the same math when no layer of D mixes the samples of a batch (see
         #: :meth:`discriminator_loss_backward`).
@@ -186,7 +247,7 @@ class GAN:
         return self.generator.forward(z, training=training)[0]
 
     def discriminator_loss_backward(self, real: Array, fake: Array) -> tuple[Array, Array, Array]:
-        """L_D on a real and a fake batch; adds its gradient into D's grads.
+        """L_D on a real and a fake batch of samples (packed here); adds its gradient into D's grads.
 
         Returns (L_D, mean D(x), mean D(G(z))). D's parameter gradients are the sum of both terms'.
         When no layer of D mixes the samples of a batch (no BatchNorm: ``join_d_batches``), each
@@ -194,6 +255,7 @@ class GAN:
         the same math as a pass over each, and one matrix product over 2N rows costs less than two
         over N. With BatchNorm each batch keeps its own pass, normalised by its own statistics.
         """
+        real, fake = pack_samples(real, self.pack), pack_samples(fake, self.pack)
         if not self.join_d_batches:
             logits_real, cache_real = self.discriminator.forward(real)
             logits_fake, cache_fake = self.discriminator.forward(fake)
@@ -244,20 +306,22 @@ class GAN:
         """L_G for the noise batch ``z``; adds its gradient into G's grads, leaving D's untouched.
 
         The chain rule runs through D: ``dfake = D.backward(dlogits, param_grads=False)`` is
-        dL_G/dG(z), and ``G.backward(dfake, input_grad=False)`` turns it into G's parameter
-        gradients.
+        dL_G/dG(z) (for the packs, unpacked to one gradient per sample), and
+        ``G.backward(dfake, input_grad=False)`` turns it into G's parameter gradients.
         """
         fake, cache_g = self.generator.forward(z)
-        logits_fake, cache_d = self.discriminator.forward(fake)
+        logits_fake, cache_d = self.discriminator.forward(pack_samples(fake, self.pack))
         loss, dlogits = self.generator_loss_and_grad(logits_fake)
-        dfake = self.discriminator.backward(dlogits, cache_d, param_grads=False)
+        dpacks = self.discriminator.backward(dlogits, cache_d, param_grads=False)
+        dfake = unpack_gradient(dpacks, self.pack)
         self.generator.backward(dfake, cache_g, input_grad=False)  # nobody needs dL/dz
         return loss
 
     def generator_step(self, batch_size: int, z: Array | None = None) -> Array:
         """One update of G through a frozen D on G(z); returns the generator loss.
 
-        ``z`` defaults to a fresh draw of ``batch_size`` noise vectors.
+        ``z`` defaults to a fresh draw of ``batch_size`` noise vectors (``batch_size`` samples:
+        ``pack`` times the discriminator's batch).
         """
         if z is None:
             z = self.sample_noise(batch_size)
@@ -275,16 +339,16 @@ class GAN:
         and one to the images for the generator loss, which leaves D's gradients alone.
         """
         fake, cache_g = self.generator.forward(self.sample_noise(real.shape[0]))
-        logits_real, cache_real = self.discriminator.forward(real)
-        logits_fake, cache_fake = self.discriminator.forward(fake)
+        logits_real, cache_real = self.discriminator.forward(pack_samples(real, self.pack))
+        logits_fake, cache_fake = self.discriminator.forward(pack_samples(fake, self.pack))
         d_loss, dlogits_real, dlogits_fake = self.discriminator_loss(logits_real, logits_fake)
         g_loss, dlogits_g = self.generator_loss_and_grad(logits_fake)
         self.d_optimizer.zero_grad()
         self.g_optimizer.zero_grad()
         self.discriminator.backward(dlogits_real, cache_real, input_grad=False)
         self.discriminator.backward(dlogits_fake, cache_fake, input_grad=False)
-        dfake = self.discriminator.backward(dlogits_g, cache_fake, param_grads=False)
-        self.generator.backward(dfake, cache_g, input_grad=False)
+        dpacks = self.discriminator.backward(dlogits_g, cache_fake, param_grads=False)
+        self.generator.backward(unpack_gradient(dpacks, self.pack), cache_g, input_grad=False)
         self.d_optimizer.step()
         self.g_optimizer.step()
         if self.ema is not None:
@@ -295,7 +359,8 @@ class GAN:
     def train_step(self, next_real_batch: Callable[[], Any]) -> StepStats:
         """``d_steps`` discriminator updates (each on a new real batch and noise batch), then
         ``g_steps`` generator updates (on fresh noise, or the last D update's with ``reuse_noise``);
-        or one simultaneous update of both (``simultaneous``)."""
+        or one simultaneous update of both (``simultaneous``). A real batch holds ``pack`` samples
+        per discriminator input, and G makes as many."""
         if self.simultaneous:
             return self.simultaneous_step(next_real_batch())
         for _ in range(self.d_steps):

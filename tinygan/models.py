@@ -33,6 +33,7 @@ from tinygan.nn import (
     Flatten,
     Layer,
     LeakyReLU,
+    Maxout,
     MaxPool2D,
     ReLU,
     Reshape,
@@ -43,7 +44,9 @@ from tinygan.nn import (
 )
 from tinygan.optim import Adam, Optimizer
 
-Builder = Callable[[np.random.Generator, Any], tuple[Layer, Layer]]
+#: ``build(rng, dtype=np.float32, pack=1)``: a fresh ``(generator, discriminator)``, the
+#: discriminator's first layer taking ``pack`` samples at once (:mod:`tinygan.gan`'s packing).
+Builder = Callable[..., tuple[Layer, Layer]]
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,12 @@ class Preset:
     (:class:`tinygan.gan.GAN`): one forward of G for both updates, the discriminator update's noise
     reused by the generator update, and D's fakes made in inference mode. ``docs/presets.md`` checks
     every field against the tutorial's code.
+
+    ``pack`` is PacGAN's packing (:mod:`tinygan.gan`): the discriminator judges ``pack`` samples
+    at once, and ``build`` gets it for D's first layer (1: off, every preset's default; the
+    ``--pack`` flag sets it). ``mixture`` names the 2-D target of a preset that learns points
+    rather than images (a key of :data:`tinygan.data.MIXTURES`): its runs train on that mixture's
+    points, draw scatter plots and count the modes; ``None`` for the image presets.
     """
 
     name: str
@@ -94,6 +103,8 @@ class Preset:
     checkpoint_every: int | None = None
     make_gif: bool = False
     pixel_histograms: bool = False
+    pack: int = 1
+    mixture: str | None = None
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -107,6 +118,12 @@ class Preset:
         side = math.isqrt(math.prod(self.data_shape))
         return side, side
 
+    @property
+    def packed_shape(self) -> tuple[int, ...]:
+        """The shape of one input of the discriminator: ``pack`` samples side by side, along the
+        features of a flat sample or the channels of an image."""
+        return (self.pack * self.data_shape[0], *self.data_shape[1:])
+
     def make_gan(
         self, init_rng: np.random.Generator, noise_rng: Any, device: str = "cpu", **overrides: Any
     ) -> GAN:
@@ -116,7 +133,7 @@ class Preset:
         preset fields first (e.g. ``real_label=1.0``).
         """
         preset = replace(self, **overrides)
-        generator, discriminator = preset.build(init_rng)
+        generator, discriminator = preset.build(init_rng, pack=preset.pack)
         g_optimizer, d_optimizer = preset.make_optimizers(generator, discriminator)
         gan = GAN(
             generator,
@@ -135,6 +152,7 @@ class Preset:
             simultaneous=preset.simultaneous,
             inference_fakes=preset.inference_fakes,
             reuse_noise=preset.reuse_noise,
+            pack=preset.pack,
         )
         return gan.to(device)
 
@@ -171,27 +189,33 @@ def mlp(
     return Sequential(*layers)
 
 
-def build_mlp_tf(rng: np.random.Generator, dtype: Any = np.float32) -> tuple[Layer, Layer]:
+def build_mlp_tf(
+    rng: np.random.Generator, dtype: Any = np.float32, pack: int = 1
+) -> tuple[Layer, Layer]:
     """The TensorFlow tutorial's MLP GAN: G 100-128-784 sigmoid, D 784-128-1, weights N(0, 0.05^2), biases 0.1."""
     weights, biases = init.normal(5e-2), init.constant(0.1)
     generator = mlp([100, 128, 784], ReLU, Sigmoid(), weights, biases, rng, dtype)
-    discriminator = mlp([784, 128, 1], ReLU, None, weights, biases, rng, dtype)
+    discriminator = mlp([784 * pack, 128, 1], ReLU, None, weights, biases, rng, dtype)
     return generator, discriminator
 
 
-def build_gaussian_1d(rng: np.random.Generator, dtype: Any = np.float32) -> tuple[Layer, Layer]:
+def build_gaussian_1d(
+    rng: np.random.Generator, dtype: Any = np.float32, pack: int = 1
+) -> tuple[Layer, Layer]:
     """The Keras tutorial's 1-D Gaussian GAN: G 16-32-1 linear, D 1-32-1, Glorot-uniform weights, zero biases."""
     weights, biases = init.glorot_uniform(), init.zeros()
     generator = mlp([16, 32, 1], ReLU, None, weights, biases, rng, dtype)
-    discriminator = mlp([1, 32, 1], ReLU, None, weights, biases, rng, dtype)
+    discriminator = mlp([pack, 32, 1], ReLU, None, weights, biases, rng, dtype)
     return generator, discriminator
 
 
-def build_mlp_book(rng: np.random.Generator, dtype: Any = np.float32) -> tuple[Layer, Layer]:
+def build_mlp_book(
+    rng: np.random.Generator, dtype: Any = np.float32, pack: int = 1
+) -> tuple[Layer, Layer]:
     """The TensorFlow book's MLP GAN: G 128-256-784 sigmoid, D 784-256-1, weights N(0, 0.01^2), zero biases."""
     weights, biases = init.normal(1e-2), init.zeros()
     generator = mlp([128, 256, 784], ReLU, Sigmoid(), weights, biases, rng, dtype)
-    discriminator = mlp([784, 256, 1], ReLU, None, weights, biases, rng, dtype)
+    discriminator = mlp([784 * pack, 256, 1], ReLU, None, weights, biases, rng, dtype)
     return generator, discriminator
 
 
@@ -205,7 +229,9 @@ def child_rng(rng: np.random.Generator) -> np.random.Generator:
     return np.random.default_rng(rng.integers(2**63))
 
 
-def build_dcgan_keras(rng: np.random.Generator, dtype: Any = np.float32) -> tuple[Layer, Layer]:
+def build_dcgan_keras(
+    rng: np.random.Generator, dtype: Any = np.float32, pack: int = 1
+) -> tuple[Layer, Layer]:
     """The Keras tutorial's DCGAN: upsampling + conv generator, conv + max-pool + dropout discriminator.
 
     Keras' defaults throughout (Glorot-uniform kernels, zero biases), except the discriminator's first
@@ -226,7 +252,7 @@ def build_dcgan_keras(rng: np.random.Generator, dtype: Any = np.float32) -> tupl
         Tanh(),
     )
     discriminator = Sequential(
-        Conv2D(1, 256, 5, padding="same", weight_init=init.normal(0.02), rng=rng, dtype=dtype),
+        Conv2D(pack, 256, 5, padding="same", weight_init=init.normal(0.02), rng=rng, dtype=dtype),
         LeakyReLU(0.2),
         MaxPool2D(2, 2),
         Dropout(0.3, rng=child_rng(rng)),
@@ -243,7 +269,9 @@ def build_dcgan_keras(rng: np.random.Generator, dtype: Any = np.float32) -> tupl
     return generator, discriminator
 
 
-def build_dcgan_tf(rng: np.random.Generator, dtype: Any = np.float32) -> tuple[Layer, Layer]:
+def build_dcgan_tf(
+    rng: np.random.Generator, dtype: Any = np.float32, pack: int = 1
+) -> tuple[Layer, Layer]:
     """The TensorFlow tutorial's DCGAN: Dense -> BN -> transposed convolutions 7 -> 14 -> 28, tanh output.
 
     The generator's layers carry no bias (BatchNorm's beta plays that role); Keras' Glorot-uniform
@@ -264,7 +292,7 @@ def build_dcgan_tf(rng: np.random.Generator, dtype: Any = np.float32) -> tuple[L
         Tanh(),
     )
     discriminator = Sequential(
-        Conv2D(1, 64, 5, stride=2, padding="same", rng=rng, dtype=dtype),
+        Conv2D(pack, 64, 5, stride=2, padding="same", rng=rng, dtype=dtype),
         LeakyReLU(0.2),
         Dropout(0.3, rng=child_rng(rng)),
         Conv2D(64, 128, 5, stride=2, padding="same", rng=rng, dtype=dtype),
@@ -286,7 +314,9 @@ def dcgan_builder(width: int) -> Builder:
     Weights drawn from N(0, 0.02); no bias before a BatchNorm, whose beta plays that role.
     """
 
-    def build(rng: np.random.Generator, dtype: Any = np.float32) -> tuple[Layer, Layer]:
+    def build(
+        rng: np.random.Generator, dtype: Any = np.float32, pack: int = 1
+    ) -> tuple[Layer, Layer]:
         weights = init.normal(0.02)
         conv = {"kernel_size": 4, "stride": 2, "padding": 1, "weight_init": weights, "rng": rng}
         generator = Sequential(
@@ -301,7 +331,7 @@ def dcgan_builder(width: int) -> Builder:
             Tanh(),
         )
         discriminator = Sequential(
-            Conv2D(1, width, dtype=dtype, **conv),
+            Conv2D(pack, width, dtype=dtype, **conv),
             LeakyReLU(0.2),
             Conv2D(width, 2 * width, bias=False, dtype=dtype, **conv),
             BatchNorm(2 * width, dtype=dtype),
@@ -313,6 +343,67 @@ def dcgan_builder(width: int) -> Builder:
 
     build.__name__ = f"build_dcgan_w{width}"
     return build
+
+
+def build_mixture_gan(
+    rng: np.random.Generator, dtype: Any = np.float32, pack: int = 1
+) -> tuple[Layer, Layer]:
+    """VEEGAN's and PacGAN's networks for the 2-D ring and grid, as PacGAN's code builds them.
+
+    Generator 2 -> 400 -> 400 -> 400 -> 400 -> 2: each hidden layer a Dense map without bias (the
+    BatchNorm's beta plays that role), BatchNorm (population statistics ``0.95 * old + 0.05 *
+    batch``: momentum 0.05; eps 1e-4, as Blocks' layer) and ReLU; a linear output with bias.
+    Discriminator: three maxout layers of 200 units of 5 pieces (the first takes ``pack`` points)
+    and a Dense logit, no BatchNorm. Every weight drawn from N(0, 0.02^2), every bias 0.
+    """
+    weights, zeros = init.normal(0.02), init.zeros()
+    dense = {"weight_init": weights, "bias_init": zeros, "rng": rng, "dtype": dtype}
+    hidden: list[Layer] = []
+    for n_in in (2, 400, 400, 400):
+        hidden += [
+            Dense(n_in, 400, bias=False, **dense),
+            BatchNorm(400, momentum=0.05, eps=1e-4, dtype=dtype),
+            ReLU(),
+        ]
+    generator = Sequential(*hidden, Dense(400, 2, **dense))
+    discriminator = Sequential(
+        Maxout(2 * pack, 200, 5, **dense),
+        Maxout(200, 200, 5, **dense),
+        Maxout(200, 200, 5, **dense),
+        Dense(200, 1, **dense),
+    )
+    return generator, discriminator
+
+
+def mixture_preset(mixture: str, description: str) -> Preset:
+    """The protocol of VEEGAN's and PacGAN's tables on one 2-D mixture (``docs/presets.md``).
+
+    Noise z ~ N(0, I_2); Adam 1e-4 with beta1 0.8 for both networks; batch 100 (of packs, with
+    ``--pack``); both updates from one forward (the authors' code trains as ALI does: one graph,
+    both losses, one update of each), D on the real and fake batches in one pass (it has no
+    BatchNorm). 400 epochs of the authors' 100,000 packed examples are 400,000 steps at any
+    packing; scatter frames every 10,000 steps.
+    """
+    return Preset(
+        name=mixture,
+        alias=None,
+        description=description,
+        build=build_mixture_gan,
+        latent_dim=2,
+        noise="normal",
+        data_shape=(2,),
+        value_range=(-np.inf, np.inf),  # a linear output layer
+        batch_size=100,
+        g_lr=1e-4,
+        d_lr=1e-4,
+        betas=(0.8, 0.999),
+        steps=400_000,
+        simultaneous=True,
+        sample_every=10_000,
+        sample_unit="step",
+        make_gif=True,
+        mixture=mixture,
+    )
 
 
 class PresetTable(Mapping[str, Preset]):
@@ -468,6 +559,16 @@ PRESETS = PresetTable(
         # in benchmarks/QUALITY.md was measured with
         sample_every=200,
         sample_grid=(8, 8),
+    ),
+    mixture_preset(
+        "ring",
+        "2-D ring of 8 Gaussians (VEEGAN, PacGAN): BatchNorm MLP G, maxout D, Adam 1e-4 "
+        "beta1 0.8, batch 100, 400,000 simultaneous steps",
+    ),
+    mixture_preset(
+        "grid",
+        "2-D grid of 25 Gaussians (VEEGAN, PacGAN): BatchNorm MLP G, maxout D, Adam 1e-4 "
+        "beta1 0.8, batch 100, 400,000 simultaneous steps",
     ),
 )
 

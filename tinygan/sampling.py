@@ -47,8 +47,15 @@ def load_generator(
     FileNotFoundError, CheckpointError, NonFiniteCheckpointError
         As :func:`tinygan.checkpoint.load_for_inference` does: no file, an unusable one, or one
         holding a NaN or an infinity.
+    ValueError
+        The checkpoint is of a preset that makes 2-D points, not images.
     """
     generator, preset, metadata = load_for_inference(path, "generator", prefer_ema=True)
+    if preset.mixture:
+        raise ValueError(
+            f"{path}: preset {preset.name} makes 2-D points, not images; its run folder holds "
+            "their scatter plots (samples/) and mode counts (modes.csv)"
+        )
     return generator.to(device), preset, metadata
 
 

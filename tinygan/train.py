@@ -421,10 +421,14 @@ class SampleGrid(Periodic):
     def save(self, images: np.ndarray, trainer: Trainer, unit: str, index: int) -> Path:
         """Save ``images`` as ``<out>/<folder>/<unit>_<index>.png``."""
         path = trainer.out_dir / self.folder / f"{unit}_{index:06d}.png"
-        save_image_grid(images, path, self.rows, self.cols, value_range=self.value_range)
+        self.draw(images, path, trainer)
         self.frames.append(path)
         self.last_step = trainer.step
         return path
+
+    def draw(self, images: np.ndarray, path: Path, trainer: Trainer) -> None:
+        """Write one frame of ``images`` to ``path``: here a grid of pictures."""
+        save_image_grid(images, path, self.rows, self.cols, value_range=self.value_range)
 
     def write(self, trainer: Trainer, unit: str, index: int) -> Path:
         """Generate from the fixed noise and save ``<out>/<folder>/<unit>_<index>.png``."""

@@ -1,4 +1,5 @@
-"""Pictures of a training run: sample grids, loss curves, histograms and an animated GIF.
+"""Pictures of a training run: sample grids, scatter plots, loss curves, histograms and an animated
+GIF.
 
 Everything here renders off-screen. Figures are built from :class:`matplotlib.figure.Figure` with a
 :class:`~matplotlib.backends.backend_agg.FigureCanvasAgg` attached directly, never through
@@ -364,6 +365,59 @@ def save_histograms(
     if title:
         axes.set_title(title)
     axes.legend()
+    return save_figure(figure, path)
+
+
+def scatter_limits(centres: Any, margin: float = 0.5) -> tuple[float, float]:
+    """One (low, high) for both axes of a scatter plot of a mixture: its centres' extent widened by
+    ``margin`` times that extent (at least 1) on each side. Frames of a run share it, so a GIF of
+    them does not jump."""
+    centres = np.asarray(to_numpy(centres), dtype=np.float64)
+    low, high = float(centres.min()), float(centres.max())
+    pad = margin * max(high - low, 1.0)
+    return low - pad, high + pad
+
+
+def plot_points(
+    axes: Any,
+    points: Any,
+    centres: Any = None,
+    limits: tuple[float, float] | None = None,
+    title: str = "",
+) -> None:
+    """Draw 2-D ``points`` (N, 2) as small dots on ``axes``, with ``centres`` (K, 2) marked as red
+    crosses, on the square view ``limits`` (default: :func:`scatter_limits` of the centres, or the
+    points' own range). Points outside the view are counted in the title."""
+    points = np.asarray(to_numpy(points), dtype=np.float64).reshape(-1, 2)
+    if limits is None:
+        reference = centres if centres is not None else points[np.isfinite(points)]
+        limits = scatter_limits(reference) if np.size(reference) else (-1.0, 1.0)
+    low, high = limits
+    inside = np.all((points >= low) & (points <= high), axis=1)
+    axes.scatter(points[inside, 0], points[inside, 1], s=2, alpha=0.4, color="tab:blue", lw=0)
+    if centres is not None:
+        centres = np.asarray(to_numpy(centres), dtype=np.float64)
+        axes.scatter(centres[:, 0], centres[:, 1], s=40, marker="x", color="tab:red", lw=1.2)
+    axes.set_xlim(low, high)
+    axes.set_ylim(low, high)
+    axes.set_aspect("equal")
+    outside = len(points) - int(inside.sum())
+    note = f" ({outside} of {len(points)} outside the view)" if outside else ""
+    if title or note:
+        axes.set_title(f"{title}{note}", fontsize=10)
+
+
+def save_scatter(
+    points: Any,
+    path: PathLike,
+    centres: Any = None,
+    limits: tuple[float, float] | None = None,
+    title: str = "",
+) -> Path:
+    """A square scatter plot of 2-D samples over the modes of their target (:func:`plot_points`),
+    500x500 pixels, written atomically as a PNG; returns ``path``."""
+    figure = new_figure((5.0, 5.0), _PLOT_DPI, layout="constrained")
+    plot_points(figure.add_subplot(), points, centres, limits, title)
     return save_figure(figure, path)
 
 

@@ -55,8 +55,9 @@ def trace_layers(network: Layer, sample_shape: tuple[int, ...]) -> list[TracedLa
 
 
 def input_shape(preset: Preset, network: str) -> tuple[int, ...]:
-    """Shape of one input sample of the preset's generator (z) or discriminator (an image)."""
-    return (preset.latent_dim,) if network == "generator" else tuple(preset.data_shape)
+    """Shape of one input sample of the preset's generator (z) or discriminator (an image, or
+    ``preset.pack`` of them side by side)."""
+    return (preset.latent_dim,) if network == "generator" else preset.packed_shape
 
 
 def load_network(path: str | os.PathLike, network: str = "generator") -> tuple[Layer, Preset]:
@@ -98,6 +99,11 @@ def export_metadata(preset: Preset, network: str) -> dict[str, str]:
         metadata["output"] = "images: (batch, *data_shape) float32 in value_range"
     else:
         metadata["input"] = "x: (batch, *data_shape) float32 in value_range"
+        if preset.pack > 1:  # PacGAN's packing: the first axis after the batch holds the samples
+            metadata["input"] = (
+                f"x: (batch, {preset.pack} * data_shape[0], *data_shape[1:]) float32 in "
+                f"value_range, {preset.pack} samples side by side"
+            )
         metadata["output"] = "logits: (batch, 1) float32; sigmoid(logit) = P(real)"
     return metadata
 

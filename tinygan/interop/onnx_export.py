@@ -43,6 +43,7 @@ from tinygan.nn import (
     Flatten,
     Layer,
     LeakyReLU,
+    Maxout,
     MaxPool2D,
     ReLU,
     Reshape,
@@ -95,6 +96,16 @@ def dense(
     if "b" in layer.params:
         inputs.append(g.weight(f"{name}.b", layer.params["b"]))
     return g.node("Gemm", inputs, name)
+
+
+def maxout(
+    g: GraphBuilder, layer: Maxout, shape_in: Shape, shape_out: Shape, x: str, name: str
+) -> str:
+    """The affine map to units * pieces features, viewed as (units, pieces), maxed over pieces."""
+    z = g.node("Gemm", _kernel_inputs(g, layer, x, name), f"{name}.affine")
+    shape = g.constant(f"{name}.shape", np.array([0, layer.units, layer.pieces], dtype=np.int64))
+    grouped = g.node("Reshape", [z, shape], f"{name}.pieces")
+    return g.node("ReduceMax", [grouped], name, axes=[2], keepdims=0)
 
 
 def _kernel_inputs(g: GraphBuilder, layer: Layer, x: str, name: str) -> list[str]:
@@ -199,6 +210,7 @@ def _simple(op: str, **attributes: Callable[[Layer], object]) -> Converter:
 #: Layer kind -> converter, looked up with isinstance in this order (Flatten is a Reshape).
 CONVERTERS: dict[type, Converter] = {
     Dense: dense,
+    Maxout: maxout,
     Conv2D: conv,
     ConvTranspose2D: conv_transpose,
     BatchNorm: batchnorm,

@@ -49,6 +49,7 @@ from tinygan.nn import (
     Dropout,
     Layer,
     LeakyReLU,
+    Maxout,
     MaxPool2D,
     ReLU,
     Reshape,
@@ -81,6 +82,18 @@ class View(nn.Module):
         return x.reshape(x.shape[0], *self.shape)
 
 
+class PieceMax(nn.Module):
+    """The maximum over each unit's ``pieces`` consecutive features, as :class:`tinygan.nn.Maxout`
+    takes it after its affine map."""
+
+    def __init__(self, pieces: int) -> None:
+        super().__init__()
+        self.pieces = pieces
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], -1, self.pieces).amax(dim=2)
+
+
 def _copy(target: torch.Tensor, source: np.ndarray) -> None:
     """Overwrite a parameter or buffer with a NumPy array of the same shape."""
     with torch.no_grad():
@@ -93,6 +106,15 @@ def _dense(layer: Dense) -> nn.Module:
     if module.bias is not None:
         _copy(module.bias, layer.params["b"])
     return module
+
+
+def _maxout(layer: Maxout) -> nn.Module:
+    width = layer.units * layer.pieces
+    linear = nn.Linear(layer.in_features, width, bias="b" in layer.params)
+    _copy(linear.weight, layer.params["W"].T)
+    if linear.bias is not None:
+        _copy(linear.bias, layer.params["b"])
+    return nn.Sequential(linear, PieceMax(layer.pieces))
 
 
 def _copy_conv_params(module: nn.Module, layer: Layer) -> None:
@@ -187,6 +209,8 @@ def to_torch(network: Layer, sample_shape: tuple[int, ...]) -> nn.Sequential:
         layer, shape = traced.layer, traced.input_shape
         if isinstance(layer, Dense):
             modules.append(_dense(layer))
+        elif isinstance(layer, Maxout):
+            modules.append(_maxout(layer))
         elif isinstance(layer, Conv2D):
             modules.append(_conv(layer, shape))
         elif isinstance(layer, ConvTranspose2D):
