@@ -9,6 +9,10 @@ numbered (``"dcgan-tf"`` is ``"003"``). Both are accepted wherever a preset is n
 :func:`get_preset`, the command line), so runs and checkpoints that recorded a number still load; new
 runs record the name.
 
+Two presets come from the mode-collapse literature rather than a tutorial: ``ring`` and ``grid``
+train on points of a 2-D mixture of Gaussians with the networks and protocol of PacGAN's code
+(:func:`build_mixture_gan`, :func:`mixture_preset`).
+
 Discriminators end in a bare logit: the sigmoid lives inside the loss
 (:func:`tinygan.losses.sigmoid_cross_entropy`), which is the numerically stable place for it.
 """

@@ -368,7 +368,7 @@ def save_histograms(
     return save_figure(figure, path)
 
 
-def scatter_limits(centres: Any, margin: float = 0.5) -> tuple[float, float]:
+def scatter_limits(centres: Any, margin: float = 0.25) -> tuple[float, float]:
     """One (low, high) for both axes of a scatter plot of a mixture: its centres' extent widened by
     ``margin`` times that extent (at least 1) on each side. Frames of a run share it, so a GIF of
     them does not jump."""
