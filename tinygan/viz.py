@@ -385,7 +385,7 @@ def plot_points(
     limits: tuple[float, float] | None = None,
     title: str = "",
 ) -> None:
-    """Draw 2-D ``points`` (N, 2) as small dots on ``axes``, with ``centres`` (K, 2) marked as red
+    """Draw 2-D ``points`` (N, 2) as small dots on ``axes`` over ``centres`` (K, 2) marked as red
     crosses, on the square view ``limits`` (default: :func:`scatter_limits` of the centres, or the
     points' own range). Points outside the view are counted in the title."""
     points = np.asarray(to_numpy(points), dtype=np.float64).reshape(-1, 2)
@@ -394,10 +394,10 @@ def plot_points(
         limits = scatter_limits(reference) if np.size(reference) else (-1.0, 1.0)
     low, high = limits
     inside = np.all((points >= low) & (points <= high), axis=1)
-    axes.scatter(points[inside, 0], points[inside, 1], s=2, alpha=0.4, color="tab:blue", lw=0)
-    if centres is not None:
+    if centres is not None:  # beneath the points: a mode the samples cover hides its cross
         centres = np.asarray(to_numpy(centres), dtype=np.float64)
         axes.scatter(centres[:, 0], centres[:, 1], s=40, marker="x", color="tab:red", lw=1.2)
+    axes.scatter(points[inside, 0], points[inside, 1], s=2, alpha=0.4, color="tab:blue", lw=0)
     axes.set_xlim(low, high)
     axes.set_ylim(low, high)
     axes.set_aspect("equal")
