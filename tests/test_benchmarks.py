@@ -337,3 +337,10 @@ def test_profile_accounts_for_every_layer_and_the_optimizers(capsys):
         "## Profile of mlp-tf, batch 8" in text and "| G | [2] Dense(128, 784, bias=True) |" in text
     )
     assert any(row["kernel"] == "dense_weight_grad" for row in report["kernels"])
+
+
+def test_the_mixture_speed_script_times_packed_steps():
+    import modes_speed
+
+    times = modes_speed.time_steps("grid", 2, warmup=1, iterations=2)
+    assert len(times) == 2 and all(t > 0 for t in times)
