@@ -1,12 +1,12 @@
 """Time ``GAN.train_step`` of two source trees in alternating processes: before and after a change.
 
-    git worktree add /tmp/before <commit>
-    python benchmarks/alternate.py /tmp/before . --preset 000 --batch 64 --iterations 1000 --rounds 3
+    git worktree add ../before <commit>
+    python benchmarks/alternate.py ../before . --preset 000 --batch 64 --iterations 1000 --rounds 3
 
 A machine whose speed drifts (a shared VM that switches between a fast and a slow mode) cannot tell
 a code change from a drift in one pass of ``run.py``; alternating the two trees, one fresh process
-each, round after round, can. Each line is one process: the tree, and the median and minimum
-milliseconds of ``--iterations`` iterations after three untimed ones.
+each, round after round, can. Each line is one process: the tree (as given), and the median and
+minimum milliseconds of ``--iterations`` iterations after three untimed ones.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import sys
 from pathlib import Path
 
 
-def time_tree(tree: str, preset_name: str, batch: int, iterations: int) -> str:
-    """One process's result line (runs in the child, with ``tree`` first on the import path)."""
+def time_tree(tree: str, label: str, preset_name: str, batch: int, iterations: int) -> str:
+    """One process's result line, naming the tree ``label`` (runs in the child, with ``tree``, an
+    absolute path, first on the import path)."""
     sys.path[:0] = [tree, str(Path(tree) / "benchmarks")]
     from run import time_steps, training_step
 
@@ -29,7 +30,7 @@ def time_tree(tree: str, preset_name: str, batch: int, iterations: int) -> str:
     step, _ = training_step("tinygan", get_preset(preset_name), batch)
     times = time_steps(step, 3, iterations, iterations, math.inf)
     median, fastest = 1e3 * statistics.median(times), 1e3 * min(times)
-    return f"{tree}  {preset_name}@{batch}: median {median:.3f} ms  min {fastest:.3f} ms"
+    return f"{label}  {preset_name}@{batch}: median {median:.3f} ms  min {fastest:.3f} ms"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(time_tree(args.trees[0], args.preset, args.batch, args.iterations))
+        print(time_tree(*args.trees, args.preset, args.batch, args.iterations))
         return
     for _ in range(args.rounds):
         for tree in args.trees:

@@ -32,6 +32,10 @@ One iteration, per :meth:`tinygan.gan.GAN.train_step`, with ``F_net`` the forwar
 * a generator step (``g_steps`` of them): G forward, D forward, D backward to its input only (no D
   weight gradients), G backward (weight gradients and the input gradients behind them).
 
+A simultaneous step (``preset.simultaneous``, dcgan-tf's) is the discriminator step plus the
+generator step's backward products: its generator update reuses the discriminator update's
+forward passes of G and of D on the fakes.
+
 Everything scales linearly with the batch size ``N``.
 """
 
@@ -67,7 +71,10 @@ class LayerCost:
 
 @dataclass(frozen=True)
 class IterationFlops:
-    """Product FLOPs of one training iteration at one batch size (see the module docstring)."""
+    """Product FLOPs of one training iteration at one batch size (see the module docstring).
+
+    In a simultaneous step ``g_step`` is what the generator update adds to the discriminator's.
+    """
 
     d_step: int
     g_step: int
@@ -175,7 +182,7 @@ def iteration_flops(
     Parameters
     ----------
     preset : Preset
-        Gives the latent size, the data shape and ``d_steps`` / ``g_steps``.
+        Gives the latent size, the data shape, ``d_steps`` / ``g_steps`` and ``simultaneous``.
     generator, discriminator : Layer
         The preset's networks (only their shapes matter).
     batch_size : int
@@ -190,12 +197,10 @@ def iteration_flops(
     g_fwd, d_fwd = forward_flops(g), forward_flops(d)
     d_learn = backward_flops(d, input_grad=False, weight_grads=True)
     d_step = g_fwd + 2 * (d_fwd + d_learn)
-    g_step = (
-        g_fwd
-        + d_fwd
-        + backward_flops(d, input_grad=True, weight_grads=False)
-        + backward_flops(g, input_grad=False, weight_grads=True)
+    g_backward = backward_flops(d, input_grad=True, weight_grads=False) + backward_flops(
+        g, input_grad=False, weight_grads=True
     )
+    g_step = g_backward if preset.simultaneous else g_fwd + d_fwd + g_backward
     return IterationFlops(
         d_step=batch_size * d_step,
         g_step=batch_size * g_step,

@@ -174,6 +174,8 @@ def write_report(
     classifiers: list[tuple[str, Any, dict[str, Any]]],
     seconds: float,
 ) -> None:
+    from run import shown_command
+
     threads = {v: os.environ.get(v, "unset") for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
     covered = sorted({row["preset"] for row in rows if row["engine"] == "PyTorch"})
     torch_note = (
@@ -187,7 +189,7 @@ def write_report(
             "",
             "Written by `benchmarks/quality.py`; repeat with",
             "",
-            f"    {' '.join(['python', 'benchmarks/quality.py', *sys.argv[1:]])}",
+            f"    {shown_command('benchmarks/quality.py', sys.argv[1:])}",
             "",
             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
             f"Python {platform.python_version()}, thread settings {threads}; total wall time "

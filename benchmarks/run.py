@@ -96,6 +96,34 @@ LIBRARIES = {
 # pool, and the start-up worker times those very imports.
 
 
+def shown_command(script: str, argv: list[str]) -> str:
+    """``python SCRIPT ARGV`` as a report shows it, naming no folder of this machine.
+
+    A path inside the repository is shown relative to it; any other absolute path becomes a
+    placeholder named after its flag (``--data-dir /srv/mnist`` becomes ``--data-dir DATA_DIR``).
+    """
+    shown, flag = [], None
+    for arg in argv:
+        if arg.startswith("-"):
+            flag, _, value = arg.partition("=")
+            shown.append(f"{flag}={portable_path(value, flag)}" if value else arg)
+        else:
+            shown.append(portable_path(arg, flag))
+            flag = None
+    return shlex.join(["python", script, *shown])
+
+
+def portable_path(value: str, flag: str | None) -> str:
+    """``value`` unchanged unless it is an absolute path: then relative to the repository, or a
+    placeholder (see :func:`shown_command`)."""
+    if not os.path.isabs(value):
+        return value
+    try:
+        return str(Path(os.path.normpath(value)).relative_to(ROOT))
+    except ValueError:
+        return flag.lstrip("-").replace("-", "_").upper() if flag else "PATH"
+
+
 def cpu_count() -> int:
     """Cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -438,7 +466,7 @@ def run_full_000(args: argparse.Namespace) -> dict[str, Any]:
         command, env=subprocess_env({"TINYGAN_NUMBA": "1"}), capture_output=True, text=True
     )
     return {
-        "command": shlex.join(command),
+        "command": shown_command("examples/mnist_mlp_gan.py", command[2:]),
         "iterations": args.full_000_iterations,
         "wall_s": time.perf_counter() - start,
         "returncode": done.returncode,
@@ -722,7 +750,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print("measuring start-up ...", file=sys.stderr)
         startup = measure_startup(notes)
     report: dict[str, Any] = {
-        "command": shlex.join(["python", "benchmarks/run.py", *argv]),
+        "command": shown_command("benchmarks/run.py", argv),
         "machine": machine_description(peak),
         "peak": peak,
         "rows": rows,

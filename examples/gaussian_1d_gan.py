@@ -4,7 +4,8 @@ The gaussian-1d preset (alias 001) is the Keras tutorial's 1-D GAN: 1,000 draws 
 whole dataset; the discriminator is 1 -> 32 ReLU -> 1 (a logit: the sigmoid lives in the loss), the generator
 16 -> 32 ReLU -> 1 linear, fed z ~ U(-1, 1)^16; Glorot-uniform weights and zero biases (Keras'
 defaults); Adam 1e-3 for D and 5e-4 for G; label smoothing (targets 0.9 for real and 0.1 for fake,
-and 0.9 for the generator's fakes); 3 minibatches per epoch for 1,000 epochs. Every 10 epochs it
+and 0.9 for the generator's fakes); 3 minibatches per epoch for 1,000 epochs, the generator's update
+on the noise batch of the discriminator's update before it, as in the tutorial. Every 10 epochs it
 prints the losses and the KL divergence between histograms of real and generated samples.
 
     python examples/gaussian_1d_gan.py                          # the tutorial's run, ~10 s
@@ -20,7 +21,8 @@ Outputs in ``--out`` (default runs/gaussian-1d): ``histogram.png`` (real vs gene
 ``divergence.png`` (KL and JS over training), and the trainer's ``log.csv``, ``losses.png`` and
 ``discriminator_outputs.png``.
 
-Differences from the tutorial, none of which changes what is learned:
+Differences from the tutorial, none of which changes what is learned (docs/presets.md checks every
+setting against the tutorial's code):
 
 * Minibatches: 333 samples, reshuffled every epoch (:class:`tinygan.data.BatchIterator` with
   ``drop_last``): 3 equal batches, the one left-over sample sits that epoch out. The tutorial slices
@@ -29,7 +31,6 @@ Differences from the tutorial, none of which changes what is learned:
   over 2N samples; tinygan's loss is the *sum* of the real and the fake means. Same gradient
   direction, twice the scale, and Adam's update m / sqrt(v) does not see a constant scale of the
   gradient (up to its eps), so the training is the same; the printed D loss is twice Keras'.
-* The generator step draws fresh noise instead of reusing the discriminator step's z.
 * Printed losses are means over the last 10 epochs' steps (the tutorial prints the last batch's).
 * The KL divergence is measured with ``--eval-samples`` generated samples (default 10,000) rather
   than 1,000: with 100 bins, 1,000 samples leave many tail bins empty by chance, and even a perfect

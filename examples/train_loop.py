@@ -4,8 +4,10 @@ Training alternates two updates on every batch of real images x:
 
 1. Discriminator: draw z ~ U(-1, 1), make fakes G(z), and take one Adam step on
    L_D = -log D(x) - log(1 - D(G(z))): D learns to tell real (1) from fake (0).
-2. Generator: draw a fresh z and take one Adam step on L_G = -log D(G(z)) (the non-saturating loss):
-   G learns to make D say "real". Its gradient flows back through D, whose weights stay as they are.
+2. Generator: with the same z, take one Adam step on L_G = -log D(G(z)) (the non-saturating loss):
+   G learns to make D say "real" to the D just updated. Its gradient flows back through D, whose
+   weights stay as they are. (The tutorial feeds one noise batch to both updates; a fresh z for
+   the generator works as well.)
 
 ``gan.discriminator_step`` and ``gan.generator_step`` are those two updates; tinygan/gan.py shows
 their forward and backward passes on one screen. Everything else here is bookkeeping: flags, data,
@@ -132,8 +134,9 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
     step, started = 0, time.perf_counter()
     for epoch in range(args.epochs):
         for real in shuffled_batches(data, args.batch_size, rng):
-            d_loss, d_real, d_fake = gan.discriminator_step(real)  # D: real -> 1, G(z) -> 0
-            g_loss = gan.generator_step(args.batch_size)  # G: make D(G(z)) -> 1
+            z = gan.sample_noise(len(real))
+            d_loss, d_real, d_fake = gan.discriminator_step(real, z)  # D: real -> 1, G(z) -> 0
+            g_loss = gan.generator_step(len(real), z)  # G: make D(G(z)) -> 1
             step += 1
             if step % args.print_every == 0:
                 stats = {"d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake}

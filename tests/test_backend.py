@@ -30,7 +30,7 @@ def test_unknown_device_is_rejected():
 
 @pytest.mark.skipif(gpu_available(), reason="checks the message shown where no GPU is usable")
 def test_gpu_without_cupy_or_device_says_what_to_install():
-    with pytest.raises(RuntimeError, match=r"pip install tinygan\[gpu\]"):
+    with pytest.raises(RuntimeError, match=r'pip install -e "\.\[gpu\]"'):
         to_device(np.zeros(2), "gpu")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,27 @@ def test_iteration_flops_count_every_generator_step():
     assert count.d_step > 0 and count.g_step > 0
 
 
+def test_a_simultaneous_iteration_saves_the_generator_updates_forward_passes():
+    preset = PRESETS["000"]
+    generator, discriminator = preset.build(np.random.default_rng(0))
+    n = 64
+    g1, g2 = 2 * 100 * 128, 2 * 128 * 784
+    d1, d2 = 2 * 784 * 128, 2 * 128 * 1
+    alternating = flops.iteration_flops(preset, generator, discriminator, n)
+    simultaneous = replace(preset, simultaneous=True)
+    count = flops.iteration_flops(simultaneous, generator, discriminator, n)
+    assert count.d_step == alternating.d_step
+    assert count.g_step == alternating.g_step - n * (g1 + g2 + d1 + d2)  # no G or D forward
+    dcgan_tf = PRESETS["dcgan-tf"]  # a simultaneous step by default
+    assert dcgan_tf.simultaneous
+    networks = dcgan_tf.build(np.random.default_rng(0))
+    count = flops.iteration_flops(dcgan_tf, *networks, 2)
+    as_alternating = flops.iteration_flops(replace(dcgan_tf, simultaneous=False), *networks, 2)
+    g_costs, d_costs = flops.trace(networks[0], (100,)), flops.trace(networks[1], (1, 28, 28))
+    forwards = flops.forward_flops(g_costs) + flops.forward_flops(d_costs)
+    assert count.total == as_alternating.total - 2 * forwards
+
+
 # -- targets and plan --------------------------------------------------------------------------------
 
 
@@ -89,6 +111,15 @@ def row(preset, batch, library, median_ms, vs_torch=None):
         "median_ms": median_ms,
         "vs_torch": vs_torch,
     }
+
+
+def test_reported_commands_name_no_folder_of_the_machine():
+    argv = ["--data-dir", "/srv/data/mnist", "--out=/tmp/x", "--report", str(BENCHMARKS / "Q.md")]
+    argv += ["--split", "test", "../rel"]
+    assert bench.shown_command("benchmarks/quality.py", argv) == (
+        "python benchmarks/quality.py --data-dir DATA_DIR --out=OUT --report benchmarks/Q.md "
+        "--split test ../rel"
+    )
 
 
 def test_targets_prefer_numba_and_say_pass_miss_or_na():
@@ -191,7 +222,52 @@ def test_torch_gan_losses_and_gradients_match_tinygan():
     )
     assert all(p.grad is None for p in twin.discriminator.parameters())
     group = twin.g_optimizer.param_groups[0]
-    assert (group["lr"], group["betas"]) == (preset.g_lr, preset.betas)
+    assert (group["lr"], group["betas"], group["eps"]) == (preset.g_lr, preset.betas, preset.eps)
+
+
+@requires_torch
+def test_torch_gan_plays_a_simultaneous_step_as_tinygan_does():
+    import torch
+    from torch_models import TorchGAN
+
+    preset = replace(PRESETS["mlp-tf"], simultaneous=True)
+    gan = preset.make_gan(np.random.default_rng(3), np.random.default_rng(4))
+    twin = TorchGAN(preset, gan.generator, gan.discriminator, seed=0)
+    rng = np.random.default_rng(5)
+    real = rng.uniform(0, 1, size=(6, 784)).astype(np.float32)
+    z = gan.sample_noise(6)
+    gan.sample_noise = lambda n, rng=None: z
+    twin.sample_noise = lambda n: torch.from_numpy(z)
+    for optimizer in (gan.d_optimizer, gan.g_optimizer, twin.d_optimizer, twin.g_optimizer):
+        optimizer.step = lambda: None  # compare the gradients the step computed
+    gan.train_step(lambda: real)
+    twin.train_step(lambda: torch.from_numpy(real))
+    for mine, theirs in ((gan.discriminator, twin.discriminator), (gan.generator, twin.generator)):
+        np.testing.assert_allclose(mine[0].grads["W"], theirs[0].weight.grad.numpy().T, atol=1e-6)
+        np.testing.assert_allclose(mine[2].grads["W"], theirs[2].weight.grad.numpy().T, atol=1e-6)
+
+
+@requires_torch
+@pytest.mark.parametrize("reuse_noise", [False, True])
+@pytest.mark.parametrize("inference_fakes", [False, True])
+def test_torch_gan_follows_the_presets_noise_and_fake_rules(reuse_noise, inference_fakes):
+    import torch
+    from torch_models import TorchGAN
+
+    preset = replace(
+        PRESETS["dcgan-fast"], reuse_noise=reuse_noise, inference_fakes=inference_fakes
+    )
+    generator, discriminator = preset.build(np.random.default_rng(0))
+    twin = TorchGAN(preset, generator, discriminator, seed=0)
+    seen = []  # (input, training mode) of each generator call
+    twin.generator.register_forward_hook(
+        lambda module, inputs, output: seen.append((inputs[0].clone(), module.training))
+    )
+    real = torch.from_numpy(np.random.default_rng(1).uniform(-1, 1, (2, 1, 28, 28)))
+    twin.train_step(lambda: real.float())
+    (d_z, d_training), (g_z, g_training) = seen
+    assert d_training is not inference_fakes and g_training
+    assert torch.equal(d_z, g_z) is reuse_noise
 
 
 # -- the harness end to end --------------------------------------------------------------------------

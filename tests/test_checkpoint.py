@@ -1,8 +1,13 @@
 """Checkpoints: a resumed run continues exactly, and a crash mid-save never damages the last one."""
 
+import errno
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from tinygan.atomic import appending, write_atomically
 from tinygan.backend import device_of, make_rng, rng_device, to_device
 from tinygan.checkpoint import (
     Checkpoint,
@@ -192,3 +197,43 @@ def test_unusable_files_are_named_with_their_problem(tmp_path, content, problem)
         read_checkpoint(path)
     assert str(error.value).startswith(f"{path}: {problem}")
     assert "\n" not in str(error.value)
+
+
+def test_a_checkpoint_that_cannot_be_written_is_named_and_rotation_deletes_nothing(
+    tmp_path, monkeypatch
+):
+    trainer = fresh_run(tmp_path)
+    trainer.callbacks.append(Checkpoint(every=1, unit="step", keep=2))
+    trainer.fit(3)
+    folder = tmp_path / "checkpoints"
+    kept = {path: path.read_bytes() for path in checkpoint_files(folder)}
+    assert [path.name for path in kept] == ["step_00000003.npz", "step_00000002.npz"]
+
+    def disk_full(file, **arrays):  # as a write() on a full disk: an error naming no file
+        file.write(b"PK")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(np, "savez", disk_full)
+    with pytest.raises(OSError) as error:
+        trainer.fit(5)
+    assert error.value.errno == errno.ENOSPC
+    assert error.value.filename == str(folder / "step_00000004.npz")  # the file, not its .tmp
+    assert trainer.step == 4
+    assert {path: path.read_bytes() for path in folder.iterdir()} == kept
+
+
+def test_write_failures_name_the_file_the_user_knows(tmp_path):
+    def refuse(file):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), file.name)
+
+    with pytest.raises(PermissionError) as error:  # the temporary file's name is not shown
+        write_atomically(tmp_path / "grid.png", refuse)
+    assert error.value.filename == str(tmp_path / "grid.png")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_appending_to_a_full_device_names_it():
+    with pytest.raises(OSError) as error, appending("/dev/full") as handle:
+        handle.write("step,epoch\n")  # /dev/full: every write fails with ENOSPC, in the kernel
+    assert error.value.errno == errno.ENOSPC and error.value.filename == "/dev/full"

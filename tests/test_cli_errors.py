@@ -1,6 +1,7 @@
 """Every mistake on the command line gets one line on stderr and exit code 2, never a traceback."""
 
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -13,7 +14,8 @@ from hypothesis import strategies as st
 from tinygan.backend import gpu_available
 from tinygan.checkpoint import checkpoint_files
 from tinygan.cli import main as cli
-from tinygan.experiment import main
+from tinygan.experiment import describe_data, main
+from tinygan.folder_lock import LOCK_NAME
 from tinygan.train import Trainer
 
 
@@ -69,13 +71,14 @@ def test_bad_flags_give_one_line_and_exit_2(tmp_path, capsys, no_training, flags
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("tinygan train: error: ") and message in err
-    assert not (tmp_path / "run" / "config.json").exists()
+    assert not (tmp_path / "run").exists()  # an early error leaves no empty --out behind
 
 
 @pytest.mark.skipif(gpu_available(), reason="checks the message shown where no GPU is usable")
 def test_gpu_without_cupy_is_a_one_line_error(tmp_path, capsys, no_training):
     assert train([*data_flags(tmp_path), "--device", "gpu"]) == 2
-    assert "--device gpu needs CuPy" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--device gpu needs CuPy" in err and 'pip install -e ".[gpu]"' in err  # as the README
 
 
 @pytest.mark.parametrize("where", ["a file", "below a file", "not writable"])
@@ -95,6 +98,9 @@ def test_a_second_run_into_a_used_folder_needs_resume_or_overwrite(tmp_path, cap
     (out / "notes.txt").write_text("mine")
     assert train([*data_flags(out), "--iterations", "2"]) == 2
     assert "pass --resume to continue it, or --overwrite" in capsys.readouterr().err
+    before = sorted(out.rglob("*"))
+    assert train([*data_flags(out), "--iterations", "2", "--overwrite", "--subset", "10001"]) == 2
+    assert sorted(out.rglob("*")) == before  # --overwrite deletes only once the new run is good
 
     trainer = main([*data_flags(out), "--iterations", "2", "--overwrite"])
     assert trainer.step == 2
@@ -221,7 +227,8 @@ def test_a_run_on_the_bundled_digits_resumes_on_them(tmp_path, monkeypatch, caps
     out = tmp_path / "run"
     argv = ["--out", str(out), "--no-progress", "--no-download", "--subset", "128"]
     main([*argv, "--iterations", "2"])
-    assert "bundled with tinygan" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "bundled with tinygan" in said and "the first 128 bundled MNIST test digits" in said
     config = json.loads((out / "config.json").read_text())
     assert config["settings"]["bundled_data"] is True
     assert Path(config["settings"]["data_folder"]).name == "bundled"
@@ -231,3 +238,46 @@ def test_a_run_on_the_bundled_digits_resumes_on_them(tmp_path, monkeypatch, caps
     assert train(["--resume", "--out", str(out)]) == 2  # already at its last step
     assert "is at step 2 of 2; pass a larger --iterations" in capsys.readouterr().err
     assert main(["--resume", "--out", str(out), "--iterations", "4"]).step == 4
+
+
+def test_an_early_error_removes_only_what_the_run_created(tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for out in (tmp_path / "new" / "deeper", mine):
+        assert train([*data_flags(out), "--subset", "10001"]) == 2
+        assert "--subset 10001: there are only" in capsys.readouterr().err
+    assert sorted(tmp_path.iterdir()) == [mine] and list(mine.iterdir()) == []
+
+
+def test_the_lock_file_of_a_dead_run_is_not_a_used_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / LOCK_NAME).write_text('{"pid": 999999999, "started": "long ago"}\n')
+    assert main([*data_flags(out), "--iterations", "2"]).step == 2
+    assert json.loads((out / LOCK_NAME).read_text())["pid"] == os.getpid()
+
+
+def test_a_relative_data_dir_is_stored_absolute_and_resumes_from_anywhere(
+    tmp_path, monkeypatch, capsys
+):
+    (tmp_path / "here").mkdir()
+    (tmp_path / "here" / "data").symlink_to(mnist_dir())
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    out = tmp_path / "run"
+    main(
+        ["--data-dir", "data", "--split", "test", "--out", str(out), "--no-progress"]
+        + ["--iterations", "2", "--subset", "128"]
+    )
+    data = tmp_path / "here" / "data"
+    assert f"the first 128 MNIST test images from {data}, 2 steps" in capsys.readouterr().out
+    settings = json.loads((out / "config.json").read_text())["settings"]
+    assert settings["data_dir"] == settings["data_folder"] == str(data)
+    monkeypatch.chdir(tmp_path / "elsewhere")  # where "data" names nothing
+    assert main(["--resume", "--out", str(out), "--iterations", "4"]).step == 4
+
+
+def test_the_run_summary_names_the_data_actually_used():
+    assert describe_data({"bundled_data": True}, 10_000) == "10,000 bundled MNIST test digits"
+    settings = {"dataset": "fashion-mnist", "split": "train", "data_folder": "/data/fashion"}
+    assert describe_data(settings, 60_000) == "60,000 Fashion-MNIST train images from /data/fashion"

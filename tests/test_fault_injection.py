@@ -1,4 +1,5 @@
-"""A run never loses more than one checkpoint interval: kill -9, damaged files, NaNs and Ctrl-C.
+"""A run never loses more than one checkpoint interval: kill -9, damaged files, NaNs, Ctrl-C,
+SIGTERM and SIGHUP, a second run on the same folder, and a file that cannot be written.
 
 Every case runs the example script in a subprocess on real MNIST test digits, as a user would, and
 then continues with ``--resume``. The NumPy kernels are used (``TINYGAN_NUMBA=0``) so that no test
@@ -6,6 +7,7 @@ waits for compilation.
 """
 
 import csv
+import errno
 import os
 import re
 import signal
@@ -19,7 +21,9 @@ import pytest
 from conftest import mnist_dir
 
 from tinygan.checkpoint import checkpoint_files, non_finite_entry, read_checkpoint
-from tinygan.experiment import main
+from tinygan.cli import main as cli
+from tinygan.experiment import EXIT_WRITE_FAILED, main
+from tinygan.folder_lock import LOCK_NAME, FolderInUseError, FolderLock
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "mnist_mlp_gan.py"
 CHECKPOINT_EVERY = 10
@@ -167,7 +171,7 @@ def test_ctrl_c_twice_gives_a_truthful_message(tmp_path):
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130
     assert "Traceback" not in stderr
-    said = re.search(r"the newest checkpoint is (\S+) \(step (\d+)\)", stderr)
+    said = re.search(r"the newest intact checkpoint is (\S+) \(step (\d+)\)", stderr)
     if said is None:
         assert "no checkpoint was saved" in stderr and not checkpoint_files(out / "checkpoints")
     else:
@@ -175,11 +179,14 @@ def test_ctrl_c_twice_gives_a_truthful_message(tmp_path):
         assert int(archive["trainer.step"]) == int(said.group(2))
 
 
-def test_sigterm_stops_after_the_step_with_a_checkpoint_that_resumes(tmp_path):
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGHUP"])
+def test_sigterm_or_sighup_stops_after_the_step_with_a_checkpoint_that_resumes(
+    tmp_path, signal_name
+):
     out = tmp_path / "run"
     process = start(out, "--iterations", "1000000", "--log-every", "20")
     wait_for(lambda: len(logged_steps(out)) >= 1, process)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(getattr(signal, signal_name))
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130
     assert "interrupted at step" in stderr and "Traceback" not in stderr
@@ -188,3 +195,100 @@ def test_sigterm_stops_after_the_step_with_a_checkpoint_that_resumes(tmp_path):
     assert step >= 20
     assert (out / "samples" / f"step_{step:06d}.png").exists()  # the last frame
     assert resume(out, step + 5).step == step + 5
+
+
+def snapshot(folder):
+    """Every file under ``folder`` (hidden ones too): its modification time and its bytes."""
+    return {
+        path.relative_to(folder): (path.stat().st_mtime_ns, path.read_bytes())
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def train_command(argv):
+    """Exit code of ``tinygan train ARGV``, run in this process."""
+    try:
+        return cli(["train", *argv])
+    except SystemExit as stop:
+        return stop.code
+
+
+def test_a_folder_in_use_refuses_every_other_run_until_its_holder_is_killed(tmp_path, capsys):
+    """Two real processes on one folder: the second is refused (plain, --resume, --overwrite) in one
+    line naming the first, and changes nothing; after kill -9 of the first, --resume continues."""
+    out = tmp_path / "run"
+    holder = start(out, "--iterations", "100000", "--log-every", "1", "--checkpoint-every", "5")
+    wait_for(lambda: len(checkpoint_files(out / "checkpoints")) >= 2, holder)
+    holder.send_signal(signal.SIGSTOP)  # it still holds the folder, and its files stand still
+    os.waitpid(holder.pid, os.WUNTRACED)
+    before = snapshot(out)
+    for extra in ([], ["--resume"], ["--overwrite"]):
+        code = train_command(run_args(out, "--iterations", "50", *extra))
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert err.count("\n") == 1 and err.startswith("tinygan train: error: --out ")
+        assert f"is in use by another training run (PID {holder.pid}, started " in err
+        assert f"(kill {holder.pid})" in err
+    assert snapshot(out) == before  # nothing written, nothing deleted
+
+    holder.kill()  # SIGKILL: the operating system drops the lock with the process
+    holder.wait()
+    newest = int(checkpoint_files(out / "checkpoints")[0].stem.split("_")[1])
+    assert resume(out, newest + 3).step == newest + 3
+
+
+def test_a_folder_lock_is_refused_while_held_and_free_once_released(tmp_path):
+    held = FolderLock(tmp_path)
+    with pytest.raises(
+        FolderInUseError, match=rf"in use by another training run \(PID {os.getpid()}, "
+    ):
+        FolderLock(tmp_path)  # another open file description, as in another process
+    held.release()
+    FolderLock(tmp_path).release()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK_NAME]  # the file stays, unlocked
+
+
+#: Runs the example with the file-size limit (RLIMIT_FSIZE) lowered to 500 kB right after the
+#: checkpoint of step 10 is written.
+LIMIT_AFTER_STEP_10 = (
+    "import resource, runpy, sys\n"
+    "import tinygan.checkpoint as checkpoint\n"
+    "original = checkpoint.write_checkpoint\n"
+    "def write_then_limit(path, archive):\n"
+    "    written = original(path, archive)\n"
+    "    if written.name == 'step_00000010.npz':\n"
+    "        hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]\n"
+    "        resource.setrlimit(resource.RLIMIT_FSIZE, (500_000, hard))\n"
+    "    return written\n"
+    "checkpoint.write_checkpoint = write_then_limit\n"
+    "sys.argv = sys.argv[1:]\n"
+    "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+)
+
+
+def test_a_failed_write_names_the_file_the_step_and_the_checkpoint_to_resume_from(tmp_path):
+    """The write fails in the kernel, mid-file, as on a full disk: past the process's file-size
+    limit, ``write`` fails with EFBIG where a full disk gives ENOSPC, through the same code. (A
+    read-only folder does not stop root, whom CI runs as, and a small tmpfs needs privileges to
+    mount.) Only the moment is chosen: the limit comes down after step 10's checkpoint, and the
+    2.6 MB checkpoint of step 20 is the first file that no longer fits."""
+    out = tmp_path / "run"
+    argv = ("--iterations", "200", "--checkpoint-every", "10", "--log-every", "5")
+    process = start(out, *argv, prefix=("-c", LIMIT_AFTER_STEP_10))
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == EXIT_WRITE_FAILED, stderr
+    assert "Traceback" not in stderr and stderr.count("error") == 1
+    folder = out / "checkpoints"
+    message = stderr.strip().splitlines()[-1]
+    assert f"could not write {folder / 'step_00000020.npz'} at step 20 (" in message
+    assert os.strerror(errno.EFBIG) in message
+    assert f"the newest intact checkpoint is {folder / 'step_00000010.npz'} (step 10)" in message
+    # rotation deleted nothing for the files that failed, and no temporary file is left
+    assert sorted(path.name for path in folder.iterdir()) == [
+        "step_00000000.npz",
+        "step_00000010.npz",
+    ]
+    assert all(non_finite_entry(read_checkpoint(path)) is None for path in folder.iterdir())
+    assert (out / "losses.png").stat().st_size > 0  # the other final outputs were still written
+    assert resume(out, 25).step == 25

@@ -177,6 +177,131 @@ def test_checks_read_no_values():
     assert np.isnan(y).all()
 
 
+# -- caches ---------------------------------------------------------------------------------------
+
+# Which kind of cache each layer's forward returns. A layer cannot tell a cache of its own kind made
+# by another layer (two ReLU masks, or a Tanh's output and a Sigmoid's) from its own: the foreign
+# caches tried below are of another kind.
+CACHE_KIND = {
+    "Dense": "float array",
+    "Sigmoid": "float array",
+    "Tanh": "float array",
+    "Dropout": "float array",  # its mask; in evaluation mode the input's shape
+    "ReLU": "mask",
+    "LeakyReLU": "mask",
+    "Conv2D": "convolution",
+    "ConvTranspose2D": "convolution",
+    "BatchNorm": "normalisation",
+    "MaxPool2D": "pooling",
+    "UpSampling2D": "shape",
+    "Reshape": "two shapes",
+    "Flatten": "two shapes",
+}
+MAKE_AND_SHAPE = {name: (make, shape) for name, make, shape in LAYERS}
+
+
+def cache_kind(name: str, training: bool) -> str:
+    return "shape" if name == "Dropout" and not training else CACHE_KIND[name]
+
+
+def accepted_kinds(name: str) -> set[str]:
+    """The kinds of cache ``name``'s backward takes (Dropout's in either mode)."""
+    return {"float array", "shape"} if name == "Dropout" else {CACHE_KIND[name]}
+
+
+def needs_its_cache(name: str, got: str = ".+") -> str:
+    return (
+        rf"^{name}\.backward needs the cache that this layer's forward returned \(.+\), got {got}$"
+    )
+
+
+def cache_of(name: str, training: bool) -> object:
+    """The cache that layer ``name`` returns for its good input."""
+    make, shape = MAKE_AND_SHAPE[name]
+    return make("cpu").forward(inputs(shape, np.float32, "cpu"), training=training)[1]
+
+
+@pytest.mark.parametrize("name, make, shape", LAYERS, ids=LAYER_IDS)
+@pytest.mark.parametrize(
+    "cache, got", [(None, "None"), ([], "a list of 0 entries"), (3, "int"), ("cache", "str")]
+)
+def test_backward_without_its_forward_cache_names_the_layer(device, name, make, shape, cache, got):
+    layer = make(device)
+    y, _ = layer.forward(inputs(shape, np.float32, device))
+    with pytest.raises(TypeError, match=needs_its_cache(name, got)):
+        layer.backward(y, cache)
+
+
+FOREIGN = [
+    (name, other, training)
+    for name in LAYER_IDS
+    for other in LAYER_IDS
+    for training in (True, False)
+    if cache_kind(other, training) not in accepted_kinds(name)
+]
+
+
+@pytest.mark.parametrize("name, other, training", FOREIGN, ids=str)
+def test_backward_with_another_kind_of_layers_cache_names_the_layer(name, other, training):
+    make, shape = MAKE_AND_SHAPE[name]
+    layer = make("cpu")
+    y, _ = layer.forward(inputs(shape, np.float32, "cpu"), training=training)
+    with pytest.raises(TypeError, match=needs_its_cache(name)):
+        layer.backward(np.ones_like(y), cache_of(other, training))
+    assert not any(grad.any() for grad in layer.grads.values())  # refused before any work
+
+
+def test_cache_messages_say_what_was_expected_and_what_came():
+    dy = np.ones((2, 3), dtype=np.float32)
+    with pytest.raises(TypeError) as info:
+        Dense(4, 3).backward(dy, None)
+    assert str(info.value) == (
+        "Dense.backward needs the cache that this layer's forward returned (its input x, a float "
+        "array of shape (N, 4)), got None"
+    )
+    # Another Dense's input: a cache of the right kind but of the wrong layer.
+    _, cache = Dense(5, 3).forward(np.ones((2, 5), dtype=np.float32))
+    with pytest.raises(
+        TypeError, match=needs_its_cache("Dense", r"a float32 array of shape \(2, 5\)")
+    ):
+        Dense(4, 3).backward(dy, cache)
+    # A batch norm's cache, also a tuple of three, given to a convolution.
+    conv = Conv2D(3, 2, 3)
+    y, _ = conv.forward(np.ones((4, 3, 5, 5), dtype=np.float32))
+    with pytest.raises(TypeError) as info:
+        conv.backward(np.ones_like(y), cache_of("BatchNorm", True))
+    assert str(info.value) == (
+        "Conv2D.backward needs the cache that this layer's forward returned (the tuple (x, padding, "
+        "output shape), x of shape (N, 3, H, W)), got a tuple of 3 entries"
+    )
+
+
+def test_sequential_needs_the_list_its_forward_returned():
+    model = Sequential(Dense(4, 8), ReLU())
+    x = np.zeros((5, 4), dtype=np.float32)
+    y, cache = model.forward(x)
+    for bad, got in [(None, "None"), (x, r"a float32 array of shape \(5, 4\)")]:
+        with pytest.raises(TypeError) as info:
+            model.backward(y, bad)
+        assert re.match(needs_its_cache("Sequential", got), str(info.value))
+        assert "(a list of its 2 children's caches)" in str(info.value)
+    with pytest.raises(TypeError, match=needs_its_cache("Sequential", "a tuple of 2 entries")):
+        model.backward(y, tuple(cache))
+
+
+def test_sequential_given_another_networks_caches_names_the_child():
+    # The caches of a network of the same length: the child that cannot use its entry says so.
+    model = Sequential(Dense(4, 8), ReLU())
+    _, other = Sequential(Dense(4, 8), Tanh()).forward(np.zeros((5, 4), dtype=np.float32))
+    with pytest.raises(TypeError) as info:
+        model.backward(np.zeros((5, 8), dtype=np.float32), other)
+    assert str(info.value) == (
+        "Sequential[1] (ReLU()): ReLU.backward needs the cache that this layer's forward returned "
+        "(the boolean mask x > 0), got a float32 array of shape (5, 8)"
+    )
+    assert type(info.value.__cause__) is TypeError
+
+
 # -- constructor arguments ------------------------------------------------------------------------
 
 

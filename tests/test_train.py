@@ -208,3 +208,27 @@ def test_the_loss_plot_shows_the_fid_beside_the_losses(tmp_path, monkeypatch):
     label, steps, values = drawn["losses.png"]
     assert "FID" in label and steps == [2, 4] and values == [80.5, 60.25]  # not past the last step
     assert drawn["discriminator_outputs.png"] is None
+
+
+def test_one_failed_final_write_does_not_stop_the_others(tmp_path):
+    class DiskFull(LossCurves):
+        def on_train_end(self, trainer):
+            raise OSError(28, "No space left on device", str(trainer.out_dir / "x.png"))
+
+    trainer = Trainer(
+        small_gan(), batches(), tmp_path, callbacks=[DiskFull(), LossCurves()], progress=False
+    )
+    with pytest.raises(OSError, match="x.png"):
+        trainer.fit(4)
+    assert (tmp_path / "losses.png").exists()  # written by the callback after the failed one
+    assert [str(e) for e in trainer.end_errors] == [
+        f"[Errno 28] No space left on device: '{tmp_path / 'x.png'}'"
+    ]
+
+    # a run already failing (here: interrupted) keeps its own error; the write failure is kept
+    trainer = Trainer(
+        small_gan(), batches(interrupt_at=3), tmp_path, callbacks=[DiskFull()], progress=False
+    )
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(10)
+    assert len(trainer.end_errors) == 1

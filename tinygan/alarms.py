@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from tinygan.atomic import appending
 from tinygan.checkpoint import BEST_NAME, best_checkpoint_info
 from tinygan.train import Callback, Trainer
 
@@ -63,7 +64,7 @@ def give_warning(trainer: Trainer, kind: str, message: str) -> str:
     path = trainer.out_dir / WARNINGS_FILE
     new_file = not path.is_file()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", newline="") as handle:
+    with appending(path) as handle:
         writer = csv.writer(handle)
         if new_file:
             writer.writerow(["step", "kind", "message"])

@@ -43,7 +43,7 @@ EMULATOR_MODULE = "tinygan.testing"
 
 _GPU_HELP = (
     "the 'gpu' device needs CuPy and an NVIDIA GPU with a working CUDA driver. "
-    "Install CuPy with `pip install tinygan[gpu]` (or the cupy-cudaXXx wheel matching your CUDA), "
+    'Install CuPy with `pip install -e ".[gpu]"` (or the cupy-cudaXXx wheel matching your CUDA), '
     "or run on the CPU with device='cpu'."
 )
 

@@ -358,7 +358,7 @@ class Checkpoint(Periodic):
     * every ``every`` epochs (or steps, per ``unit``; the preset's schedule, e.g. every 15 epochs),
     * every ``every_steps`` steps and whenever ``every_seconds`` of wall time have passed since the
       last write (so a killed run loses at most that much work),
-    * when training ends, also by Ctrl-C, SIGTERM or divergence.
+    * when training ends, also by Ctrl-C, SIGTERM, SIGHUP or divergence.
 
     Only the ``keep`` newest files stay (``keep=0``: all). A state with a non-finite number is never
     written: :class:`~tinygan.train.NonFiniteLossError` is raised instead.

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from tinygan.alarms import CollapseWatch, fired_kinds, give_warning
+from tinygan.atomic import appending
 from tinygan.backend import to_device, to_numpy
 from tinygan.checkpoint import (
     BEST_NAME,
@@ -426,7 +427,7 @@ class QualityCallback(Periodic):
             with open(path, newline="") as file:
                 fieldnames = next(csv.reader(file), None) or fieldnames
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", newline="") as file:
+        with appending(path) as file:
             writer = csv.DictWriter(file, fieldnames=fieldnames, extrasaction="ignore")
             if new_file:
                 writer.writeheader()

@@ -17,10 +17,13 @@ default ``runs/<preset name>``, e.g. ``runs/mlp-tf``)::
     <out>/discriminator_outputs.png    mean D(x) and D(G(z)) over training, drawn with the curves
     <out>/samples/best.png     the best generator's grid, drawn at the end (when quality is measured)
 
-How a run ends, and its exit code: 0 done; 2 a mistake in the flags or the data, reported in one line
-before training starts; 3 training diverged (rolled back to its last finite state, which is saved);
-130 stopped by Ctrl-C or SIGTERM (at the end of the step in progress; a second Ctrl-C stops at once).
-``--resume`` continues from the newest checkpoint that is intact and finite.
+How a run ends, and its exit code: 0 done; 2 a mistake in the flags or the data, or an ``--out`` in
+use by another run, reported in one line before training starts; 3 training diverged (rolled back
+to its last finite state, which is saved); 4 a file could not be written (a full disk, a read-only
+folder: the line names the file, the step and the newest intact checkpoint, and nothing intact is
+deleted); 130 stopped by Ctrl-C, SIGTERM or SIGHUP (at the end of the step in progress; a second
+Ctrl-C stops at once). ``--resume`` continues from the newest checkpoint that is intact and finite.
+One run at a time holds ``<out>`` (a lock the operating system releases when the process ends).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import shutil
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -59,6 +62,7 @@ from tinygan.data import (
     images_to_float,
     load_mnist_or_bundled,
 )
+from tinygan.data.mnist import DISPLAY_NAMES
 from tinygan.ema import EMA
 from tinygan.flags import (
     check_gpu,
@@ -67,6 +71,7 @@ from tinygan.flags import (
     training_parser,
     usage_error,
 )
+from tinygan.folder_lock import LOCK_NAME, FolderInUseError, FolderLock
 from tinygan.models import PRESETS, Preset, get_preset
 from tinygan.train import (
     Callback,
@@ -89,6 +94,9 @@ DEFAULTS: dict[str, Any] = {
     "checkpoint_seconds": 60.0,
     "keep_checkpoints": 3,
 }
+#: How a step is played (:class:`tinygan.gan.GAN`): each preset has a default, a flag turns it on or
+#: off, and config.json records the value the run resolved to.
+STEP_RULES = ("simultaneous", "reuse_noise", "inference_fakes")
 #: Settings that make a run what it is: ``--resume`` refuses a different value for any of them.
 RUN_IDENTITY = (
     "preset",
@@ -99,8 +107,7 @@ RUN_IDENTITY = (
     "batch_size",
     "device",
     "ema",
-    "simultaneous",
-    "inference_fakes",
+    *STEP_RULES,
 )
 #: Settings ``--resume`` may change; config.json records the change.
 ADJUSTABLE = (
@@ -132,7 +139,7 @@ RUN_OUTPUTS = (
     "samples",
     "checkpoints",
 )
-EXIT_DIVERGED, EXIT_INTERRUPTED = 3, 130
+EXIT_DIVERGED, EXIT_WRITE_FAILED, EXIT_INTERRUPTED = 3, 4, 130
 
 
 def configure(preset: Preset, settings: dict[str, Any]) -> Preset:
@@ -144,9 +151,9 @@ def configure(preset: Preset, settings: dict[str, Any]) -> Preset:
         overrides["g_lr"] = overrides["d_lr"] = settings["lr"]
     if settings.get("sample_every") is not None:
         overrides["sample_every"] = settings["sample_every"]
-    for rule in ("simultaneous", "inference_fakes"):
-        if settings.get(rule):
-            overrides[rule] = True
+    for rule in STEP_RULES:
+        if settings.get(rule) is not None:
+            overrides[rule] = bool(settings[rule])
     if settings.get("iterations") is not None:
         overrides.update(steps=settings["iterations"], epochs=None)
     if settings.get("epochs") is not None:
@@ -154,32 +161,71 @@ def configure(preset: Preset, settings: dict[str, Any]) -> Preset:
     return replace(preset, **overrides)
 
 
-def check_output_folder(prog: str, out_dir: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse an output folder that cannot be written, or that holds another run, before any work."""
+@contextlib.contextmanager
+def claim_output_folder(
+    prog: str, out_dir: Path, resume: bool, overwrite: bool
+) -> Iterator[Callable[[], None]]:
+    """Hold the output folder for the run inside this block: one run per folder.
+
+    The folder's lock (:class:`~tinygan.folder_lock.FolderLock`) is taken before anything in it is
+    read, deleted or written, so a second run on a folder in use is refused (exit 2) without
+    touching it, ``--resume`` and ``--overwrite`` alike. A folder that holds another, finished run
+    is refused too, unless ``--resume`` continues it or ``--overwrite`` replaces it: the block gets
+    a function that deletes that run's outputs, to call once the new run's flags and data are good.
+
+    A run that fails before writing anything (a mistake in the flags or the data) leaves no trace:
+    the lock file it created goes, and so do the folders it created; a folder the user had stays.
+    """
     if resume and overwrite:
         usage_error(
             prog, "--resume continues the run in --out and --overwrite deletes it: not both"
         )
+    created = [folder for folder in (out_dir, *out_dir.parents) if not folder.exists()]
     check_writable_folder(prog, out_dir)
-    existing = [name for name in RUN_OUTPUTS if (out_dir / name).exists()]
-    if resume or not existing:
-        return
-    if not overwrite:
+    made_lock_file = not (out_dir / LOCK_NAME).exists()
+    try:
+        lock = FolderLock(out_dir)
+    except FolderInUseError as error:
         usage_error(
             prog,
-            f"--out {out_dir} holds another run ({', '.join(existing)}): pass --resume to continue "
-            "it, or --overwrite to delete it and start again",
+            f"--out {error}; one folder holds one run: wait for it to end or stop it"
+            f"{f' (kill {error.pid})' if error.pid else ''}, or train into another --out",
         )
-    for name in existing:
-        path = out_dir / name
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    except OSError as error:
+        usage_error(prog, f"--out {out_dir} is not writable ({error.strerror or error})")
+    try:
+        existing = [name for name in RUN_OUTPUTS if (out_dir / name).exists()]
+        if existing and not resume and not overwrite:
+            usage_error(
+                prog,
+                f"--out {out_dir} holds another run ({', '.join(existing)}): pass --resume to "
+                "continue it, or --overwrite to delete it and start again",
+            )
+
+        def clear_old_run() -> None:
+            for name in existing if overwrite else ():
+                path = out_dir / name
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+
+        yield clear_old_run
+    except BaseException:
+        if made_lock_file and not any((out_dir / name).exists() for name in RUN_OUTPUTS):
+            lock.remove_file()  # still held: a run starting now takes a lock on a fresh file
+            for folder in created:  # innermost first
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+        raise
+    finally:
+        lock.release()
 
 
 def recorded_settings(metadata: dict[str, Any]) -> dict[str, Any]:
     """The settings a checkpoint's run was started with (older checkpoints record fewer).
 
     Runs from before the presets had names record an alias ("003"); it is read as the name
-    ("dcgan-tf"), so that ``--resume --preset dcgan-tf`` continues such a run.
+    ("dcgan-tf"), so that ``--resume --preset dcgan-tf`` continues such a run. Runs from before the
+    presets carried their tutorials' step rules record a rule as off (``false``), ``null`` (flag
+    not given) or not at all: all three mean off, which is how those runs trained.
     """
     if "settings" in metadata:
         settings = dict(metadata["settings"])
@@ -188,6 +234,8 @@ def recorded_settings(metadata: dict[str, Any]) -> dict[str, Any]:
         settings = {k: metadata[k] for k in keys if k in metadata}
     if settings.get("preset") in PRESETS:
         settings["preset"] = PRESETS[settings["preset"]].name
+    for rule in STEP_RULES:
+        settings[rule] = bool(settings.get(rule))
     return settings
 
 
@@ -203,9 +251,14 @@ def resume_settings(
         value = given.get(name)
         if value is not None and name in recorded and value != recorded[name]:
             flag = "--" + name.replace("_", "-")
+            if isinstance(value, bool):  # a step rule: name the flag of each value
+                on, off = flag, "--no-" + flag[2:]
+                given_text, started = (on, off) if value else (off, on)
+            else:
+                given_text, started = f"{flag} {value}", recorded[name]
             usage_error(
                 prog,
-                f"{flag} {value}: the run in {source} was started with {recorded[name]}, and "
+                f"{given_text}: the run in {source} was started with {started}, and "
                 f"--resume continues it as it was (train into another --out to change {flag})",
             )
     changes = {}
@@ -276,7 +329,7 @@ def load_training_data(prog: str, preset: Preset, settings: dict[str, Any]) -> n
         folder = bundled_mnist_dir()
     else:
         folder = find_dataset_files(split, data_dir, settings["dataset"])[0].parent
-    settings["data_folder"] = str(folder)
+    settings["data_folder"] = os.path.abspath(folder)
     subset = settings.get("subset")
     if subset is not None:
         if subset > len(images):
@@ -291,6 +344,16 @@ def load_training_data(prog: str, preset: Preset, settings: dict[str, Any]) -> n
         )
     data = images_to_float(images, preset.value_range)
     return data.reshape(len(data), *preset.data_shape)
+
+
+def describe_data(settings: dict[str, Any], count: int) -> str:
+    """The images a run trains on, in words: "10,000 bundled MNIST test digits", "the first 512
+    MNIST train images from /data/mnist" (after :func:`load_training_data`)."""
+    first = "the first " if settings.get("subset") is not None else ""
+    if settings.get("bundled_data"):
+        return f"{first}{count:,} bundled MNIST test digits"
+    name = DISPLAY_NAMES[settings["dataset"]]
+    return f"{first}{count:,} {name} {settings['split']} images from {settings['data_folder']}"
 
 
 #: Without ``--quality-every``, a run of at least this many steps measures quality on its own,
@@ -352,7 +415,7 @@ def read_config(out_dir: Path) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def stop_at_step_end(trainer: Trainer) -> Iterator[None]:
-    """Inside this block Ctrl-C and SIGTERM end training after the step in progress.
+    """Inside this block Ctrl-C, SIGTERM and SIGHUP end training after the step in progress.
 
     A second signal stops at once (:class:`KeyboardInterrupt`); the trainer then rolls back to its
     last consistent state before saving, so a half-done step is never written.
@@ -365,10 +428,16 @@ def stop_at_step_end(trainer: Trainer) -> Iterator[None]:
         if trainer.stop_requested:
             raise KeyboardInterrupt
         trainer.request_stop()
-        # os.write, not print: a signal handler may interrupt a print in progress
-        os.write(2, b"\ntinygan: stopping after this step (press Ctrl-C again to stop at once)\n")
+        # os.write, not print: a signal handler may interrupt a print in progress; after SIGHUP
+        # the terminal may be gone, and the run must still stop cleanly
+        with contextlib.suppress(OSError):
+            os.write(
+                2, b"\ntinygan: stopping after this step (press Ctrl-C again to stop at once)\n"
+            )
 
-    signals = (signal.SIGINT, signal.SIGTERM)
+    # SIGHUP: the terminal closed (an ssh session dropped); Windows has none
+    names = ("SIGINT", "SIGTERM", "SIGHUP")
+    signals = [getattr(signal, name) for name in names if hasattr(signal, name)]
     previous = {sig: signal.signal(sig, request_stop) for sig in signals}
     try:
         yield
@@ -383,7 +452,23 @@ def newest_checkpoint_line(checkpoint_dir: Path) -> str:
     if path is None:
         return "no checkpoint was saved"
     step = int(np.asarray(archive["trainer.step"])) if "trainer.step" in archive else "?"
-    return f"the newest checkpoint is {path} (step {step}); continue with --resume"
+    return f"the newest intact checkpoint is {path} (step {step}); continue with --resume"
+
+
+def write_failure(error: OSError, step: int) -> str:
+    """One line on a file that could not be written (the error names it) at ``step``."""
+    where = error.filename if error.filename is not None else "an output file"
+    return f"could not write {where} at step {step} ({error.strerror or error})"
+
+
+def final_write_failure(trainer: Trainer) -> str:
+    """What a run that stopped (interrupted, diverged) could not write as it ended, if anything."""
+    if not trainer.end_errors:
+        return ""
+    error = trainer.end_errors[0]
+    if isinstance(error, OSError):
+        return f" ({write_failure(error, trainer.step)})"
+    return f" (its final outputs failed: {' '.join(str(error).split()) or type(error).__name__})"
 
 
 def run(args: argparse.Namespace, prog: str = "tinygan") -> Trainer:
@@ -397,11 +482,26 @@ def run(args: argparse.Namespace, prog: str = "tinygan") -> Trainer:
         for key, value in vars(args).items()
         if key not in ("resume", "overwrite", "debug", "default_preset")
     }
+    if given.get("data_dir") is not None:  # so that --resume from another directory reads it
+        given["data_dir"] = os.path.abspath(given["data_dir"])
     if given.get("quality_every") and given.get("no_quality"):
         usage_error(prog, f"--quality-every {given['quality_every']} and --no-quality: choose one")
     preset_name = get_preset(args.preset or args.default_preset).name
     out_dir = args.out or Path("runs") / preset_name
-    check_output_folder(prog, out_dir, args.resume, args.overwrite)
+    with claim_output_folder(prog, out_dir, args.resume, args.overwrite) as clear_old_run:
+        return train_in_folder(args, prog, given, preset_name, out_dir, clear_old_run)
+
+
+def train_in_folder(
+    args: argparse.Namespace,
+    prog: str,
+    given: dict[str, Any],
+    preset_name: str,
+    out_dir: Path,
+    clear_old_run: Callable[[], None],
+) -> Trainer:
+    """The body of :func:`run`, once this process holds ``out_dir`` (see
+    :func:`claim_output_folder`, which gives ``clear_old_run``)."""
     checkpoint_dir = out_dir / "checkpoints"
     archive = None
     if args.resume:
@@ -419,6 +519,8 @@ def run(args: argparse.Namespace, prog: str = "tinygan") -> Trainer:
         given["preset"] = preset_name
         settings, changes = fresh_settings(given), {}
     preset = configure(get_preset(settings["preset"]), settings)
+    for rule in STEP_RULES:  # what the run plays, recorded (config.json, checkpoints) and kept
+        settings[rule] = getattr(preset, rule)
     if preset.simultaneous and (preset.d_steps, preset.g_steps) != (1, 1):
         usage_error(
             prog,
@@ -438,8 +540,7 @@ def run(args: argparse.Namespace, prog: str = "tinygan") -> Trainer:
     )
     steps = preset.steps if preset.steps is not None else preset.epochs * batches.steps_per_epoch
     print(
-        f"tinygan: {len(data)} {settings['dataset']} {settings['split']} images, {steps} steps of "
-        f"batch {preset.batch_size}"
+        f"tinygan: {describe_data(settings, len(data))}, {steps} steps of batch {preset.batch_size}"
     )
     noise_rng = make_rng(int(noise_seed.generate_state(1)[0]), device)
     gan = preset.make_gan(np.random.default_rng(init_seed), noise_rng, device)
@@ -471,6 +572,7 @@ def run(args: argparse.Namespace, prog: str = "tinygan") -> Trainer:
         rng=sample_rng,
         unit=preset.sample_unit,
         make_gif=preset.make_gif,
+        first=preset.sample_first,
     )
     callbacks: list[Callback] = [
         LossCurves(),  # first: the curves are drawn even if a later callback's last write fails
@@ -521,17 +623,19 @@ def run(args: argparse.Namespace, prog: str = "tinygan") -> Trainer:
             "command": sys.argv,
             "preset_settings": {k: v for k, v in asdict(preset).items() if k != "build"},
         }
-    write_config(out_dir, config)
-
+    clear_old_run()  # --overwrite: only now that the new run's flags and data are good
     try:
+        write_config(out_dir, config)
         # a diverging run overflows before its NaN is caught; it is reported below, not as warnings
         with stop_at_step_end(trainer), np.errstate(over="ignore", invalid="ignore"):
             trainer.fit(steps)
     except KeyboardInterrupt:
-        print(
-            f"\n{prog}: interrupted at step {trainer.step}; {newest_checkpoint_line(checkpoint_dir)}",
-            file=sys.stderr,
-        )
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+            print(
+                f"\n{prog}: interrupted at step {trainer.step}{final_write_failure(trainer)}; "
+                f"{newest_checkpoint_line(checkpoint_dir)}",
+                file=sys.stderr,
+            )
         raise SystemExit(EXIT_INTERRUPTED) from None
     except NonFiniteLossError as error:
         kept = (
@@ -541,11 +645,19 @@ def run(args: argparse.Namespace, prog: str = "tinygan") -> Trainer:
             else newest_checkpoint_line(checkpoint_dir)
         )
         print(
-            f"{prog}: {error}; {kept}. Logs, curves and samples are in {out_dir}. Continue with "
-            f"--resume and a lower --lr (this run used {gan.g_optimizer.lr:g}).",
+            f"{prog}: {error}{final_write_failure(trainer)}; {kept}. Logs, curves and samples are in "
+            f"{out_dir}. Continue with --resume and a lower --lr (this run used "
+            f"{gan.g_optimizer.lr:g}).",
             file=sys.stderr,
         )
         raise SystemExit(EXIT_DIVERGED) from None
+    except OSError as error:
+        print(
+            f"{prog}: error: {write_failure(error, trainer.step)}; "
+            f"{newest_checkpoint_line(checkpoint_dir)}",
+            file=sys.stderr,
+        )
+        raise SystemExit(EXIT_WRITE_FAILED) from None
     print(f"tinygan: done, {trainer.step} steps; outputs in {out_dir}")
     best = quality.summary() if quality is not None else None
     if best:

@@ -128,7 +128,7 @@ def check_gpu(prog: str, device: str) -> None:
 
     if device == "gpu" and not gpu_available():
         usage_error(
-            prog, "--device gpu needs CuPy and a working NVIDIA GPU (pip install tinygan[gpu])"
+            prog, '--device gpu needs CuPy and a working NVIDIA GPU (pip install -e ".[gpu]")'
         )
 
 
@@ -151,6 +151,17 @@ def check_writable_folder(prog: str, path: Path, flag: str = "--out") -> None:
         probe.unlink()
     except OSError as error:
         usage_error(prog, f"{flag} {path} is not writable ({error.strerror or error})")
+
+
+def preset_defaults(presets: list[str], rule: str) -> str:
+    """Which of ``presets`` turn the step rule ``rule`` on by default, for a flag's help."""
+    on = [name for name in presets if getattr(get_preset(name), rule)]
+    if not on:
+        return "default: off"
+    if len(on) == len(presets):
+        return "default: on"
+    named = on[0] if len(on) == 1 else f"{', '.join(on[:-1])} and {on[-1]}"
+    return f"default: on for {named}; off for the others"
 
 
 def training_parser(
@@ -257,19 +268,31 @@ def training_parser(
         help="keep a moving average of the generator's weights with this decay (e.g. 0.999), "
         "saved in checkpoints and used for samples and quality (default: off)",
     )
-    parser.add_argument(
-        "--simultaneous",
-        action="store_true",
-        default=None,
-        help="update D and G from one forward of G per step, as the TensorFlow DCGAN tutorial "
-        "does (default: alternate, D first, as the Keras tutorials do)",
+    rules = parser.add_argument_group(
+        "step rules",
+        "How a training step is played. Each preset's default is its tutorial's (docs/presets.md); "
+        "config.json records the rules a run uses, and --resume keeps them.",
     )
-    parser.add_argument(
+    rules.add_argument(
+        "--simultaneous",
+        action=argparse.BooleanOptionalAction,
+        help="take D's and G's updates from one forward of G, as the TensorFlow DCGAN tutorial "
+        "does; --no-simultaneous alternates: D's update, then G's against the updated D "
+        f"({preset_defaults(presets, 'simultaneous')})",
+    )
+    rules.add_argument(
+        "--reuse-noise",
+        action=argparse.BooleanOptionalAction,
+        help="give G's update the noise batch of D's update before it, as the TensorFlow and Keras "
+        "MLP tutorials do; --no-reuse-noise draws a fresh one "
+        f"({preset_defaults(presets, 'reuse_noise')})",
+    )
+    rules.add_argument(
         "--inference-fakes",
-        action="store_true",
-        default=None,
-        help="make the discriminator step's fake batch with G in inference mode (BatchNorm's "
-        "running statistics), as the Keras DCGAN tutorial's G.predict does",
+        action=argparse.BooleanOptionalAction,
+        help="make D's fake batch with G in inference mode (BatchNorm's running statistics), as "
+        "the Keras tutorials' G.predict does; --no-inference-fakes uses training mode "
+        f"({preset_defaults(presets, 'inference_fakes')})",
     )
     parser.add_argument("--no-download", action="store_true", help="never download the dataset")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")

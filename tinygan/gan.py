@@ -27,11 +27,19 @@ with respect to the images).
 :mod:`tinygan.theory` derives both and computes them (with :math:`V(D, G)` on samples and the
 divergences), so a training run can be checked against the theory.
 
-*Alternating or simultaneous.* By default a step alternates, as the Keras tutorials do: D is updated
-on a fresh fake batch, then G is updated against the D just updated, with a new G(z). The
-TensorFlow DCGAN tutorial computes G(z) once and takes both gradients from that one forward
-(``simultaneous=True``): D's from its loss, G's through D *before* D's update, then both networks
-step. That is simultaneous gradient descent on the game, one G and one D forward cheaper per step.
+*Alternating or simultaneous.* By default a step alternates: D is updated on a fresh fake batch,
+then G is updated against the D just updated, with a new G(z). Three rules change how (each
+preset sets them as its tutorial did; ``docs/presets.md``):
+
+* ``simultaneous=True``: G(z) is computed once and both gradients come from that one forward, D's
+  from its loss and G's through D *before* D's update, then both networks step (the TensorFlow
+  DCGAN tutorial's ``train_step``). That is simultaneous gradient descent on the game, one G and
+  one D forward cheaper per step.
+* ``reuse_noise=True``: the generator update uses the noise batch z of the discriminator update
+  before it instead of a new draw (the TensorFlow 1 and Keras MLP tutorials feed one ``noise`` to
+  both updates). With D updated in between, G's update sees the same fakes through the new D.
+* ``inference_fakes=True``: the discriminator update's fakes come from G in inference mode
+  (BatchNorm's running statistics, no dropout), as the Keras DCGAN tutorial's ``G.predict(z)``.
 """
 
 from __future__ import annotations
@@ -109,6 +117,10 @@ class GAN:
     simultaneous : bool
         Update both networks from one forward of G (the TensorFlow DCGAN tutorial's step; see the
         module docstring). Needs ``d_steps = g_steps = 1``.
+    reuse_noise : bool
+        Give the generator update the noise batch of the discriminator update before it, instead
+        of a fresh draw (the TensorFlow 1 and Keras MLP tutorials' step). A simultaneous step uses
+        one noise batch for both updates anyway.
     inference_fakes : bool
         Make the discriminator step's fake batch with G in inference mode (BatchNorm's running
         statistics, no dropout), as the Keras DCGAN tutorial's ``G.predict(z)`` does. G's own step
@@ -132,6 +144,7 @@ class GAN:
         g_steps: int = 1,
         simultaneous: bool = False,
         inference_fakes: bool = False,
+        reuse_noise: bool = False,
     ) -> None:
         if noise not in NOISE_KINDS:
             raise ValueError(f"noise must be one of {NOISE_KINDS}, got {noise!r}")
@@ -153,6 +166,7 @@ class GAN:
         self.generator_target = float(generator_target)
         self.d_steps, self.g_steps = int(d_steps), int(g_steps)
         self.simultaneous, self.inference_fakes = bool(simultaneous), bool(inference_fakes)
+        self.reuse_noise = bool(reuse_noise)
         #: One discriminator pass over the real and fake batches stacked, instead of one each:
         #: the same math when no layer of D mixes the samples of a batch (see
         #: :meth:`discriminator_loss_backward`).
@@ -206,9 +220,14 @@ class GAN:
         loss_fake, dlogits_fake = sigmoid_cross_entropy(logits_fake, self.fake_label)
         return loss_real + loss_fake, dlogits_real, dlogits_fake
 
-    def discriminator_step(self, real: Array) -> tuple[Array, Array, Array]:
-        """One update of D on a real batch and a fresh fake batch (G is not updated)."""
-        fake = self.generate(self.sample_noise(real.shape[0]), training=not self.inference_fakes)
+    def discriminator_step(self, real: Array, z: Array | None = None) -> tuple[Array, Array, Array]:
+        """One update of D on a real batch and the fakes G(z) (G is not updated).
+
+        ``z`` defaults to a fresh draw of one noise vector per real sample.
+        """
+        if z is None:
+            z = self.sample_noise(real.shape[0])
+        fake = self.generate(z, training=not self.inference_fakes)
         self.d_optimizer.zero_grad()
         stats = self.discriminator_loss_backward(real, fake)
         self.d_optimizer.step()
@@ -235,10 +254,15 @@ class GAN:
         self.generator.backward(dfake, cache_g, input_grad=False)  # nobody needs dL/dz
         return loss
 
-    def generator_step(self, batch_size: int) -> Array:
-        """One update of G through a frozen D; returns the generator loss."""
+    def generator_step(self, batch_size: int, z: Array | None = None) -> Array:
+        """One update of G through a frozen D on G(z); returns the generator loss.
+
+        ``z`` defaults to a fresh draw of ``batch_size`` noise vectors.
+        """
+        if z is None:
+            z = self.sample_noise(batch_size)
         self.g_optimizer.zero_grad()
-        loss = self.generator_loss_backward(self.sample_noise(batch_size))
+        loss = self.generator_loss_backward(z)
         self.g_optimizer.step()
         if self.ema is not None:
             self.ema.update(self.generator)
@@ -269,15 +293,17 @@ class GAN:
         return StepStats(d_loss=d_loss, g_loss=g_loss, d_real=d_real, d_fake=d_fake)
 
     def train_step(self, next_real_batch: Callable[[], Any]) -> StepStats:
-        """``d_steps`` discriminator updates (each on a new real batch), then ``g_steps`` generator
-        updates; or one simultaneous update of both (``simultaneous``)."""
+        """``d_steps`` discriminator updates (each on a new real batch and noise batch), then
+        ``g_steps`` generator updates (on fresh noise, or the last D update's with ``reuse_noise``);
+        or one simultaneous update of both (``simultaneous``)."""
         if self.simultaneous:
             return self.simultaneous_step(next_real_batch())
         for _ in range(self.d_steps):
             real = next_real_batch()
-            d_loss, d_real, d_fake = self.discriminator_step(real)
+            z = self.sample_noise(real.shape[0])
+            d_loss, d_real, d_fake = self.discriminator_step(real, z)
         for _ in range(self.g_steps):
-            g_loss = self.generator_step(real.shape[0])
+            g_loss = self.generator_step(real.shape[0], z if self.reuse_noise else None)
         return StepStats(d_loss=d_loss, g_loss=g_loss, d_real=d_real, d_fake=d_fake)
 
     def layers(self) -> list[Layer]:

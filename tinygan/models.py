@@ -53,7 +53,14 @@ class Preset:
     ``name`` is what runs record and print, ``alias`` the tutorial's number, accepted in its place
     (``None`` for a preset that is no tutorial's).
     ``steps`` or ``epochs`` (exactly one) says how long a full run is; ``sample_every`` is counted in
-    ``sample_unit`` ("step" or "epoch").
+    ``sample_unit`` ("step" or "epoch"), and ``sample_first`` adds a frame after the first one.
+    ``betas`` and ``eps`` are Adam's, as the tutorial's framework set them (TensorFlow's
+    ``AdamOptimizer`` 1e-8, Keras' ``Adam`` 1e-7).
+
+    ``simultaneous``, ``reuse_noise`` and ``inference_fakes`` are the tutorial's step rules
+    (:class:`tinygan.gan.GAN`): one forward of G for both updates, the discriminator update's noise
+    reused by the generator update, and D's fakes made in inference mode. ``docs/presets.md`` checks
+    every field against the tutorial's code.
     """
 
     name: str
@@ -68,6 +75,7 @@ class Preset:
     g_lr: float
     d_lr: float
     betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
     steps: int | None = None
     epochs: int | None = None
     generator_loss: str = "nonsaturating"
@@ -78,8 +86,10 @@ class Preset:
     g_steps: int = 1
     simultaneous: bool = False
     inference_fakes: bool = False
+    reuse_noise: bool = False
     sample_every: int = 500
     sample_unit: str = "step"
+    sample_first: bool = False
     sample_grid: tuple[int, int] = (8, 8)
     checkpoint_every: int | None = None
     make_gif: bool = False
@@ -124,17 +134,18 @@ class Preset:
             g_steps=preset.g_steps,
             simultaneous=preset.simultaneous,
             inference_fakes=preset.inference_fakes,
+            reuse_noise=preset.reuse_noise,
         )
         return gan.to(device)
 
     def make_optimizers(
         self, generator: Layer, discriminator: Layer
     ) -> tuple[Optimizer, Optimizer]:
-        """Adam for each network with this preset's learning rates and betas."""
+        """Adam for each network with this preset's learning rates, betas and eps."""
         beta1, beta2 = self.betas
         return (
-            Adam([generator], lr=self.g_lr, beta1=beta1, beta2=beta2),
-            Adam([discriminator], lr=self.d_lr, beta1=beta1, beta2=beta2),
+            Adam([generator], lr=self.g_lr, beta1=beta1, beta2=beta2, eps=self.eps),
+            Adam([discriminator], lr=self.d_lr, beta1=beta1, beta2=beta2, eps=self.eps),
         )
 
 
@@ -338,6 +349,7 @@ PRESETS = PresetTable(
         g_lr=1e-3,
         d_lr=1e-3,
         steps=100_000,
+        reuse_noise=True,  # both session runs are fed the same batch_noise
         sample_every=500,
         sample_unit="step",
         sample_grid=(8, 8),
@@ -355,12 +367,17 @@ PRESETS = PresetTable(
         batch_size=333,  # 3 minibatches per epoch of the 1,000 samples
         g_lr=5e-4,
         d_lr=1e-3,
+        eps=1e-7,  # Keras' Adam
         epochs=1000,
         # Keras fits D with targets 0.9 (real) / 0.1 (fake), and fits the combined G -> D model
         # with target 0.9 for the fakes: the non-saturating loss with a smoothed target.
         real_label=0.9,
         fake_label=0.1,
         generator_target=0.9,
+        # D's fakes come from Generator.predict(bz) (the same for this G, which has neither
+        # BatchNorm nor dropout), and G's update is fit on that same bz
+        inference_fakes=True,
+        reuse_noise=True,
         sample_every=10,  # print losses and the KL divergence every 10 epochs
         sample_unit="epoch",
     ),
@@ -377,13 +394,16 @@ PRESETS = PresetTable(
         g_lr=2e-4,
         d_lr=2e-4,
         betas=(0.5, 0.999),
+        eps=1e-7,  # Keras' Adam
         # the tutorial's "epoch" is one iteration of n_iter_D + n_iter_G updates; it ran 1000 of them
         steps=1000,
         real_label=0.9,
         d_steps=1,
         g_steps=5,
+        inference_fakes=True,  # D's fakes come from G.predict(z): BatchNorm's running statistics
         sample_every=20,
         sample_unit="step",
+        sample_first=True,  # the tutorial's first picture follows the first iteration
         sample_grid=(1, 8),
         pixel_histograms=True,
     ),
@@ -400,6 +420,7 @@ PRESETS = PresetTable(
         g_lr=1e-4,
         d_lr=1e-4,
         epochs=150,
+        simultaneous=True,  # train_step takes both gradients from one generator(noise)
         sample_every=1,
         sample_unit="epoch",
         sample_grid=(4, 4),
@@ -422,8 +443,10 @@ PRESETS = PresetTable(
         # The tutorial maximises log D(x) + log(1 - D(G(z))) for D and log D(G(z)) for G: the
         # non-saturating game, with its losses printed as those (negative) log-likelihoods.
         generator_loss="nonsaturating",
+        reuse_noise=True,  # train_D and train_G are fed the same noise
         sample_every=10,
         sample_unit="epoch",
+        sample_first=True,  # samples after epoch 1, then every 10
         sample_grid=(1, 10),
     ),
     Preset(
@@ -441,6 +464,8 @@ PRESETS = PresetTable(
         d_lr=2e-4,
         betas=(0.5, 0.999),
         steps=2000,
+        # the alternating step with training-mode fakes and fresh noise for G: the rules its quality
+        # in benchmarks/QUALITY.md was measured with
         sample_every=200,
         sample_grid=(8, 8),
     ),

@@ -15,6 +15,11 @@ With :math:`g` the gradient of parameter :math:`p` and :math:`\eta` the learning
 * RMSprop (Keras' form): :math:`v \leftarrow \rho v + (1 - \rho) g^2`,
   :math:`p \leftarrow p - \eta\, g / (\sqrt{v} + \epsilon)`.
 
+The constructors check every setting (``lr`` a finite number > 0, ``momentum``, the betas and
+``rho`` in [0, 1), ``eps`` a finite number > 0) and refuse layers with nothing to train, each in one
+sentence naming the argument. ``lr`` is checked again whenever it is set, as schedules do between
+steps; a schedule may bring it down to 0.
+
 Each rule is elementwise, so it can run over all parameters at once: the optimizer homes its
 parameters, their gradients and its state in one flat buffer per dtype
 (:func:`tinygan.nn.flat.flatten_parameters`; ``layer.params[name]`` becomes a view into it) and
@@ -31,7 +36,7 @@ import numpy as np
 
 from tinygan.backend import Array, device_of, get_array_module, to_device, to_numpy
 from tinygan.nn.flat import FlatGroup, all_distinct, flatten_parameters
-from tinygan.nn.layer import Layer
+from tinygan.nn.layer import Layer, number_in
 from tinygan.overrides import overridable
 
 # The update rules, in place. Python floats are weak scalars for NumPy and CuPy: they act in the
@@ -101,14 +106,9 @@ class Optimizer:
     state_names: tuple[str, ...] = ()
 
     def __init__(self, layers: Iterable[Layer], lr: float) -> None:
-        if isinstance(layers, Layer):
-            layers = [layers]
-        self.layers = list(layers)
-        if not self.layers or not all(isinstance(layer, Layer) for layer in self.layers):
-            raise TypeError("an optimizer takes a non-empty list of Layer objects")
-        if lr <= 0:
-            raise ValueError(f"learning rate must be positive, got {lr}")
-        self.lr = float(lr)
+        self.layers = trainable_layers(layers, type(self).__name__)
+        # Positive here, where 0 can only be a slip; the setter also allows a schedule's final 0.
+        self.lr = number_in(lr, "(0, inf)", "lr", type(self).__name__)
         self.step_count = 0
         self.state: list[dict[str, Any]] = [
             {name: get_array_module(p).zeros_like(p) for name in self.state_names}
@@ -117,6 +117,15 @@ class Optimizer:
         # Flat buffers, made now and again whenever something rebound a parameter (None: due).
         self._groups: list[FlatGroup] | None = None
         self.flat_groups()
+
+    @property
+    def lr(self) -> float:
+        """The learning rate; set it between steps to follow a schedule (checked on every set)."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self._lr = number_in(value, "[0, inf)", "lr", type(self).__name__)
 
     def flat_groups(self) -> list[FlatGroup] | None:
         """The flat buffers holding the parameters, gradients and state, flattening again first if
@@ -221,11 +230,32 @@ class Optimizer:
         return self
 
 
+def trainable_layers(layers: Iterable[Layer], optimizer: str) -> list[Layer]:
+    """``layers`` as a list (a single Layer becomes a list of one), checked: Layer objects only, and
+    at least one parameter among them, else an error naming ``optimizer``."""
+    wanted = f"{optimizer} takes a Layer or a list of Layer objects"
+    if isinstance(layers, Layer):
+        layers = [layers]
+    elif not isinstance(layers, Iterable):
+        raise TypeError(f"{wanted}, got {type(layers).__name__}")
+    layers = list(layers)
+    for index, layer in enumerate(layers):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"{wanted}, got {type(layer).__name__} at position {index}")
+    if not any(sub.params for layer in layers for sub in layer.walk()):
+        names = ", ".join(type(layer).__name__ for layer in layers)
+        got = {0: "an empty list", 1: f"{names}, which has none"}.get(
+            len(layers), f"{names}, none of which has any"
+        )
+        raise ValueError(f"{optimizer} needs layers with parameters to update, got {got}")
+    return layers
+
+
 class SGD(Optimizer):
     """Stochastic gradient descent with optional (heavy-ball) momentum."""
 
     def __init__(self, layers: Iterable[Layer], lr: float, momentum: float = 0.0) -> None:
-        self.momentum = float(momentum)
+        self.momentum = number_in(momentum, "[0, 1)", "momentum", type(self).__name__)
         self.state_names = ("velocity",) if self.momentum else ()
         super().__init__(layers, lr)
 
@@ -250,9 +280,9 @@ class Adam(Optimizer):
         beta2: float = 0.999,
         eps: float = 1e-8,
     ) -> None:
-        if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
-            raise ValueError(f"Adam betas must lie in [0, 1), got {beta1}, {beta2}")
-        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+        self.beta1 = number_in(beta1, "[0, 1)", "beta1", type(self).__name__)
+        self.beta2 = number_in(beta2, "[0, 1)", "beta2", type(self).__name__)
+        self.eps = number_in(eps, "(0, inf)", "eps", type(self).__name__)
         super().__init__(layers, lr)
 
     def update(self, param: Array, grad: Array, state: dict[str, Any]) -> None:
@@ -280,7 +310,8 @@ class RMSprop(Optimizer):
     def __init__(
         self, layers: Iterable[Layer], lr: float = 1e-3, rho: float = 0.9, eps: float = 1e-7
     ) -> None:
-        self.rho, self.eps = float(rho), float(eps)
+        self.rho = number_in(rho, "[0, 1)", "rho", type(self).__name__)
+        self.eps = number_in(eps, "(0, inf)", "eps", type(self).__name__)
         super().__init__(layers, lr)
 
     def update(self, param: Array, grad: Array, state: dict[str, Any]) -> None:

@@ -12,11 +12,13 @@ still names the exact step without a synchronisation per step. A run stops with
 :class:`NonFiniteLossError`, after callbacks have rolled it back to its last finite state
 (:meth:`Callback.on_rollback`, see :class:`tinygan.checkpoint.Checkpoint`).
 
-A stop request (:meth:`Trainer.request_stop`, which the command line's Ctrl-C and SIGTERM handlers
-call) ends the run at the next step boundary, so the saved state is always that of a whole step.
+A stop request (:meth:`Trainer.request_stop`, which the command line's Ctrl-C, SIGTERM and SIGHUP
+handlers call) ends the run at the next step boundary, so the saved state is always that of a whole
+step.
 An interrupted, diverged or failed run still writes its logs and calls ``on_train_end`` (where
 callbacks write their final outputs: curves, a last frame, a checkpoint) before the exception
-propagates, so nothing produced so far is lost.
+propagates, so nothing produced so far is lost; one output that cannot be written (a full disk)
+does not keep the others from being written.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from tinygan.atomic import appending, naming_failures
 from tinygan.backend import get_array_module, to_device, to_numpy
 from tinygan.ema import averaged_generator
 from tinygan.gan import GAN
@@ -122,6 +125,7 @@ class Trainer:
         # reading four scalars is free on the CPU, a synchronisation on a GPU: check per step or per window
         self.check_every_step = device == "cpu"
         self.stop_requested = False
+        self.end_errors: list[Exception] = []  # what the final writes of the last fit could not do
 
     @property
     def epoch(self) -> int:
@@ -149,13 +153,16 @@ class Trainer:
             A loss became NaN or infinite; callbacks have rolled the run back to its last finite state.
         KeyboardInterrupt
             :meth:`request_stop` was called (or Ctrl-C arrived mid-step); the outputs are written.
+        OSError
+            A file could not be written (a full disk, a read-only folder); the error names it. The
+            other callbacks still write their final outputs (see :meth:`finish`).
         """
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._truncate_log()
         bar = tqdm(total=steps, initial=self.step, disable=not self.progress, unit="step")
         started = time.perf_counter()
         self.stop_requested = False
-        mid_step = diverged = False
+        mid_step = diverged = failed = False
         for callback in self.callbacks:
             callback.on_train_begin(self)
         try:
@@ -189,11 +196,14 @@ class Trainer:
                         callback.on_epoch_end(self)
                 bar.update(1)
         except NonFiniteLossError:
-            diverged = True
+            diverged = failed = True
+            raise
+        except BaseException:
+            failed = True
             raise
         finally:
             bar.close()
-            self.finish(rollback=mid_step or diverged)
+            self.finish(rollback=mid_step or diverged, failing=failed)
         return self.history
 
     def flush_log(self) -> dict[str, str]:
@@ -241,31 +251,43 @@ class Trainer:
             with self.log_path.open(newline="") as handle:
                 rows = [row for row in csv.reader(handle)][1:]
             rows = [row for row in rows if row and _is_int(row[0]) and int(row[0]) <= self.step]
-        with self.log_path.open("w", newline="") as handle:
+        with naming_failures(self.log_path), self.log_path.open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["step", "epoch", *STAT_NAMES])
             writer.writerows(rows)
 
     def _append_csv_row(self, row: list[float]) -> None:
-        with self.log_path.open("a", newline="") as handle:
+        with appending(self.log_path) as handle:
             csv.writer(handle).writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
 
-    def finish(self, rollback: bool = False) -> None:
+    def finish(self, rollback: bool = False, failing: bool = False) -> None:
         """Log what is pending, then let callbacks write their final outputs.
 
         Called on every exit from :meth:`fit`. With ``rollback`` (the run diverged or stopped in the
         middle of a step), or when the pending window turns out non-finite, callbacks first restore
         the last consistent state (:meth:`Callback.on_rollback`).
+
+        One failure (a file that cannot be written) does not keep the other callbacks from writing
+        theirs: the errors are kept in ``end_errors``, and the first is raised at the end, unless the
+        run is already ``failing``: its own error, on its way out, says what went wrong first.
         """
+        self.end_errors = []
         try:
             self.flush_log()
         except NonFiniteLossError:
             rollback = True
+        except Exception as error:
+            self.end_errors.append(error)
         if rollback:
             for callback in self.callbacks:
                 callback.on_rollback(self)
         for callback in self.callbacks:
-            callback.on_train_end(self)
+            try:
+                callback.on_train_end(self)
+            except Exception as error:
+                self.end_errors.append(error)
+        if self.end_errors and not failing:
+            raise self.end_errors[0]
 
     def state_dict(self) -> dict[str, Any]:
         """Step and logged history, for checkpoints."""
@@ -299,12 +321,16 @@ class Periodic(Callback):
         """What to do when the schedule fires."""
         raise NotImplementedError
 
+    def due(self, index: int) -> bool:
+        """Whether the schedule fires at the end of step or epoch ``index`` (counted from 1)."""
+        return index % self.every == 0
+
     def on_step_end(self, trainer: Trainer) -> None:
-        if self.every and self.unit == "step" and trainer.step % self.every == 0:
+        if self.every and self.unit == "step" and self.due(trainer.step):
             self.act(trainer)
 
     def on_epoch_end(self, trainer: Trainer) -> None:
-        if self.every and self.unit == "epoch" and trainer.epoch % self.every == 0:
+        if self.every and self.unit == "epoch" and self.due(trainer.epoch):
             self.act(trainer)
 
 
@@ -327,6 +353,9 @@ class SampleGrid(Periodic):
         Draws the fixed noise once (on the CPU, so it is the same on every device).
     at_start : bool
         Also write a frame before training (step 0), as the TensorFlow MLP tutorial does.
+    first : bool
+        Also write a frame after the first step or epoch, as the Keras DCGAN and the TensorFlow
+        book's MLP tutorials do.
     make_gif : bool
         At the end, assemble every frame of this run's folder and unit into ``<out>/training.gif``.
 
@@ -346,14 +375,19 @@ class SampleGrid(Periodic):
         at_start: bool = True,
         folder: str = "samples",
         make_gif: bool = False,
+        first: bool = False,
     ) -> None:
         super().__init__(every, unit)
         self.rows, self.cols = rows, cols
         self.image_shape, self.value_range = tuple(image_shape), value_range
         self.rng, self.at_start, self.folder, self.make_gif = rng, at_start, folder, make_gif
+        self.first = first
         self.noise: np.ndarray | None = None
         self.frames: list[Path] = []
         self.last_step: int | None = None  # the step of the newest frame
+
+    def due(self, index: int) -> bool:
+        return super().due(index) or (self.first and index == 1)
 
     def on_train_begin(self, trainer: Trainer) -> None:
         if self.noise is None:

@@ -245,7 +245,8 @@ class TorchGAN:
     Parameters
     ----------
     preset : Preset
-        Latent size and noise, labels, generator loss, Adam settings, ``d_steps`` / ``g_steps``.
+        Latent size and noise, labels, generator loss, Adam settings, ``d_steps`` / ``g_steps``
+        and the step rules (``simultaneous``, ``reuse_noise``, ``inference_fakes``).
     generator, discriminator : Layer
         tinygan networks built by ``preset.build``; translated with :func:`to_torch`.
     seed : int
@@ -257,10 +258,10 @@ class TorchGAN:
         self.generator = to_torch(generator, (preset.latent_dim,))
         self.discriminator = to_torch(discriminator, preset.data_shape)
         self.g_optimizer = torch.optim.Adam(
-            self.generator.parameters(), lr=preset.g_lr, betas=preset.betas, eps=1e-8
+            self.generator.parameters(), lr=preset.g_lr, betas=preset.betas, eps=preset.eps
         )
         self.d_optimizer = torch.optim.Adam(
-            self.discriminator.parameters(), lr=preset.d_lr, betas=preset.betas, eps=1e-8
+            self.discriminator.parameters(), lr=preset.d_lr, betas=preset.betas, eps=preset.eps
         )
         self.noise = torch.Generator().manual_seed(seed)
 
@@ -284,34 +285,63 @@ class TorchGAN:
 
     def generator_loss(self, z: torch.Tensor) -> torch.Tensor:
         """-log D(G(z)) as BCE against ``generator_target`` (non-saturating), or log(1 - D(G(z)))."""
-        logits = self.discriminator(self.generator(z))
+        return self.generator_loss_of_logits(self.discriminator(self.generator(z)))
+
+    def generator_loss_of_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """The generator loss on D's logits for the fakes."""
         if self.preset.generator_loss == "nonsaturating":
             return self.bce(logits, self.preset.generator_target)
         return -self.bce(logits, 0.0)
 
-    def discriminator_step(self, real: torch.Tensor) -> torch.Tensor:
-        """One Adam update of D on ``real`` and a fresh fake batch; returns L_D."""
+    def discriminator_step(self, real: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """One Adam update of D on ``real`` and G(z) (z fresh unless given); returns L_D."""
+        z = self.sample_noise(real.shape[0]) if z is None else z
         with torch.no_grad():  # the fake batch is data for this step: no graph through G
-            fake = self.generator(self.sample_noise(real.shape[0]))
+            self.generator.train(not self.preset.inference_fakes)
+            fake = self.generator(z)
+            self.generator.train()
         self.d_optimizer.zero_grad()
         loss = self.discriminator_loss(real, fake)
         loss.backward()
         self.d_optimizer.step()
         return loss
 
-    def generator_step(self, batch_size: int) -> torch.Tensor:
-        """One Adam update of G through D; D's weight gradients are never computed."""
+    def generator_step(self, batch_size: int, z: torch.Tensor | None = None) -> torch.Tensor:
+        """One Adam update of G through D on G(z) (z fresh unless given); D's weight gradients are
+        never computed."""
+        z = self.sample_noise(batch_size) if z is None else z
         self.g_optimizer.zero_grad()
-        loss = self.generator_loss(self.sample_noise(batch_size))
+        loss = self.generator_loss(z)
         # backward only towards G's parameters: autograd skips D's weight-gradient products
         loss.backward(inputs=list(self.generator.parameters()))
         self.g_optimizer.step()
         return loss
 
+    def simultaneous_step(self, real: torch.Tensor) -> None:
+        """Both updates from one G(z): D's gradient from L_D, G's through D as it was, then both step."""
+        fake = self.generator(self.sample_noise(real.shape[0]))
+        logits_real, logits_fake = self.discriminator(real), self.discriminator(fake)
+        d_loss = self.bce(logits_real, self.preset.real_label) + self.bce(
+            logits_fake, self.preset.fake_label
+        )
+        g_loss = self.generator_loss_of_logits(logits_fake)
+        self.d_optimizer.zero_grad()
+        self.g_optimizer.zero_grad()
+        # each loss only towards its own network's parameters; the fake batch's graph serves both
+        d_loss.backward(inputs=list(self.discriminator.parameters()), retain_graph=True)
+        g_loss.backward(inputs=list(self.generator.parameters()))
+        self.d_optimizer.step()
+        self.g_optimizer.step()
+
     def train_step(self, next_real_batch: Callable[[], torch.Tensor]) -> None:
-        """``d_steps`` discriminator updates, each on a new real batch, then ``g_steps`` G updates."""
+        """``d_steps`` discriminator updates, each on a new real batch, then ``g_steps`` G updates
+        (on the last D update's noise with ``reuse_noise``); or one simultaneous update."""
+        if self.preset.simultaneous:
+            self.simultaneous_step(next_real_batch())
+            return
         for _ in range(self.preset.d_steps):
             real = next_real_batch()
-            self.discriminator_step(real)
+            z = self.sample_noise(real.shape[0])
+            self.discriminator_step(real, z)
         for _ in range(self.preset.g_steps):
-            self.generator_step(real.shape[0])
+            self.generator_step(real.shape[0], z if self.preset.reuse_noise else None)

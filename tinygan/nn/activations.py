@@ -8,7 +8,7 @@ caches whatever makes :math:`f'` cheapest.
 from __future__ import annotations
 
 from tinygan.backend import Array, get_array_module
-from tinygan.nn.layer import Cache, Layer, number_in
+from tinygan.nn.layer import Cache, Layer, has_kind, number_in
 from tinygan.overrides import overridable
 
 
@@ -76,6 +76,8 @@ class ReLU(Layer):
     def backward(
         self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
     ) -> Array | None:
+        if not has_kind(cache, "b"):
+            raise self.foreign_cache(cache, "the boolean mask x > 0")
         self.check_dy(dy, cache.shape)
         if not input_grad:  # without parameters there is nothing else to compute
             return None
@@ -108,6 +110,8 @@ class LeakyReLU(Layer):
     def backward(
         self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
     ) -> Array | None:
+        if not has_kind(cache, "b"):
+            raise self.foreign_cache(cache, "the boolean mask x > 0")
         self.check_dy(dy, cache.shape)
         if not input_grad:  # without parameters there is nothing else to compute
             return None
@@ -136,6 +140,8 @@ class Sigmoid(Layer):
     def backward(
         self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
     ) -> Array | None:
+        if not has_kind(cache, "f"):
+            raise self.foreign_cache(cache, "its output y, a float array")
         self.check_dy(dy, cache.shape)
         if not input_grad:  # without parameters there is nothing else to compute
             return None
@@ -158,6 +164,8 @@ class Tanh(Layer):
     def backward(
         self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
     ) -> Array | None:
+        if not has_kind(cache, "f"):
+            raise self.foreign_cache(cache, "its output y, a float array")
         self.check_dy(dy, cache.shape)
         if not input_grad:  # without parameters there is nothing else to compute
             return None

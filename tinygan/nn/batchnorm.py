@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from tinygan.backend import Array, get_array_module
-from tinygan.nn.layer import Cache, Layer, number_in, positive_int
+from tinygan.nn.layer import Cache, Layer, has_kind, number_in, positive_int
 from tinygan.overrides import overridable
 
 
@@ -179,6 +179,16 @@ class BatchNorm(Layer):
     def backward(
         self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
     ) -> Array | None:
+        if not (
+            isinstance(cache, tuple)
+            and len(cache) == 3
+            and has_kind(cache[0], "f")
+            and has_kind(cache[1], "f")
+            and cache[1].shape == (self.num_features,)
+        ):
+            raise self.foreign_cache(
+                cache, f"the tuple (x_hat, 1/std, training), 1/std of shape ({self.num_features},)"
+            )
         xhat, inv_std, batch_stats = cache
         self.check_dy(dy, xhat.shape)
         gamma = self.params["gamma"].astype(dy.dtype, copy=False)

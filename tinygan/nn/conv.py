@@ -14,7 +14,7 @@ import numpy as np
 
 from tinygan.backend import Array, get_array_module
 from tinygan.init import Initializer, glorot_uniform, layer_rng, make_param, zeros
-from tinygan.nn.layer import Cache, Layer, int_pair, positive_int
+from tinygan.nn.layer import Cache, Layer, has_kind, int_pair, is_shape, positive_int
 from tinygan.nn.padding import (
     Padding,
     conv_output_size,
@@ -236,6 +236,24 @@ def add_kernel_params(
         )
 
 
+def check_conv_cache(layer: Layer, cache: Cache) -> None:
+    """Raise, naming ``layer``, unless ``cache`` has the layout a (transposed) convolution's forward
+    returns: ``(x, padding, output shape)`` with ``x`` a float batch of ``layer.in_channels``."""
+    channels = layer.in_channels
+    if not (
+        isinstance(cache, tuple)
+        and len(cache) == 3
+        and has_kind(cache[0], "f")
+        and cache[0].ndim == 4
+        and cache[0].shape[1] == channels
+        and isinstance(cache[1], tuple)
+        and is_shape(cache[2])
+    ):
+        raise layer.foreign_cache(
+            cache, f"the tuple (x, padding, output shape), x of shape (N, {channels}, H, W)"
+        )
+
+
 class Conv2D(Layer):
     r"""2-D convolution over NCHW images.
 
@@ -336,6 +354,7 @@ class Conv2D(Layer):
     def backward(
         self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
     ) -> Array | None:
+        check_conv_cache(self, cache)
         x, pad, y_shape = cache
         self.check_dy(dy, y_shape)
         W = self.param_as("W", dy.dtype)

@@ -16,6 +16,7 @@ from tinygan.backend import Array
 from tinygan.init import Initializer
 from tinygan.nn.conv import (
     add_kernel_params,
+    check_conv_cache,
     col2im,
     from_pixel_rows,
     im2col,
@@ -204,6 +205,7 @@ class ConvTranspose2D(Layer):
     def backward(
         self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
     ) -> Array | None:
+        check_conv_cache(self, cache)
         x, pad, y_shape = cache
         self.check_dy(dy, y_shape)
         W = self.param_as("W", dy.dtype)

@@ -8,7 +8,7 @@ import numpy as np
 
 from tinygan.backend import Array
 from tinygan.init import Initializer, glorot_uniform, layer_rng, make_param, zeros
-from tinygan.nn.layer import Cache, Layer, positive_int
+from tinygan.nn.layer import Cache, Layer, has_kind, positive_int
 from tinygan.overrides import overridable
 
 
@@ -90,6 +90,10 @@ class Dense(Layer):
         self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
     ) -> Array | None:
         x = cache
+        if not (has_kind(x, "f") and x.ndim == 2 and x.shape[1] == self.in_features):
+            raise self.foreign_cache(
+                cache, f"its input x, a float array of shape (N, {self.in_features})"
+            )
         self.check_dy(dy, (x.shape[0], self.out_features))
         if param_grads:
             self.grads["W"] += dense_weight_grad(x, dy)

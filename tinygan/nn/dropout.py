@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tinygan.backend import Array, device_of, get_array_module, rng_device
-from tinygan.nn.layer import Cache, Layer, number_in
+from tinygan.nn.layer import Cache, Layer, has_kind, is_shape, number_in
 from tinygan.overrides import overridable
 
 
@@ -95,6 +95,10 @@ class Dropout(Layer):
         self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
     ) -> Array | None:
         identity = isinstance(cache, tuple)  # the input's shape: no mask was drawn
+        if not (is_shape(cache) if identity else has_kind(cache, "f")):
+            raise self.foreign_cache(
+                cache, "the mask, a float array, or in evaluation mode the input's shape"
+            )
         self.check_dy(dy, cache if identity else cache.shape)
         if not input_grad:  # without parameters there is nothing else to compute
             return None

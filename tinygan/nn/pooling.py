@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tinygan.backend import Array, get_array_module
-from tinygan.nn.layer import Cache, Layer, int_pair
+from tinygan.nn.layer import Cache, Layer, has_kind, int_pair, is_shape
 from tinygan.nn.padding import window_offsets
 from tinygan.overrides import overridable
 
@@ -136,6 +136,13 @@ class MaxPool2D(Layer):
     def backward(
         self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
     ) -> Array | None:
+        if not (
+            isinstance(cache, tuple)
+            and len(cache) == 2
+            and has_kind(cache[0], "i")
+            and is_shape(cache[1])
+        ):
+            raise self.foreign_cache(cache, "the tuple (argmax, input shape)")
         argmax, x_shape = cache
         self.check_dy(dy, argmax.shape)
         if not input_grad:  # without parameters there is nothing else to compute
@@ -183,6 +190,8 @@ class UpSampling2D(Layer):
     def backward(
         self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
     ) -> Array | None:
+        if not (is_shape(cache) and len(cache) == 4):
+            raise self.foreign_cache(cache, "its output's shape, a tuple of 4 ints")
         self.check_dy(dy, cache)
         if not input_grad:  # without parameters there is nothing else to compute
             return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from tinygan.backend import Array
-from tinygan.nn.layer import Cache, Layer, is_int
+from tinygan.nn.layer import Cache, Layer, is_int, is_shape
 
 
 class Reshape(Layer):
@@ -57,6 +57,13 @@ class Reshape(Layer):
     def backward(
         self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
     ) -> Array | None:
+        if not (
+            isinstance(cache, tuple)
+            and len(cache) == 2
+            and is_shape(cache[0])
+            and is_shape(cache[1])
+        ):
+            raise self.foreign_cache(cache, "the tuple (input shape, output shape)")
         x_shape, y_shape = cache
         self.check_dy(dy, y_shape)
         if not input_grad:  # without parameters there is nothing else to compute

@@ -55,6 +55,8 @@ class Sequential(Layer):
         param_grads: bool = True,
         input_grad: bool = True,
     ) -> Array | None:
+        if not isinstance(cache, list):
+            raise self.foreign_cache(cache, f"a list of its {len(self.layers)} children's caches")
         if len(cache) != len(self.layers):
             raise ValueError(
                 f"{type(self).__name__}.backward expects the cache of its forward pass, one entry "
