@@ -5,6 +5,7 @@ import pickle
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,15 @@ from PIL import Image
 from tinygan.checkpoint import save_checkpoint
 from tinygan.cli import main as cli
 from tinygan.models import PRESETS
-from tinygan.sampling import generate, load_generator, load_latents, write_samples
+from tinygan.sampling import (
+    generate,
+    generate_batches,
+    load_generator,
+    load_latents,
+    physical_memory,
+    write_sample_batches,
+    write_samples,
+)
 
 
 @pytest.fixture(params=["mlp-tf", "dcgan-tf"])
@@ -85,8 +94,6 @@ def test_bad_latents_and_missing_files_fail_clearly(checkpoint, tmp_path):
         )
     with pytest.raises(SystemExit, match="no checkpoint"):
         cli(["sample", str(tmp_path / "missing.npz"), "--out", str(tmp_path)])
-    with pytest.raises(SystemExit, match="cannot hold"):
-        cli(["sample", str(checkpoint), "--n", "5", "--grid", "2", "2", "--out", str(tmp_path)])
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -171,3 +178,97 @@ def test_nan_latents_fail_the_command_without_a_traceback(tmp_path):
         "(or values too large for float32), the first is row 0"
     ]
     assert not (tmp_path / "out").exists()
+
+
+def test_batches_give_the_images_of_generate_bit_for_bit(checkpoint):
+    generator, preset, _ = load_generator(checkpoint)
+    images, latents = generate(generator, preset, n=21, seed=5, batch_size=8)
+    batches = list(generate_batches(generator, preset, n=21, seed=5, batch_size=8))
+    assert [len(b) for b, _ in batches] == [8, 8, 5]
+    np.testing.assert_array_equal(np.concatenate([b for b, _ in batches]), images)
+    np.testing.assert_array_equal(np.concatenate([z for _, z in batches]), latents)
+    again = generate_batches(generator, preset, latents=latents, batch_size=8)
+    np.testing.assert_array_equal(np.concatenate([b for b, _ in again]), images)
+    with pytest.raises(ValueError, match="give a positive n"):
+        generate_batches(generator, preset, n=0)  # checked at the call, not at the first batch
+
+
+def test_pngs_are_written_while_generating_and_latents_read_back(checkpoint, tmp_path):
+    generator, preset, _ = load_generator(checkpoint)
+    out = tmp_path / "out"
+
+    def watched() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for k, batch in enumerate(generate_batches(generator, preset, n=10, seed=2, batch_size=4)):
+            # every image of the earlier batches is on disk before the next batch is made
+            assert len(list(out.glob("sample_*.png"))) == 4 * k
+            yield batch
+
+    paths = write_sample_batches(watched(), 10, out)
+    assert [p.name for p in paths] == [f"sample_{i}.png" for i in range(10)]
+    _, latents = generate(generator, preset, n=10, seed=2, batch_size=4)
+    np.testing.assert_array_equal(load_latents(out / "latents.npy", preset), latents)
+
+
+def test_a_stopped_run_leaves_a_latents_file_that_is_refused(checkpoint, tmp_path):
+    generator, preset, _ = load_generator(checkpoint)
+
+    def interrupted() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        yield next(generate_batches(generator, preset, n=8, seed=2, batch_size=4))
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_sample_batches(interrupted(), 8, tmp_path)
+    with pytest.raises(ValueError, match="latents.npy: not a NumPy .npy array"):
+        load_latents(tmp_path / "latents.npy", preset)
+
+
+def refusal(argv: list[str], capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The one line ``tinygan sample ARGV`` stops with (exit code 2), no image having been made."""
+
+    def refuse_to_generate(*args: object) -> None:
+        raise AssertionError("images were generated")
+
+    monkeypatch.setattr("tinygan.sampling._images", refuse_to_generate)
+    with pytest.raises(SystemExit) as stop:
+        cli(["sample", *argv])
+    assert stop.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("tinygan sample: error: ")
+    return line
+
+
+def test_a_grid_too_small_for_n_is_refused_before_generating(
+    checkpoint, tmp_path, capsys, monkeypatch
+):
+    out = tmp_path / "out"
+    argv = [str(checkpoint), "--n", "10000000", "--grid", "2", "2", "--out", str(out)]
+    assert refusal(argv, capsys, monkeypatch).endswith(
+        "a 2x2 grid has only 4 cells for 10000000 images"
+    )
+    latents = tmp_path / "latents.npy"  # with --latents, n is the number of vectors in the file
+    np.save(latents, np.zeros((6, load_generator(checkpoint)[1].latent_dim), np.float32))
+    argv = [str(checkpoint), "--latents", str(latents), "--grid", "2", "2", "--out", str(out)]
+    assert refusal(argv, capsys, monkeypatch).endswith("a 2x2 grid has only 4 cells for 6 images")
+    assert not out.exists()
+
+
+@pytest.mark.skipif(physical_memory() is None, reason="the system does not report its memory")
+def test_a_grid_too_large_for_memory_is_refused_before_generating(
+    checkpoint, tmp_path, capsys, monkeypatch
+):
+    out = tmp_path / "out"
+    argv = [str(checkpoint), "--n", "10", "--grid", "100000", "100000", "--out", str(out)]
+    line = refusal(argv, capsys, monkeypatch)
+    assert "a 100000x100000 grid of 10 images would take about" in line
+    assert "TiB of memory, more than this machine's" in line
+    assert not out.exists()
+
+
+def test_an_n_too_large_for_the_disk_is_refused_before_generating(
+    checkpoint, tmp_path, capsys, monkeypatch
+):
+    out = tmp_path / "out"
+    line = refusal([str(checkpoint), "--n", str(10**12), "--out", str(out)], capsys, monkeypatch)
+    assert "1000000000000 images need at least" in line
+    assert "on disk (latents.npy and one PNG per image), and " in line and " free" in line
+    assert not out.exists()

@@ -25,7 +25,8 @@ What protects the work of a long run:
   run is rolled back to it before the final files are written.
 * **Careful reading.** :func:`read_checkpoint` names the file and the problem in one line for a
   truncated, foreign or non-tinygan file, and :func:`find_resumable` skips damaged or non-finite files
-  to resume from the newest good one.
+  to resume from the newest good one. :func:`load_for_inference`, through which sampling, evaluation
+  and export load their network, refuses a file holding a NaN or an infinity, naming the array.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ import numpy as np
 from tinygan.atomic import write_atomically
 from tinygan.backend import restore_rng, rng_state, to_numpy
 from tinygan.gan import GAN
+from tinygan.models import Preset, get_preset
 from tinygan.nn.layer import Layer
 from tinygan.train import NonFiniteLossError, Periodic, Trainer
 
@@ -55,10 +57,20 @@ BEST_NAME = "best.npz"
 EMA_PREFIX = "G_ema"
 #: Sections every training checkpoint has (sampling needs only ``G.`` and the metadata).
 REQUIRED_PREFIXES = ("G.", "D.", "g_opt.", "d_opt.")
+#: What :func:`load_for_inference` can rebuild.
+NETWORKS = ("generator", "discriminator")
 
 
 class CheckpointError(ValueError):
     """A checkpoint file that cannot be used; the message names the file and the problem."""
+
+
+class NonFiniteCheckpointError(CheckpointError):
+    """A checkpoint with a NaN or an infinity in one of its arrays.
+
+    tinygan never writes one, so such a file was damaged or edited. Networks loaded from it would
+    compute NaN images and logits without complaint: sampling, evaluation and export refuse it.
+    """
 
 
 def _flatten(prefix: str, state: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -219,6 +231,65 @@ def load_networks(
     generator.load_state_dict(_section(archive, EMA_PREFIX if use_ema else "G"))
     if discriminator is not None:
         discriminator.load_state_dict(_section(archive, "D"))
+
+
+def load_for_inference(
+    path: str | os.PathLike, network: str = "generator", prefer_ema: bool = False
+) -> tuple[Layer, Preset, dict[str, Any]]:
+    """Rebuild the generator or discriminator saved in the checkpoint at ``path``, on the CPU.
+
+    What sampling, evaluation and export all load through, so each refuses the same files.
+
+    Parameters
+    ----------
+    path : path-like
+        A checkpoint whose metadata names its preset.
+    network : {"generator", "discriminator"}
+    prefer_ema : bool
+        Give the generator the moving average of its weights when the checkpoint has one.
+
+    Returns
+    -------
+    network : Layer
+    preset : Preset
+    metadata : dict
+
+    Raises
+    ------
+    FileNotFoundError, CheckpointError
+        As :func:`read_checkpoint` does, and a ``CheckpointError`` when the checkpoint names no
+        preset or holds no weights (or weights of other shapes) for the network asked for.
+    NonFiniteCheckpointError
+        An array of the checkpoint holds a NaN or an infinity; the message names the array.
+    """
+    if network not in NETWORKS:
+        raise ValueError(f"network must be one of {NETWORKS}, got {network!r}")
+    archive = read_checkpoint(path)
+    bad = non_finite_entry(archive)
+    if bad is not None:
+        values = archive[bad]
+        counts = (("NaN", np.isnan(values).sum()), ("infinite", np.isinf(values).sum()))
+        found = ", ".join(f"{count} {kind}" for kind, count in counts if count)
+        raise NonFiniteCheckpointError(
+            f"{path}: array {bad} is not finite ({found} of {values.size} values); "
+            "networks loaded from it would compute NaN"
+        )
+    metadata = checkpoint_metadata(archive)
+    if "preset" not in metadata:
+        raise CheckpointError(f"{path} does not say which preset it belongs to; cannot rebuild it")
+    preset = get_preset(metadata["preset"])
+    if network == "discriminator" and not any(key.startswith("D.") for key in archive):
+        raise CheckpointError(f"{path}: holds no discriminator parameters")
+    generator, discriminator = preset.build(np.random.default_rng(0))  # overwritten just below
+    try:
+        if network == "generator":
+            load_networks(archive, generator, prefer_ema=prefer_ema)
+        else:
+            discriminator.load_state_dict(_section(archive, "D"))
+    except (KeyError, ValueError) as error:
+        message = _one_line(error).strip("\"'")  # a KeyError's text comes quoted
+        raise CheckpointError(f"{path}: does not fit preset {preset.name}: {message}") from None
+    return (generator if network == "generator" else discriminator), preset, metadata
 
 
 def apply_state(archive: dict[str, np.ndarray], gan: GAN, trainer: Trainer | None = None) -> None:

@@ -99,7 +99,15 @@ def chosen_checkpoint(path: Path) -> Path:
 
 def sample_command(argv: list[str]) -> int:
     """``tinygan sample CHECKPOINT``: images from a seed or from saved latent vectors."""
-    from tinygan.sampling import generate, load_generator, load_latents, write_samples
+    from tinygan.checkpoint import NonFiniteCheckpointError
+    from tinygan.sampling import (
+        NoRoomError,
+        check_room,
+        generate_batches,
+        load_generator,
+        load_latents,
+        write_sample_batches,
+    )
 
     parser = FlagParser(prog="tinygan sample", description=sample_command.__doc__)
     parser.add_argument("checkpoint", type=Path, help=CHECKPOINT_HELP)
@@ -122,19 +130,20 @@ def sample_command(argv: list[str]) -> int:
     add_debug_flag(parser)
     args = parser.parse_args(argv)
     check_gpu(parser.prog, args.device)
+    grid = tuple(args.grid) if args.grid else None
     try:
         generator, preset, _ = load_generator(chosen_checkpoint(args.checkpoint), args.device)
         latents = load_latents(args.latents, preset) if args.latents else None
-        images, latents = generate(generator, preset, args.n, args.seed, latents, args.device)
+        n = args.n if latents is None else len(latents)
+        check_room(n, preset, args.out, grid)  # before anything is generated
+    except (NonFiniteCheckpointError, NoRoomError) as error:
+        usage_error(parser.prog, str(error))
     except (OSError, ValueError, KeyError) as error:
         raise SystemExit(f"tinygan sample: {error}") from None
-    if args.grid and args.grid[0] * args.grid[1] < len(images):
-        raise SystemExit(
-            f"tinygan sample: a {args.grid[0]}x{args.grid[1]} grid cannot hold {len(images)} images"
-        )
-    paths = write_samples(images, latents, args.out, tuple(args.grid) if args.grid else None)
+    batches = generate_batches(generator, preset, n, args.seed, latents, args.device)
+    paths = write_sample_batches(batches, n, args.out, grid)
     print(
-        f"tinygan: {len(images)} images of preset {preset.name} -> {args.out} ({len(paths)} PNG, latents.npy)"
+        f"tinygan: {n} images of preset {preset.name} -> {args.out} ({len(paths)} PNG, latents.npy)"
     )
     return 0
 
@@ -143,8 +152,10 @@ def eval_command(argv: list[str]) -> int:
     """``tinygan eval CHECKPOINT``: quality metrics of generated images, with real-data calibration."""
     import json
 
+    from tinygan.checkpoint import NonFiniteCheckpointError
     from tinygan.data import DatasetNotFoundError
     from tinygan.evaluate import evaluate_checkpoint
+    from tinygan.sampling import NoRoomError
 
     parser = FlagParser(prog="tinygan eval", description=eval_command.__doc__)
     parser.add_argument("checkpoint", type=Path, help=CHECKPOINT_HELP)
@@ -190,6 +201,8 @@ def eval_command(argv: list[str]) -> int:
         )
     except DatasetNotFoundError as error:
         raise SystemExit(f"tinygan eval: {error.describe(DATA_FLAGS)}") from None
+    except (NonFiniteCheckpointError, NoRoomError) as error:
+        usage_error(parser.prog, str(error))
     except (OSError, ValueError, KeyError) as error:  # corrupt data, missing checkpoints too
         raise SystemExit(f"tinygan eval: {error}") from None
     if args.json:
@@ -291,10 +304,13 @@ def export_command(argv: list[str]) -> int:
     if not os.access(existing, os.W_OK | os.X_OK):
         usage_error(parser.prog, f"--out {out} is not writable ({existing} is read-only)")
 
+    from tinygan.checkpoint import NonFiniteCheckpointError
     from tinygan.interop import load_network
 
     try:
         network, preset = load_network(args.checkpoint, args.network)
+    except NonFiniteCheckpointError as error:
+        usage_error(parser.prog, str(error))
     except (OSError, ValueError, KeyError) as error:
         raise SystemExit(f"tinygan export: {error}") from None
     try:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import csv
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ from tinygan.metrics.fid import feature_frechet_distance, frechet_distance, gaus
 from tinygan.metrics.inception_score import inception_score
 from tinygan.metrics.precision_recall import precision_recall
 from tinygan.models import Preset
-from tinygan.sampling import generate, load_generator
+from tinygan.sampling import check_memory, generate, generate_batches, load_generator
 from tinygan.train import Callback, Periodic, SampleGrid, Trainer
 from tinygan.viz import save_image_grid
 
@@ -119,9 +120,27 @@ class QualityEvaluator:
             ``min(n, reference_n)`` of each, equal sizes as the method asks), ``k`` and
             ``num_classes``.
         """
-        features, probabilities = self.classifier.embed(images, self.batch_size)
+        return self.score_batches([images])
+
+    def score_batches(self, batches: Iterable[Any]) -> dict[str, Any]:
+        """:meth:`score` of the images of several batches together, embedded one batch at a time.
+
+        Only the classifier's features and probabilities are kept, never the images: with
+        :func:`tinygan.sampling.generate_batches` the memory grows by ``bytes_per_image`` per image.
+        """
+        embedded = [self.classifier.embed(images, self.batch_size) for images in batches]
+        features = np.concatenate([f for f, _ in embedded])
+        probabilities = np.concatenate([p for _, p in embedded])
+        del embedded  # the pieces, before the covariance makes its centred copy
         fid = frechet_distance(*gaussian_statistics(features), *self.reference_statistics)
         return self._score(features, probabilities, self.reference_features, fid)
+
+    @property
+    def bytes_per_image(self) -> int:
+        """Memory :meth:`score_batches` needs per image scored: its float64 features and class
+        probabilities, held twice at the most (in pieces and joined; joined and centred for the
+        covariance)."""
+        return 2 * 8 * (self.reference_features.shape[1] + self.num_classes)
 
     def calibration(self) -> dict[str, Any]:
         """The same metrics for real images: the reference's first half scored against its second.
@@ -261,6 +280,14 @@ def evaluate_checkpoint(
         ``checkpoint``, ``preset``, ``run_seed``, ``sample_seed``, ``dataset``, ``reference`` (which
         real images), ``classifier`` (its ``info``), ``generated`` and ``real`` (the score dicts of
         :meth:`QualityEvaluator.score` and :meth:`QualityEvaluator.calibration`) and ``seconds``.
+
+    Raises
+    ------
+    NonFiniteCheckpointError
+        The checkpoint holds a NaN or an infinity (see :func:`tinygan.sampling.load_generator`).
+    NoRoomError
+        The features of ``n`` images would not fit in this machine's memory; checked before any
+        image is generated (the images themselves are scored a batch at a time, never all kept).
     """
     start = time.perf_counter()
     generator, preset, metadata = load_generator(path, device)
@@ -273,7 +300,8 @@ def evaluate_checkpoint(
         classifier = load_classifier(data, classifier_settings, classifier_cache, verbose=verbose)
     reference, description = reference_images(data, split, data_dir, download)
     evaluator = QualityEvaluator(classifier, reference, batch_size=batch_size)
-    images, _ = generate(generator, preset, n, seed, device=device, batch_size=batch_size)
+    check_memory(n * evaluator.bytes_per_image, f"the classifier features of {n} images")
+    batches = generate_batches(generator, preset, n, seed, device=device, batch_size=batch_size)
     result = {
         "checkpoint": str(path),
         "preset": preset.name,
@@ -282,7 +310,7 @@ def evaluate_checkpoint(
         "dataset": dataset,
         "reference": description,
         "classifier": classifier.info,
-        "generated": evaluator.score(images),
+        "generated": evaluator.score_batches(images for images, _ in batches),
         "real": evaluator.calibration(),
     }
     result["seconds"] = round(time.perf_counter() - start, 1)

@@ -8,22 +8,30 @@ backend. One vector cut out of the file and generated alone gives its picture ag
 float32 rounding (about 1e-7), not always bit for bit: a matrix product may round a row differently
 depending on where the row sits in the batch (see :func:`generate`). The vectors can also be edited
 and explored.
+
+Images are generated and written a batch at a time (:func:`generate_batches`,
+:func:`write_sample_batches`), so memory does not grow with their number, and :func:`check_room`
+refuses beforehand what would not fit: more images than grid cells, a grid larger than the
+machine's memory, files larger than the free disk space.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import shutil
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tinygan.backend import to_device, to_numpy
-from tinygan.checkpoint import checkpoint_metadata, load_networks, read_checkpoint
+from tinygan.checkpoint import load_for_inference
 from tinygan.gan import draw_noise
-from tinygan.models import Preset, get_preset
+from tinygan.models import Preset
 from tinygan.nn.layer import Layer
-from tinygan.viz import save_image_grid
+from tinygan.viz import grid_bytes, save_image_grid
 
 
 def load_generator(
@@ -33,16 +41,14 @@ def load_generator(
 
     A checkpoint of a run with ``--ema`` gives the moving average of G's weights: it makes steadier
     samples than the last iterate (see :mod:`tinygan.ema`).
+
+    Raises
+    ------
+    FileNotFoundError, CheckpointError, NonFiniteCheckpointError
+        As :func:`tinygan.checkpoint.load_for_inference` does: no file, an unusable one, or one
+        holding a NaN or an infinity.
     """
-    archive = read_checkpoint(path)
-    metadata = checkpoint_metadata(archive)
-    if "preset" not in metadata:
-        raise ValueError(
-            f"{path} does not say which preset it belongs to; cannot rebuild its generator"
-        )
-    preset = get_preset(metadata["preset"])
-    generator, _ = preset.build(np.random.default_rng(0))  # weights are overwritten just below
-    load_networks(archive, generator, prefer_ema=True)
+    generator, preset, metadata = load_for_inference(path, "generator", prefer_ema=True)
     return generator.to(device), preset, metadata
 
 
@@ -106,6 +112,51 @@ def load_latents(path: str | os.PathLike, preset: Preset) -> np.ndarray:
         raise ValueError(f"{path}: {error}") from None
 
 
+def generate_batches(
+    generator: Layer,
+    preset: Preset,
+    n: int | None = None,
+    seed: int | None = None,
+    latents: np.ndarray | None = None,
+    device: str = "cpu",
+    batch_size: int = 256,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """:func:`generate`, one batch of ``batch_size`` at a time: memory stays bounded whatever ``n``.
+
+    Yields (images, latents) pairs whose concatenation is what :func:`generate` returns, bit for bit.
+    The arguments are checked at once, before the first batch is asked for.
+    """
+    if latents is not None:
+        latents = check_latents(latents, preset)
+        chunks = (latents[i : i + batch_size] for i in range(0, len(latents), batch_size))
+    elif n is None or n < 1:
+        raise ValueError("give a positive n, or latents")
+    else:
+        rng = np.random.default_rng(seed)
+        # NumPy fills an array in order, so batch after batch draws the same numbers as one draw
+        chunks = (
+            draw_noise(rng, min(batch_size, n - i), preset.latent_dim, preset.noise, np.float32)
+            for i in range(0, n, batch_size)
+        )
+    return ((_images(generator, preset, chunk, device, batch_size), chunk) for chunk in chunks)
+
+
+def _images(
+    generator: Layer, preset: Preset, latents: np.ndarray, device: str, batch_size: int
+) -> np.ndarray:
+    # A matrix product may round differently for different batch sizes, so every chunk is padded to
+    # the same size: an image then depends only on its latent vector and its row in the chunk. The
+    # row still matters in the last bit (BLAS kernels split a matrix into blocks of rows and may
+    # round an edge block differently), so the same latents file reproduces its images exactly,
+    # while a vector moved to another row may differ by float32 rounding.
+    padded = np.zeros((batch_size, latents.shape[1]), dtype=np.float32)
+    padded[: len(latents)] = latents
+    images = to_numpy(generator(to_device(padded, device)))[: len(latents)]
+    low, high = preset.value_range
+    pixels = (images.reshape(len(latents), *preset.image_size) - low) / (high - low)
+    return np.clip(pixels, 0.0, 1.0)
+
+
 def generate(
     generator: Layer,
     preset: Preset,
@@ -120,29 +171,82 @@ def generate(
     Give either ``latents`` (checked by :func:`check_latents`) or ``n`` (with an optional
     ``seed``). The generator runs in evaluation mode (running BatchNorm statistics), in batches of
     ``batch_size``. The same latents give the same images bit for bit; one vector generated alone
-    matches its image from a batch to within float32 rounding.
+    matches its image from a batch to within float32 rounding. All ``n`` images are held at once:
+    :func:`generate_batches` gives them a batch at a time.
     """
-    if latents is None:
-        if n is None or n < 1:
-            raise ValueError("give a positive n, or latents")
-        latents = draw_noise(
-            np.random.default_rng(seed), n, preset.latent_dim, preset.noise, np.float32
+    batches = list(generate_batches(generator, preset, n, seed, latents, device, batch_size))
+    return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
+
+
+class NoRoomError(ValueError):
+    """Samples whose arrays would not fit in this machine's memory, or whose files not on its disk.
+
+    Raised before anything is generated; the message says how much is needed and how much there is.
+    """
+
+
+def physical_memory() -> int | None:
+    """Bytes of memory of this machine, or None where the operating system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows), or no such name
+        return None
+
+
+def check_memory(needed: int, what: str) -> None:
+    """Raise :class:`NoRoomError` when ``needed`` bytes (for ``what``) exceed this machine's memory.
+
+    The whole memory, not what is free now: only requests that cannot fit on this machine at all
+    are refused, never one that a busy moment makes look large.
+    """
+    total = physical_memory()
+    if total is not None and needed > total:
+        raise NoRoomError(
+            f"{what} would take about {_size(needed)} of memory, more than this machine's "
+            f"{_size(total)}"
         )
-    latents = check_latents(latents, preset)
-    low, high = preset.value_range
-    images = []
-    for start in range(0, len(latents), batch_size):
-        chunk = latents[start : start + batch_size]
-        # A matrix product may round differently for different batch sizes, so every chunk is padded
-        # to the same size: an image then depends only on its latent vector and its row in the
-        # chunk. The row still matters in the last bit (BLAS kernels split a matrix into blocks of
-        # rows and may round an edge block differently), so the same latents file reproduces its
-        # images exactly, while a vector moved to another row may differ by float32 rounding.
-        padded = np.zeros((batch_size, latents.shape[1]), dtype=np.float32)
-        padded[: len(chunk)] = chunk
-        images.append(to_numpy(generator(to_device(padded, device)))[: len(chunk)])
-    pixels = (np.concatenate(images).reshape(len(latents), *preset.image_size) - low) / (high - low)
-    return np.clip(pixels, 0.0, 1.0), latents
+
+
+def _size(count: float) -> str:
+    """``count`` bytes in the largest binary unit that keeps the number at least 1."""
+    units = ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB")
+    power = min(int(math.log(max(count, 1), 1024)), len(units) - 1)
+    return f"{count / 1024**power:.1f} {units[power]}"
+
+
+def check_room(
+    n: int, preset: Preset, out_dir: str | os.PathLike, grid: tuple[int, int] | None = None
+) -> None:
+    """Raise unless :func:`write_sample_batches` can write ``n`` images of ``preset`` to ``out_dir``.
+
+    Checked: that the grid has a cell for every image, that the grid fits in memory
+    (:func:`tinygan.viz.grid_bytes`), and that the disk has room for ``latents.npy`` and at least
+    one block per PNG. Single PNGs are written a batch at a time, so they need no more memory
+    however many there are.
+
+    Raises
+    ------
+    NoRoomError
+        With how much is needed and how much there is.
+    """
+    if grid is not None:
+        rows, cols = grid
+        if rows * cols < n:
+            raise NoRoomError(f"a {rows}x{cols} grid has only {rows * cols} cells for {n} images")
+        needed = grid_bytes(n, preset.image_size, rows, cols)
+        check_memory(needed, f"a {rows}x{cols} grid of {n} images")
+    folder = next(
+        p for p in (Path(out_dir).absolute(), *Path(out_dir).absolute().parents) if p.exists()
+    )
+    block = max(os.statvfs(folder).f_frsize, 1) if hasattr(os, "statvfs") else 1
+    files, pngs = (1, "the grid PNG") if grid is not None else (n, "one PNG per image")
+    needed = n * preset.latent_dim * 4 + files * block  # a file takes at least one block
+    free = shutil.disk_usage(folder).free
+    if needed > free:
+        raise NoRoomError(
+            f"{n} images need at least {_size(needed)} on disk (latents.npy and {pngs}), "
+            f"and {folder} has {_size(free)} free"
+        )
 
 
 def write_samples(
@@ -152,13 +256,43 @@ def write_samples(
     grid: tuple[int, int] | None = None,
 ) -> list[Path]:
     """Save ``latents.npy`` and either one grid PNG (``grid=(rows, cols)``) or one PNG per image."""
+    return write_sample_batches([(images, latents)], len(images), out_dir, grid)
+
+
+def write_sample_batches(
+    batches: Iterable[tuple[np.ndarray, np.ndarray]],
+    n: int,
+    out_dir: str | os.PathLike,
+    grid: tuple[int, int] | None = None,
+) -> list[Path]:
+    """:func:`write_samples` for ``n`` images arriving in batches (from :func:`generate_batches`).
+
+    Each batch is written as it comes: the latent vectors appended to ``latents.npy``, the images
+    as PNGs, so memory stays bounded; only a grid keeps its images until the end. A run stopped
+    half-way leaves a ``latents.npy`` shorter than its header says, which NumPy refuses to load.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    np.save(out_dir / "latents.npy", latents)
+    width, written, kept, paths = len(str(n - 1)), 0, None, []
+    with open(out_dir / "latents.npy", "wb") as file:
+        for images, latents in batches:
+            if file.tell() == 0:
+                header = {"descr": "<f4", "fortran_order": False, "shape": (n, latents.shape[1])}
+                np.lib.format.write_array_header_1_0(file, header)
+            if written + len(latents) > n:
+                raise ValueError(f"more than the {n} images announced")
+            file.write(np.ascontiguousarray(latents, dtype="<f4").tobytes())
+            if grid is not None:
+                if kept is None:
+                    kept = np.empty((n, *images.shape[1:]), dtype=np.float32)
+                kept[written : written + len(images)] = images
+            else:
+                for i, image in enumerate(images, start=written):
+                    name = f"sample_{i:0{width}d}.png"
+                    paths.append(save_image_grid(image[None], out_dir / name, 1, 1, padding=0))
+            written += len(latents)
+    if written != n:
+        raise ValueError(f"{written} images written, {n} announced")
     if grid is not None:
-        return [save_image_grid(images, out_dir / "grid.png", *grid)]
-    width = len(str(len(images) - 1))
-    return [
-        save_image_grid(image[None], out_dir / f"sample_{i:0{width}d}.png", 1, 1, padding=0)
-        for i, image in enumerate(images)
-    ]
+        paths.append(save_image_grid(kept, out_dir / "grid.png", *grid))
+    return paths

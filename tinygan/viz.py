@@ -181,6 +181,27 @@ def save_image_grid(
     return save_figure(_titled_image_figure(pixels, title), path)
 
 
+def grid_bytes(
+    n: int,
+    image_shape: tuple[int, ...],
+    rows: int,
+    cols: int,
+    scale: int = 2,
+    padding: int = 2,
+) -> int:
+    """About the most memory :func:`save_image_grid` holds at once for ``n`` float32 images.
+
+    For refusing a grid that cannot fit before anything is generated. ``image_shape`` is one image's
+    shape, in any layout :func:`tile_images` accepts. Counted: the images and their rescaled and
+    clipped copies; the float32 canvas, its clipped and rounded copies and its bytes; the bytes
+    repeated ``scale`` times down and across, and the image library's copy of them.
+    """
+    _, height, width, channels = _as_nhwc(np.empty((0, *image_shape))).shape
+    canvas = (rows * (height + padding) + padding) * (cols * (width + padding) + padding) * channels
+    images = n * height * width * channels * 4
+    return 3 * images + canvas * (3 * 4 + 1) + canvas * (scale + 2 * scale**2)
+
+
 def _to_bytes(image: np.ndarray) -> np.ndarray:
     """Map [0, 1] floats to uint8 0..255 (clipping values outside)."""
     return np.rint(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)

@@ -15,11 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from tinygan.checkpoint import CheckpointError, checkpoint_metadata, load_networks, read_checkpoint
-from tinygan.models import Preset, get_preset
+from tinygan.checkpoint import load_for_inference
+from tinygan.models import Preset
 from tinygan.nn import Layer, Sequential
-
-NETWORKS = ("generator", "discriminator")
 
 
 @dataclass(frozen=True)
@@ -64,28 +62,15 @@ def input_shape(preset: Preset, network: str) -> tuple[int, ...]:
 def load_network(path: str | os.PathLike, network: str = "generator") -> tuple[Layer, Preset]:
     """Rebuild the generator or discriminator saved in the checkpoint at ``path``, on the CPU.
 
+    The generator gets its own weights, not their moving average (``--ema``).
+
     Raises
     ------
-    FileNotFoundError, CheckpointError
-        As :func:`tinygan.checkpoint.read_checkpoint` does, and a ``CheckpointError`` when the
-        checkpoint names no preset or holds no weights for the network asked for.
+    FileNotFoundError, CheckpointError, NonFiniteCheckpointError
+        As :func:`tinygan.checkpoint.load_for_inference` does.
     """
-    if network not in NETWORKS:
-        raise ValueError(f"network must be one of {NETWORKS}, got {network!r}")
-    archive = read_checkpoint(path)
-    metadata = checkpoint_metadata(archive)
-    if "preset" not in metadata:
-        raise CheckpointError(f"{path} does not say which preset it belongs to; cannot rebuild it")
-    preset = get_preset(metadata["preset"])
-    if network == "discriminator" and not any(key.startswith("D.") for key in archive):
-        raise CheckpointError(f"{path}: holds no discriminator parameters")
-    generator, discriminator = preset.build(np.random.default_rng(0))  # overwritten just below
-    try:
-        load_networks(archive, generator, discriminator if network == "discriminator" else None)
-    except (KeyError, ValueError) as error:
-        message = " ".join(str(error).strip("\"'").split())
-        raise CheckpointError(f"{path}: does not fit preset {preset.name}: {message}") from None
-    return (generator if network == "generator" else discriminator), preset
+    layers, preset, _ = load_for_inference(path, network)
+    return layers, preset
 
 
 def export_metadata(preset: Preset, network: str) -> dict[str, str]:
@@ -99,7 +84,6 @@ def export_metadata(preset: Preset, network: str) -> dict[str, str]:
     metadata = {
         "producer": "tinygan",
         "preset": preset.name,
-        "preset_alias": preset.alias,
         "network": network,
         "latent_dim": str(preset.latent_dim),
         "noise": preset.noise,
@@ -107,6 +91,8 @@ def export_metadata(preset: Preset, network: str) -> dict[str, str]:
         "data_shape": "[" + ", ".join(str(n) for n in preset.data_shape) + "]",
         "value_range": f"[{_json_float(low)}, {_json_float(high)}]",
     }
+    if preset.alias is not None:  # presets added after the numbered seeds have no alias
+        metadata["preset_alias"] = preset.alias
     if network == "generator":
         metadata["input"] = f"z: (batch, {preset.latent_dim}) float32"
         metadata["output"] = "images: (batch, *data_shape) float32 in value_range"
