@@ -156,9 +156,9 @@ def classifier_lines(extra: list[tuple[str, Any, dict[str, Any]]]) -> list[str]:
         info = model.info
         lines.append(
             f"- {name}: **{100 * info['heldout_accuracy']:.2f}%** accuracy on "
-            f"{info['heldout_size']} held-out images; {info['description']}; first trained in "
+            f"{info['heldout_size']} held-out images; {info['description']}; trained once in "
             f"{info['train_seconds']:.0f} s ({info['settings']['steps']} steps of "
-            f"{info['settings']['batch_size']}; cached since). Real held-out images: IS "
+            f"{info['settings']['batch_size']}). Real held-out images: IS "
             f"{real['inception_score']:.2f} (N={real['n']}), real-vs-real FID {real['fid']:.2f} "
             f"({real['n']} vs {real['reference_n']})."
         )
