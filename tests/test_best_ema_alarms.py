@@ -251,34 +251,19 @@ def test_load_generator_prefers_the_ema_weights_and_old_checkpoints_still_load(t
     )
 
 
-@pytest.fixture
-def classifier_cache(monkeypatch, tmp_path):
-    """A stand-in classifier cache: ``cached.touch()`` makes the classifier count as cached."""
-    import tinygan.classifier as classifier
-
-    cached = tmp_path / "classifier.npz"
-    monkeypatch.setattr(classifier, "classifier_data", lambda *args, **kwargs: "data")
-    monkeypatch.setattr(classifier, "cache_path", lambda data, settings: cached)
-    return cached
-
-
-def test_quality_is_measured_a_few_times_per_long_run_once_the_classifier_is_cached(
-    classifier_cache, capsys
-):
+def test_quality_is_measured_a_few_times_per_long_run_by_default(capsys):
     from tinygan.experiment import AUTO_QUALITY_TIMES, quality_interval
 
     settings = {"dataset": "mnist"}
-    assert quality_interval(settings, 999) == (None, None)  # short runs: no measuring, no message
-    assert quality_interval(settings, 10_000)[0] is None  # nothing cached: a hint instead
-    assert "--quality-every N trains one once" in capsys.readouterr().out
-    classifier_cache.touch()
-    assert quality_interval(settings, 10_000) == (10_000 // AUTO_QUALITY_TIMES, "data")
+    assert quality_interval(settings, 999) is None  # short runs: no measuring, no message
+    assert capsys.readouterr().out == ""
+    assert quality_interval(settings, 10_000) == 10_000 // AUTO_QUALITY_TIMES
     # the end of the run is the fifth measurement
-    assert quality_interval(settings, 1001)[0] == -(-1001 // AUTO_QUALITY_TIMES)
+    assert quality_interval(settings, 1001) == -(-1001 // AUTO_QUALITY_TIMES)
     assert f"measuring sample quality {AUTO_QUALITY_TIMES} times" in capsys.readouterr().out
-    assert quality_interval({**settings, "quality_every": 7}, 10) == (7, None)
-    assert quality_interval({**settings, "quality_every": 7, "no_quality": True}, 10**5)[0] is None
-    assert quality_interval({**settings, "no_quality": True}, 10**5)[0] is None
+    assert quality_interval({**settings, "quality_every": 7}, 10) == 7
+    assert quality_interval({**settings, "quality_every": 7, "no_quality": True}, 10**5) is None
+    assert quality_interval({**settings, "no_quality": True}, 10**5) is None
 
 
 def test_quality_every_and_no_quality_together_are_refused_in_one_line(tmp_path, capsys):
