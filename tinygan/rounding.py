@@ -29,6 +29,7 @@ The magnitude is the same computation on absolute values, with every subtraction
 a convolution's is ``conv(|x|, |W|) + |b|``, which :func:`assert_matches_plain` gets by calling the
 plain function on absolute values. Results further along a computation (a layer after a layer)
 carry the errors of their inputs too; :func:`forward_bound` propagates them through a network.
+Library functions (exp, tanh) are not sums: each is allowed :data:`LIBRARY_ULPS`.
 
 Comparing two implementations
 -----------------------------
@@ -41,6 +42,12 @@ A correct kernel always passes; a wrong one (a sign, a missing term, a pixel off
 at least one whole term, about :math:`\sum |t_i| / n`, which the bound rejects while
 :math:`n^2 u \ll 1`: for float32 sums of up to a few hundred terms. The float64 runs, which every
 kernel test also makes, reject it for any size.
+
+A whole training step is checked call by call (:func:`recording_calls`): every overridable
+function it calls, from the arguments it was given, against the plain function in float64. Two
+runs' final values cannot be compared so tightly: rounding carried through many layers adds up,
+and Adam's first step, ``lr * g / (|g| + eps)``, turns a gradient of rounding noise into a whole
+step of either sign.
 """
 
 from __future__ import annotations
