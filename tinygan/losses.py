@@ -227,7 +227,7 @@ class MinimaxLoss(NonSaturatingLoss):
 
 class LeastSquaresLoss(GanLoss):
     r"""Least-squares GAN (Mao et al., "Least Squares Generative Adversarial Networks", ICCV 2017,
-    arXiv 1611.04076, Eqs. 2 and 9).
+    arXiv 1611.04076).
 
     D pulls its outputs on real data towards :math:`b` and on fakes towards :math:`a`; G pulls D's
     outputs on its fakes towards :math:`c`:
@@ -237,8 +237,8 @@ class LeastSquaresLoss(GanLoss):
         L_G = \tfrac12 \mathbb E[(D(G(z)) - c)^2].
 
     The defaults are the paper's 0-1 coding, :math:`a = 0`, :math:`b = c = 1`, with the factor
-    :math:`\tfrac12` of its equations (the scheme of its experiments; :math:`a = -1, b = 1, c = 0`
-    is the one whose optimum minimises the Pearson :math:`\chi^2` divergence). D's output is a raw
+    :math:`\tfrac12` of its equations (the coding of its experiments; :math:`a = -1, b = 1, c = 0`
+    is the one under which, at the optimal D, G minimises the Pearson :math:`\chi^2` divergence). D's output is a raw
     score, no sigmoid. Gradients, from :func:`squared_error`: :math:`(r_i - b) / M` and
     :math:`(f_i - a) / M` for D, :math:`(f_i - c) / M` for G. Unlike the cross-entropy, the
     squared error keeps pulling fakes that D already places on the real side but far from
@@ -261,8 +261,7 @@ class LeastSquaresLoss(GanLoss):
 
 class HingeLoss(GanLoss):
     r"""The hinge loss of Lim & Ye ("Geometric GAN", arXiv 1705.02894) and Miyato et al.
-    ("Spectral Normalization for Generative Adversarial Networks", ICLR 2018, arXiv 1802.05957,
-    Eq. 17).
+    ("Spectral Normalization for Generative Adversarial Networks", ICLR 2018, arXiv 1802.05957).
 
     .. math::
         L_D = \mathbb E[\max(0, 1 - D(x))] + \mathbb E[\max(0, 1 + D(G(z)))], \qquad
@@ -291,7 +290,7 @@ WEIGHT_CLIP = 0.01
 
 class WassersteinLoss(GanLoss):
     r"""The Wasserstein GAN's critic (Arjovsky, Chintala and Bottou, "Wasserstein GAN", ICML 2017,
-    arXiv 1701.07875, Eq. 3 and Algorithm 1).
+    arXiv 1701.07875, Algorithm 1).
 
     By the Kantorovich-Rubinstein duality the earth mover's distance is
     :math:`W(p_{data}, p_g) = \sup_{\|f\|_L \le 1} \mathbb E_{p_{data}}[f(x)] - \mathbb E_{p_g}[f(x)]`.

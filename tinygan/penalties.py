@@ -6,9 +6,9 @@ A gradient penalty constrains the discriminator through its gradient with respec
 :math:`\lambda\, \mathbb E[(\|g(\hat x)\|_2 - 1)^2]` at random interpolates
 :math:`\hat x = \epsilon x + (1 - \epsilon) G(z)`, :math:`\epsilon \sim U[0, 1]` per sample,
 :math:`\lambda = 10`. Mescheder, Geiger and Nowozin ("Which Training Methods for GANs do actually
-Converge?", ICML 2018, arXiv 1801.04406, Eq. 9) penalise :math:`\frac\gamma2 \mathbb E[\|g(x)\|^2]`
+Converge?", ICML 2018, arXiv 1801.04406) penalise :math:`\frac\gamma2 \mathbb E[\|g(x)\|^2]`
 on real data alone (R1): D is pushed to be flat on the data, where a perfect generator's samples
-would lie, which makes the game converge locally.
+would lie, under which they prove the game converges locally.
 
 Both need :math:`\partial P / \partial \theta` for D's parameters :math:`\theta`, and :math:`g` is
 itself the result of a backward pass: the gradient of a gradient. Frameworks get it by running
@@ -109,7 +109,7 @@ from tinygan.nn.layer import Layer, check_floating
 PENALTIES = ("wgan-gp", "r1")
 #: lambda of WGAN-GP (Gulrajani et al. 2017, Algorithm 1).
 WGAN_GP_WEIGHT = 10.0
-#: gamma of R1: the value of most of Mescheder et al.'s image experiments.
+#: gamma of R1 when none is given (the paper tunes it per data set; 10 is a common choice).
 R1_WEIGHT = 10.0
 
 #: A penalty on the input gradient: ``g -> (P, dP/dg)``.

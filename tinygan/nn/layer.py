@@ -75,7 +75,8 @@ class Layer:
         Gradients of the loss with respect to ``params`` (same keys and shapes), accumulated by
         ``backward``.
     buffers : dict[str, array]
-        Non-trainable state saved with the model (BatchNorm's running statistics).
+        Non-trainable state saved with the model (BatchNorm's running statistics, spectral
+        normalisation's power-iteration vectors).
     mixes_batch : bool
         Whether one sample's output depends on the other samples of its batch in training mode
         (BatchNorm's batch statistics do, and MinibatchStd's spread of the batch). When no layer of

@@ -39,8 +39,8 @@ and :math:`\partial \sigma / \partial M = u v^\top`. For :math:`G = \partial L /
     \frac{\partial L}{\partial M} = \frac{G - \langle G, W_{SN} \rangle\, u v^\top}{\sigma}
 
 (:func:`spectral_norm_backward`): the plain layer's gradient over :math:`\sigma`, less its part
-along :math:`u v^\top`, the direction that would only grow :math:`\sigma` (the paper's Section
-2.2 reads it as a penalty on the first singular component). At a converged :math:`u, v` it is the
+along :math:`u v^\top`, the direction that would only grow :math:`\sigma` (the paper reads the
+subtracted term as an adaptive regularisation of the first singular component). At a converged :math:`u, v` it is the
 exact derivative of :math:`M / \sigma(M)`: :math:`\sigma(M) = \max_{\|a\| = \|b\| = 1} a^\top M b`
 has the derivative :math:`u v^\top` at its maximiser. The gradient checks run in evaluation mode,
 where :math:`u, v` are constants and the formula is exact.
