@@ -38,8 +38,7 @@ from typing import Any
 import numpy as np
 
 from tinygan.checkpoint import latest_checkpoint
-from tinygan.classifier.cache import load_classifier
-from tinygan.classifier.data_split import classifier_data
+from tinygan.classifier.choice import choose_classifier
 from tinygan.data import BatchIterator, images_to_float, load_mnist
 from tinygan.evaluate import QualityEvaluator, reference_images
 from tinygan.experiment import main as train_preset
@@ -157,9 +156,9 @@ def classifier_lines(extra: list[tuple[str, Any, dict[str, Any]]]) -> list[str]:
         info = model.info
         lines.append(
             f"- {name}: **{100 * info['heldout_accuracy']:.2f}%** accuracy on "
-            f"{info['heldout_size']} held-out images; {info['description']}; first trained in "
+            f"{info['heldout_size']} held-out images; {info['description']}; trained once in "
             f"{info['train_seconds']:.0f} s ({info['settings']['steps']} steps of "
-            f"{info['settings']['batch_size']}; cached since). Real held-out images: IS "
+            f"{info['settings']['batch_size']}). Real held-out images: IS "
             f"{real['inception_score']:.2f} (N={real['n']}), real-vs-real FID {real['fid']:.2f} "
             f"({real['n']} vs {real['reference_n']})."
         )
@@ -256,8 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     use_torch = not args.no_torch and find_spec("torch") is not None
     start = time.perf_counter()
 
-    data = classifier_data(args.dataset, args.data_dir)
-    classifier = load_classifier(data, cache_dir=args.classifier_cache)
+    chosen = choose_classifier(args.dataset, args.data_dir, args.classifier_cache)
+    data, classifier = chosen.data, chosen.classifier
     reference, reference_description = reference_images(data)
     evaluator = QualityEvaluator(classifier, reference)
     real = evaluator.calibration()
@@ -282,9 +281,9 @@ def main(argv: list[str] | None = None) -> int:
 
     classifiers = [(data.dataset, classifier, real)]
     if args.fashion_dir is not None and args.dataset != "fashion-mnist":
-        fashion = classifier_data("fashion-mnist", args.fashion_dir)
-        model = load_classifier(fashion, cache_dir=args.classifier_cache)
-        fashion_real = QualityEvaluator(model, fashion.heldout_images).calibration()
+        fashion = choose_classifier("fashion-mnist", args.fashion_dir, args.classifier_cache)
+        model = fashion.classifier
+        fashion_real = QualityEvaluator(model, fashion.data.heldout_images).calibration()
         classifiers.append(("fashion-mnist", model, fashion_real))
 
     seconds = time.perf_counter() - start

@@ -36,8 +36,8 @@ def measure(preset_name: str, data_dir: Path, repeats: int) -> dict[str, Any]:
     """Seconds of one measurement and of one iteration, and the share five take of a full run."""
     from run import fresh_gan, training_step
 
-    from tinygan.classifier import classifier_data, load_classifier
-    from tinygan.evaluate import QualityEvaluator, reference_images
+    from tinygan.classifier import choose_classifier
+    from tinygan.evaluate import QualityEvaluator
     from tinygan.experiment import AUTO_QUALITY_TIMES
     from tinygan.models import get_preset
     from tinygan.sampling import generate
@@ -46,9 +46,8 @@ def measure(preset_name: str, data_dir: Path, repeats: int) -> dict[str, Any]:
     step, _ = training_step("tinygan", preset, preset.batch_size)
     # timed first: right after the classifier's big products, the small ones of a step run slower
     step_s = median_seconds(step, max(repeats, 200))
-    data = classifier_data("mnist", data_dir, download=False)
-    reference, _ = reference_images(data, None, data_dir)
-    evaluator = QualityEvaluator(load_classifier(data, verbose=False), reference)
+    chosen = choose_classifier("mnist", data_dir, verbose=False)
+    evaluator = QualityEvaluator(chosen.classifier, chosen.data.heldout_images)
     gan = fresh_gan(preset)
 
     def one_measurement() -> None:  # what QualityCallback.measure computes, without the CSV row

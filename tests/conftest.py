@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -54,3 +55,22 @@ def mnist_dir() -> Path:
             if any(candidate.glob("t10k-images-idx3-ubyte*")):
                 return candidate
     return bundled_mnist_dir()
+
+
+def torch_layer_outputs(module: Any, x: np.ndarray) -> list[np.ndarray]:
+    """The output of every child of a PyTorch ``module`` for the input ``x``, in order (a twin of a
+    tinygan network has one child per leaf layer)."""
+    import torch
+
+    outputs: list[np.ndarray] = []
+    hooks = [
+        child.register_forward_hook(lambda _, __, out: outputs.append(out.detach().numpy().copy()))
+        for child in module.children()
+    ]
+    try:
+        with torch.no_grad():
+            module(torch.from_numpy(x))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return outputs

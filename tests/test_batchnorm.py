@@ -3,10 +3,16 @@
 import numpy as np
 import pytest
 
-from tinygan.backend import to_device, to_numpy
+from tinygan.backend import to_device
 from tinygan.gradcheck import check_layer
 from tinygan.nn import BatchNorm
 from tinygan.nn.batchnorm import batchnorm_backward, batchnorm_forward, batchnorm_moments
+from tinygan.rounding import (
+    assert_forward_within_rounding,
+    assert_matches_plain,
+    assert_within_rounding,
+    recording_calls,
+)
 
 TOL = 1e-7
 
@@ -127,20 +133,31 @@ def test_backward_accumulates_and_can_skip_parameter_gradients():
 
 
 def test_float32_keeps_dtype_and_agrees_with_float64():
+    """Each step in float32 (moments, normalisation, backward) is within its rounding bound of the
+    same step in float64 from the same inputs, and so is the forward pass as a whole."""
     rng = np.random.default_rng(8)
-    x64 = make_input((16, 4, 6, 6), rng)
-    dy64 = rng.standard_normal(x64.shape)
+    x = make_input((16, 4, 6, 6), rng).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
     layer32, layer64 = BatchNorm(4), BatchNorm(4, dtype=np.float64)
-    y32, cache32 = layer32.forward(x64.astype(np.float32))
-    y64, cache64 = layer64.forward(x64)
-    dx32 = layer32.backward(dy64.astype(np.float32), cache32)
-    dx64 = layer64.backward(dy64, cache64)
+    with recording_calls("cpu") as calls:
+        y32, cache32 = layer32.forward(x)
+        dx32 = layer32.backward(dy, cache32)
     assert y32.dtype == dx32.dtype == np.float32
     assert layer32.grads["gamma"].dtype == layer32.buffers["var"].dtype == np.float32
-    np.testing.assert_allclose(y32, y64, atol=1e-5)
-    np.testing.assert_allclose(dx32, dx64, atol=1e-5)
-    np.testing.assert_allclose(layer32.grads["gamma"], layer64.grads["gamma"], rtol=1e-5)
-    np.testing.assert_allclose(layer32.buffers["var"], layer64.buffers["var"], rtol=1e-6)
+    assert [call.name for call in calls] == [
+        "batchnorm_moments",
+        "batchnorm_forward",
+        "batchnorm_backward",
+    ]
+    for call in calls:
+        call.check()
+    assert_forward_within_rounding(layer64, x, [y32], training=True)
+    # the running variance: (1 - m) * 1 + m * var * M / (M - 1), positive terms all; the
+    # variance's M squares and its division, then four more roundings
+    layer64.forward(x.astype(np.float64))
+    m = x.size // x.shape[1]
+    var64 = layer64.buffers["var"]
+    assert_within_rounding(layer32.buffers["var"], var64, var64, m + 7, "running variance")
 
 
 def test_float64_input_through_float32_layer_stays_float64():
@@ -193,13 +210,14 @@ def test_functions_keep_dtype_and_dispatch_matches_the_plain_function(dtype, sha
     dy = rng.standard_normal(shape).astype(dtype)
     gamma, beta = np.full(3, 1.5, dtype), np.full(3, -0.5, dtype)
     mean, var = batchnorm_moments(x)
+    assert_matches_plain("batchnorm_moments", (x,), (mean, var))
     y, xhat, inv_std = batchnorm_forward(x, mean, var, gamma, beta, 1e-5)
+    assert_matches_plain("batchnorm_forward", (x, mean, var, gamma, beta, 1e-5), (y, xhat, inv_std))
     for batch_stats in (True, False):
-        dx, dgamma, dbeta = batchnorm_backward(dy, xhat, inv_std, gamma, batch_stats)
-        ref = batchnorm_backward.plain(dy, xhat, inv_std, gamma, batch_stats)
-        for got, want in zip((dx, dgamma, dbeta), ref, strict=True):
-            assert got.dtype == dtype
-            np.testing.assert_allclose(to_numpy(got), want, rtol=1e-5, atol=1e-5)
+        args = (dy, xhat, inv_std, gamma, batch_stats)
+        results = batchnorm_backward(*args)
+        assert all(result.dtype == dtype for result in results)
+        assert_matches_plain("batchnorm_backward", args, results)
     for array in (mean, var, y, xhat, inv_std):
         assert array.dtype == dtype
     assert y.shape == xhat.shape == shape and mean.shape == var.shape == inv_std.shape == (3,)

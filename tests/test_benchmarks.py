@@ -22,7 +22,13 @@ import flops  # noqa: E402
 import run as bench  # noqa: E402
 
 from tinygan.models import PRESETS  # noqa: E402
-from tinygan.nn import Conv2D, ConvTranspose2D, Dense, ReLU, Sequential  # noqa: E402
+from tinygan.nn import Conv2D, ConvTranspose2D, Dense, ReLU, Sequential, sigmoid  # noqa: E402
+from tinygan.rounding import (  # noqa: E402
+    assert_forward_within_rounding,
+    assert_layers_within_rounding,
+    assert_within_rounding,
+    backward_magnitudes,
+)
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 requires_torch = pytest.mark.skipif(not HAS_TORCH, reason="PyTorch is not installed")
@@ -165,7 +171,10 @@ def test_default_plan_and_batch_override():
 @requires_torch
 @pytest.mark.parametrize("name", ["000", "004", "002", "003"])
 def test_torch_twin_computes_the_same_networks(name):
-    import torch
+    """Each layer of the twin computes, from the input the twin gave it, what the tinygan layer
+    computes, within the rounding bound of that layer; both networks' outputs are within the bound
+    of the whole network (:mod:`tinygan.rounding`)."""
+    from conftest import torch_layer_outputs
     from torch_models import to_torch
 
     preset = PRESETS[name]
@@ -173,42 +182,69 @@ def test_torch_twin_computes_the_same_networks(name):
     rng = np.random.default_rng(2)
     z = rng.standard_normal((2, preset.latent_dim)).astype(np.float32)
     x = rng.uniform(-1, 1, size=(2, *preset.data_shape)).astype(np.float32)
-    for network, inputs, sample_shape in (
-        (generator, z, (preset.latent_dim,)),
-        (discriminator, x, preset.data_shape),
+    # training mode (for G only): BatchNorm on batch statistics (the generators have no dropout)
+    for network, inputs, sample_shape, training in (
+        (generator, z, (preset.latent_dim,), False),
+        (discriminator, x, preset.data_shape, False),
+        (generator, z, (preset.latent_dim,), True),
     ):
-        twin = to_torch(network, sample_shape).eval()
-        with torch.no_grad():
-            expected = twin(torch.from_numpy(inputs)).numpy()
-        actual = network.forward(inputs, training=False)[0]
-        np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
-    # training mode: BatchNorm on batch statistics (the generators have no dropout)
-    twin = to_torch(generator, (preset.latent_dim,))
-    with torch.no_grad():
-        expected = twin(torch.from_numpy(z)).numpy()
-    np.testing.assert_allclose(generator.forward(z)[0], expected, rtol=1e-4, atol=1e-5)
+        twin = to_torch(network, sample_shape).train(training)
+        outputs = torch_layer_outputs(twin, inputs)
+        what = f"{name} {'training' if training else 'evaluation'}"
+        assert_layers_within_rounding(network, inputs, outputs, training, what=what)
+        ours = network.forward(inputs, training=training)[0]
+        assert_forward_within_rounding(network, inputs, [ours, outputs[-1]], training, what=what)
+
+
+#: Roundings allowed each gradient entry of the float64 comparison below: ten times the longest
+#: chain of operations behind one (about a thousand: G's and D's sums of 784 and 128 terms, the
+#: batch, the loss), so that errors one layer hands the next, which a count along one chain does
+#: not follow, have room. In float64 that is still 1e-12 of the terms' magnitude, where a wrong
+#: label, loss or layer is off by the magnitude itself.
+GAN_ROUNDINGS = 10_000
+
+
+def bce_magnitude(logits: np.ndarray, target: float) -> np.ndarray:
+    """Per logit, the magnitude of the terms of BCE's gradient ``(sigmoid(l) - t) / N``."""
+    return (sigmoid(logits) + abs(target)) / len(logits)
+
+
+def assert_twin_agrees(what, loss, torch_loss, loss_magnitude, layer, module, magnitude) -> None:
+    """A network's loss and its first layer's weight gradient, tinygan's against the twin's."""
+    assert_within_rounding(float(loss), torch_loss.item(), loss_magnitude, GAN_ROUNDINGS, what)
+    grad = module.weight.grad.numpy().T
+    assert_within_rounding(layer.grads["W"], grad, magnitude, GAN_ROUNDINGS, f"{what}, weights")
 
 
 @requires_torch
 def test_torch_gan_losses_and_gradients_match_tinygan():
+    """The twin's losses and gradients in float64, where its rounding and tinygan's, in whatever
+    order each sums, stay 10^12 times below the magnitude of the terms (GAN_ROUNDINGS)."""
     import torch
     from torch_models import TorchGAN
 
     preset = PRESETS["000"]
     gan = preset.make_gan(np.random.default_rng(3), np.random.default_rng(4))
-    twin = TorchGAN(preset, gan.generator, gan.discriminator, seed=0)
+    G, D = gan.generator.astype(np.float64), gan.discriminator.astype(np.float64)
+    twin = TorchGAN(preset, G, D, seed=0)
+    twin.generator.double()
+    twin.discriminator.double()
     rng = np.random.default_rng(5)
-    real = rng.uniform(0, 1, size=(6, 784)).astype(np.float32)
-    z = gan.sample_noise(6)
+    real = rng.uniform(0, 1, size=(6, 784))
+    z = gan.sample_noise(6).astype(np.float64)
     fake = gan.generate(z, training=True)
 
     gan.d_optimizer.zero_grad()
     d_loss = gan.discriminator_loss_backward(real, fake)[0]
     torch_d_loss = twin.discriminator_loss(torch.from_numpy(real), torch.from_numpy(fake))
     torch_d_loss.backward()
-    np.testing.assert_allclose(float(d_loss), torch_d_loss.item(), rtol=1e-5)
-    np.testing.assert_allclose(
-        gan.discriminator[0].grads["W"], twin.discriminator[0].weight.grad.numpy().T, atol=1e-6
+    magnitude, loss_magnitude = 0.0, 0.0
+    for batch, label in ((real, preset.real_label), (fake, preset.fake_label)):
+        logits, cache = D.forward(batch)
+        magnitude += backward_magnitudes(D, cache, bce_magnitude(logits, label))[1]["0.W"]
+        loss_magnitude += float(np.mean(abs(logits) + 1))  # softplus(l) <= |l| + log 2
+    assert_twin_agrees(
+        "D", d_loss, torch_d_loss, loss_magnitude, D[0], twin.discriminator[0], magnitude
     )
 
     gan.g_optimizer.zero_grad()
@@ -216,9 +252,13 @@ def test_torch_gan_losses_and_gradients_match_tinygan():
     twin.discriminator.zero_grad(set_to_none=True)
     torch_g_loss = twin.generator_loss(torch.from_numpy(z))
     torch_g_loss.backward(inputs=list(twin.generator.parameters()))
-    np.testing.assert_allclose(float(g_loss), torch_g_loss.item(), rtol=1e-5)
-    np.testing.assert_allclose(
-        gan.generator[0].grads["W"], twin.generator[0].weight.grad.numpy().T, atol=1e-6
+    images, g_cache = G.forward(z)
+    logits, d_cache = D.forward(images)
+    dfake, _ = backward_magnitudes(D, d_cache, bce_magnitude(logits, preset.generator_target))
+    magnitude = backward_magnitudes(G, g_cache, dfake)[1]["0.W"]
+    loss_magnitude = float(np.mean(abs(logits) + 1))
+    assert_twin_agrees(
+        "G", g_loss, torch_g_loss, loss_magnitude, G[0], twin.generator[0], magnitude
     )
     assert all(p.grad is None for p in twin.discriminator.parameters())
     group = twin.g_optimizer.param_groups[0]

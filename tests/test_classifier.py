@@ -20,6 +20,8 @@ from tinygan.classifier.network import Classifier, as_classifier_input, build_cl
 from tinygan.classifier.training import ClassifierSettings, fit_classifier
 from tinygan.gradcheck import check_layer, numerical_gradient, rel_error
 from tinygan.losses import log_softmax, softmax_cross_entropy
+from tinygan.nn import Sequential
+from tinygan.rounding import LIBRARY_ULPS, assert_within, forward_bound, rounding_bound
 
 # ------------------------------------------------------------------------------------------------
 # softmax_cross_entropy
@@ -83,6 +85,25 @@ def tiny_classifier(dtype=np.float32, seed: int = 0) -> Classifier:
     return build_classifier(np.random.default_rng(seed), (2, 3), 6, dtype=dtype)
 
 
+def exact_embedding(model: Classifier, images: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The exact features and log-probabilities of ``images`` (float64 from the float32 weights),
+    and how far a float32 forward pass in any summation order may be from each.
+
+    The features' bound is :func:`tinygan.rounding.forward_bound`'s. A log-probability
+    ``l_i - LSE(l)`` moves by at most its logit's error plus the largest one (LSE moves by at most
+    the largest change of its arguments), plus the rounding of a float32 log-softmax: the shift
+    by the largest logit, two library calls (exp, log) and a sum of K terms.
+    """
+    x = as_classifier_input(images)
+    features, feature_bound = forward_bound(model.features, x)
+    logits, logit_bound = forward_bound(Sequential(model.features, model.head), x)
+    k = logits.shape[1]
+    carried = logit_bound + logit_bound.max(axis=1, keepdims=True)
+    magnitude = 2 * (abs(logits) + abs(logits).max(axis=1, keepdims=True)) + 1 + np.log(k)
+    rounding = rounding_bound(magnitude, 4 * LIBRARY_ULPS + k + 3, np.float32)
+    return features, feature_bound, log_softmax(logits), carried + rounding
+
+
 def test_embed_gives_penultimate_features_and_probabilities(rng):
     model = tiny_classifier()
     pixels = rng.integers(0, 256, size=(5, 28, 28), dtype=np.uint8)
@@ -90,12 +111,15 @@ def test_embed_gives_penultimate_features_and_probabilities(rng):
     assert features.shape == (5, 6) and probabilities.shape == (5, 10)
     assert features.min() >= 0  # the output of the hidden ReLU
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+    # in batches of 2 and all at once: each within float32 rounding of the exact values
+    exact_features, feature_bound, exact_log_p, log_p_bound = exact_embedding(model, pixels)
     logits = model(as_classifier_input(pixels))
-    np.testing.assert_allclose(np.log(probabilities), log_softmax(logits), atol=1e-5)
+    for log_p in (np.log(probabilities), log_softmax(logits)):
+        assert_within(log_p, exact_log_p, log_p_bound, "log-probabilities")
     # the same images as flat rows, as (N, 1, 28, 28) floats: the same answers
     floats = pixels.astype(np.float32) / 255
-    for layout in (floats.reshape(5, 784), floats.reshape(5, 1, 28, 28)):
-        np.testing.assert_allclose(model.embed(layout)[0], features, rtol=1e-5, atol=1e-6)
+    for layout in (floats.reshape(5, 784), floats.reshape(5, 1, 28, 28), pixels):
+        assert_within(model.embed(layout)[0], exact_features, feature_bound, "features")
 
 
 def test_embed_rejects_images_of_the_wrong_size():
@@ -240,10 +264,12 @@ def test_embedding_is_the_same_on_every_device(device, rng):
     model = tiny_classifier().to(device)
     assert model.device == device
     features, probabilities = model.embed(to_device(images, device))
-    expected_features, expected_probabilities = tiny_classifier().embed(images)
     assert isinstance(features, np.ndarray)  # always returned on the host
-    np.testing.assert_allclose(features, expected_features, rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(probabilities, expected_probabilities, rtol=1e-4, atol=1e-6)
+    exact_features, feature_bound, exact_log_p, log_p_bound = exact_embedding(model, images)
+    assert_within(features, exact_features, feature_bound, "features")
+    # p = exp(log p): |dp| <= p * |d log p| * e^|d log p|, and the bound on d log p is far below 1
+    p_bound = np.exp(exact_log_p) * log_p_bound * np.exp(log_p_bound)
+    assert_within(probabilities, np.exp(exact_log_p), p_bound, "probabilities")
 
 
 def test_the_package_offers_the_modules_names():

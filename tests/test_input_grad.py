@@ -26,6 +26,8 @@ from tinygan.nn import (
     Reshape,
     Sequential,
     Sigmoid,
+    SpectralConv2D,
+    SpectralDense,
     Tanh,
     UpSampling2D,
 )
@@ -56,6 +58,12 @@ def layer_cases() -> list[tuple[str, Any, tuple[int, ...]]]:
         ("flatten", Flatten, (2, 1, 2, 3)),
         ("maxout", lambda: Maxout(5, 3, 4, **f64), (4, 5)),
         ("minibatch-std", MinibatchStd, (3, 2, 2, 2)),
+        ("spectral-dense", lambda: SpectralDense(5, 3, **f64), (4, 5)),
+        (
+            "spectral-conv",
+            lambda: SpectralConv2D(2, 3, 3, stride=2, padding=1, **f64),
+            (2, 2, 5, 6),
+        ),
         (
             "sequential",
             lambda: Sequential(
@@ -81,11 +89,17 @@ def restore_kernels() -> Any:
 
 
 def run_backward(layer: Layer, x: np.ndarray, **flags: bool) -> tuple[Any, list[np.ndarray]]:
-    """``layer.backward``'s result and the parameter gradients it adds, from zero gradients."""
+    """``layer.backward``'s result and the parameter gradients it adds, from zero gradients.
+
+    The layer's buffers are restored afterwards, so the next run starts from the same state: a
+    spectrally normalised layer takes a power-iteration step in each training forward pass.
+    """
+    state = layer.state_dict()
     y, cache = layer.forward(x, training=True)
     dy = np.random.default_rng(1).standard_normal(y.shape)
     layer.zero_grad()
     dx = layer.backward(dy, cache, **flags)
+    layer.load_state_dict(state)
     return dx, [g.copy() for sub in layer.walk() for g in sub.grads.values()]
 
 

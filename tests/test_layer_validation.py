@@ -26,6 +26,8 @@ from tinygan.nn import (
     Reshape,
     Sequential,
     Sigmoid,
+    SpectralConv2D,
+    SpectralDense,
     Tanh,
     UpSampling2D,
 )
@@ -56,6 +58,12 @@ LAYERS: list[tuple[str, Callable[[str], Layer], tuple[int, ...]]] = [
     ("Flatten", lambda d: Flatten(), (2, 3, 4)),
     ("Maxout", lambda d: Maxout(4, 3, 2, rng=np.random.default_rng(0)).to(d), (2, 4)),
     ("MinibatchStd", lambda d: MinibatchStd(), (4, 3, 2, 2)),
+    ("SpectralDense", lambda d: SpectralDense(4, 3, rng=np.random.default_rng(0)).to(d), (2, 4)),
+    (
+        "SpectralConv2D",
+        lambda d: SpectralConv2D(3, 2, 3, rng=np.random.default_rng(0)).to(d),
+        (2, 3, 5, 5),
+    ),
 ]
 LAYER_IDS = [name for name, _, _ in LAYERS]
 
@@ -133,6 +141,8 @@ def test_integer_upstream_gradient_raises_type_error(name, make, shape):
         ("MaxPool2D", MaxPool2D(2), (2, 4, 4), "(N, *, *, *)"),
         ("UpSampling2D", UpSampling2D(2), (2, 3, 4), "(N, *, *, *)"),
         ("Maxout", Maxout(4, 3, 2), (2, 5), "(N, 4)"),
+        ("SpectralDense", SpectralDense(4, 3), (2, 5), "(N, 4)"),
+        ("SpectralConv2D", SpectralConv2D(3, 2, 3), (2, 4, 5, 5), "(N, 3, *, *)"),
         ("MinibatchStd", MinibatchStd(), (2, 3, 4), "(N, F) or (N, C, H, W)"),
     ],
 )
@@ -203,7 +213,9 @@ CACHE_KIND = {
     "Reshape": "two shapes",
     "Flatten": "two shapes",
     "Maxout": "maxout",
-    "MinibatchStd": "float array",  # dm/dx, of the input's shape
+    "MinibatchStd": "float pair",  # dm/dx, of the input's shape, and the features' deviations
+    "SpectralDense": "spectral dense",
+    "SpectralConv2D": "spectral convolution",
 }
 MAKE_AND_SHAPE = {name: (make, shape) for name, make, shape in LAYERS}
 
@@ -374,6 +386,10 @@ def test_sequential_given_another_networks_caches_names_the_child():
         (lambda: Maxout(4, 0, 2), r"^Maxout: units must be a positive int, got 0$"),
         (lambda: Maxout(4, 3, 2.0), r"^Maxout: pieces must be a positive int, got 2\.0$"),
         (lambda: MinibatchStd(-1e-8), r"^MinibatchStd: eps must be a number in \(0, inf\)"),
+        (lambda: SpectralDense(0, 3), r"^SpectralDense: in_features must be a positive int"),
+        (lambda: SpectralDense(4, 3, eps=0), r"^SpectralDense: eps must be a number in \(0, inf"),
+        (lambda: SpectralConv2D(3, 2, 0), r"^SpectralConv2D: kernel_size must be >= 1, got 0$"),
+        (lambda: SpectralConv2D(3, 2, 3, eps=-1.0), r"^SpectralConv2D: eps must be a number"),
     ],
 )
 def test_bad_constructor_arguments_raise_naming_layer_and_argument(make, match):

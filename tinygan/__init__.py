@@ -8,7 +8,7 @@ The reading order is docs/tour.md: :mod:`tinygan.gan` (one training step), :mod:
 (the presets).
 """
 
-from tinygan import init, losses, nn, optim
+from tinygan import init, losses, nn, optim, penalties
 from tinygan.backend import get_array_module, make_rng, to_device, to_numpy
 from tinygan.gan import GAN, StepStats
 from tinygan.losses import sigmoid_cross_entropy
@@ -26,6 +26,7 @@ __all__ = [
     "make_rng",
     "nn",
     "optim",
+    "penalties",
     "set_kernels",
     "sigmoid_cross_entropy",
     "to_device",

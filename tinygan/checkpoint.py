@@ -365,6 +365,37 @@ def best_checkpoint_info(folder: str | os.PathLike) -> dict[str, Any] | None:
     return best
 
 
+def checkpoint_in(path: str | os.PathLike) -> tuple[Path, str | None]:
+    """The checkpoint that ``path`` names: a file as given, or the one a run folder offers.
+
+    A run folder (or its ``checkpoints/`` folder) offers ``best.npz`` when the run measured quality
+    and kept its best generator, else its newest ``step_*.npz``. Returns the file and, for a folder,
+    a sentence saying which file was taken and why (None for a file).
+
+    Raises
+    ------
+    FileNotFoundError
+        A folder without any checkpoint.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return path, None
+    folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    best = best_checkpoint_info(folder)
+    if best is not None:
+        return folder / BEST_NAME, (
+            f"using the best generator of {path}: {folder / BEST_NAME} (step {best['step']}, "
+            f"FID {best['fid']:.2f})"
+        )
+    newest = latest_checkpoint(folder)
+    if newest is None:
+        raise FileNotFoundError(f"{path} holds no checkpoint (no best.npz, no step_*.npz)")
+    return newest, (
+        f"using the newest checkpoint of {path}: {newest} (it holds no best.npz, which a run keeps "
+        "when it measures quality)"
+    )
+
+
 def find_resumable(
     folder: str | os.PathLike,
 ) -> tuple[Path | None, dict[str, np.ndarray] | None, list[str]]:

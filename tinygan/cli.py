@@ -3,9 +3,12 @@
 * ``tinygan presets`` lists the presets: name, alias and what each one trains.
 * ``tinygan train PRESET [flags]`` trains an image preset (by name or alias, ``mlp-tf`` or ``000``),
   exactly like the example scripts, or a 2-D mixture preset (``ring``, ``grid``).
-* ``tinygan sample CHECKPOINT [flags]`` writes images from a checkpoint of any image preset.
+* ``tinygan sample CHECKPOINT [flags]`` writes images from a checkpoint of any image preset (or
+  from a run folder's best generator).
 * ``tinygan eval CHECKPOINT [flags]`` measures a checkpoint's samples (FID, Inception Score, mode
   coverage, precision / recall) beside the same figures for real images.
+* ``tinygan classifier [--data-dir DIR]`` trains the quality classifier on your own data; it
+  replaces the shipped one when it learnt from more images.
 * ``tinygan export CHECKPOINT --format onnx|torch`` writes a checkpoint's generator (or
   discriminator) as an ONNX model or a PyTorch state dict.
 """
@@ -17,6 +20,7 @@ import os
 import sys
 from pathlib import Path
 
+from tinygan.data import OptionNames
 from tinygan.experiment import TRAIN_PRESETS, run_from_command_line
 from tinygan.flags import (
     DEVICE_NAMES,
@@ -72,6 +76,30 @@ def train_command(argv: list[str]) -> int:
     return 0
 
 
+# Data errors of eval and classifier advise these commands' flags, not load_mnist's keywords.
+DATA_FLAGS = OptionNames(
+    data_dir="--data-dir DIR",
+    split="--split {}",
+    download_off="no --download",
+    download_on="pass --download",
+)
+
+CHECKPOINT_HELP = (
+    "a .npz written during training, or a run folder (its checkpoints/best.npz when the run kept "
+    "one, else its newest checkpoint)"
+)
+
+
+def chosen_checkpoint(path: Path) -> Path:
+    """The checkpoint file that ``path`` names (a run folder offers one); says which it took."""
+    from tinygan.checkpoint import checkpoint_in
+
+    path, note = checkpoint_in(path)
+    if note:
+        print(f"tinygan: {note}")
+    return path
+
+
 def sample_command(argv: list[str]) -> int:
     """``tinygan sample CHECKPOINT``: images from a seed or from saved latent vectors."""
     from tinygan.checkpoint import NonFiniteCheckpointError
@@ -85,7 +113,7 @@ def sample_command(argv: list[str]) -> int:
     )
 
     parser = FlagParser(prog="tinygan sample", description=sample_command.__doc__)
-    parser.add_argument("checkpoint", type=Path, help="a .npz written during training")
+    parser.add_argument("checkpoint", type=Path, help=CHECKPOINT_HELP)
     parser.add_argument(
         "--n", type=positive_int, default=64, help="number of images (ignored with --latents)"
     )
@@ -107,7 +135,7 @@ def sample_command(argv: list[str]) -> int:
     check_gpu(parser.prog, args.device)
     grid = tuple(args.grid) if args.grid else None
     try:
-        generator, preset, _ = load_generator(args.checkpoint, args.device)
+        generator, preset, _ = load_generator(chosen_checkpoint(args.checkpoint), args.device)
         latents = load_latents(args.latents, preset) if args.latents else None
         n = args.n if latents is None else len(latents)
         check_room(n, preset, args.out, grid)  # before anything is generated
@@ -128,20 +156,12 @@ def eval_command(argv: list[str]) -> int:
     import json
 
     from tinygan.checkpoint import NonFiniteCheckpointError
-    from tinygan.data import DatasetNotFoundError, OptionNames
+    from tinygan.data import DatasetNotFoundError
     from tinygan.evaluate import evaluate_checkpoint
     from tinygan.sampling import NoRoomError
 
-    # Data errors advise this command's flags, not load_mnist's keywords.
-    flags = OptionNames(
-        data_dir="--data-dir DIR",
-        split="--split {}",
-        download_off="no --download",
-        download_on="pass --download",
-    )
-
     parser = FlagParser(prog="tinygan eval", description=eval_command.__doc__)
-    parser.add_argument("checkpoint", type=Path, help="a .npz written during training")
+    parser.add_argument("checkpoint", type=Path, help=CHECKPOINT_HELP)
     parser.add_argument("--n", type=positive_int, default=10_000, help="images to generate")
     parser.add_argument("--seed", type=seed_int, default=0, help="seed of the latent vectors")
     parser.add_argument(
@@ -172,7 +192,7 @@ def eval_command(argv: list[str]) -> int:
     check_gpu(parser.prog, args.device)
     try:
         result = evaluate_checkpoint(
-            args.checkpoint,
+            chosen_checkpoint(args.checkpoint),
             n=args.n,
             data_dir=args.data_dir,
             dataset=args.dataset,
@@ -183,13 +203,49 @@ def eval_command(argv: list[str]) -> int:
             classifier_cache=args.classifier_cache,
         )
     except DatasetNotFoundError as error:
-        raise SystemExit(f"tinygan eval: {error.describe(flags)}") from None
+        raise SystemExit(f"tinygan eval: {error.describe(DATA_FLAGS)}") from None
     except (NonFiniteCheckpointError, NoRoomError) as error:
         usage_error(parser.prog, str(error))
     except (OSError, ValueError, KeyError) as error:  # corrupt data, missing checkpoints too
         raise SystemExit(f"tinygan eval: {error}") from None
     if args.json:
         args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return 0
+
+
+def classifier_command(argv: list[str]) -> int:
+    """``tinygan classifier``: train the quality classifier on your own data, and cache it."""
+    from tinygan.classifier import choose_classifier, classifier_data, load_classifier
+    from tinygan.data import DatasetNotFoundError
+
+    parser = FlagParser(
+        prog="tinygan classifier",
+        description=(
+            "Train the classifier behind the quality metrics on the data found (the train split "
+            "when it is there, for training, and the test split held out) and cache its weights. "
+            "Quality measurements then use it instead of the classifier shipped with tinygan "
+            "when it learnt from more images."
+        ),
+    )
+    parser.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="folder with the IDX files (default: $TINYGAN_DATA or ~/.cache/tinygan)",
+    )
+    parser.add_argument("--download", action="store_true", help="download missing dataset files")
+    parser.add_argument(
+        "--classifier-cache", type=Path, help="folder for the weights (default: beside the data)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_debug_flag(parser)
+    args = parser.parse_args(argv)
+    try:
+        data = classifier_data(args.dataset, args.data_dir, args.download)
+        load_classifier(data, cache_dir=args.classifier_cache, progress=not args.no_progress)
+        choose_classifier(args.dataset, args.data_dir, args.classifier_cache)
+    except DatasetNotFoundError as error:
+        raise SystemExit(f"{parser.prog}: {error.describe(DATA_FLAGS)}") from None
     return 0
 
 
@@ -287,6 +343,7 @@ COMMANDS = {
     "sample": sample_command,
     "eval": eval_command,
     "export": export_command,
+    "classifier": classifier_command,
 }
 
 

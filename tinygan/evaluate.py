@@ -38,6 +38,7 @@ import numpy as np
 
 from tinygan.alarms import CollapseWatch, fired_kinds, give_warning
 from tinygan.atomic import appending
+from tinygan.backend import to_device, to_numpy
 from tinygan.checkpoint import (
     BEST_NAME,
     best_checkpoint_info,
@@ -46,6 +47,7 @@ from tinygan.checkpoint import (
     write_checkpoint,
 )
 from tinygan.classifier.cache import load_classifier
+from tinygan.classifier.choice import choose_classifier
 from tinygan.classifier.data_split import ClassifierData, classifier_data
 from tinygan.classifier.network import Classifier
 from tinygan.classifier.training import ClassifierSettings
@@ -58,7 +60,8 @@ from tinygan.metrics.inception_score import inception_score
 from tinygan.metrics.precision_recall import precision_recall
 from tinygan.models import Preset
 from tinygan.sampling import check_memory, generate, generate_batches, load_generator
-from tinygan.train import Periodic, Trainer
+from tinygan.train import Callback, Periodic, SampleGrid, Trainer
+from tinygan.viz import save_image_grid
 
 METRICS = ("fid", "inception_score", "classes_hit", "class_kl", "precision", "recall")
 
@@ -263,6 +266,9 @@ def evaluate_checkpoint(
     classifier_cache : path-like, optional
         Folder for the cached classifier (see :func:`tinygan.classifier.cache.cache_path`).
     classifier_settings : ClassifierSettings, optional
+        A classifier recipe of your own (trained on first use, then cached). Default: the shipped
+        classifier, or a cached one trained on more images
+        (:func:`tinygan.classifier.choose_classifier`).
     batch_size : int
         Images per forward pass of the generator and the classifier.
     verbose : bool
@@ -286,8 +292,12 @@ def evaluate_checkpoint(
     start = time.perf_counter()
     generator, preset, metadata = load_generator(path, device)
     dataset = dataset or metadata.get("dataset", "mnist")
-    data = classifier_data(dataset, data_dir, download)
-    classifier = load_classifier(data, classifier_settings, classifier_cache, verbose=verbose)
+    if classifier_settings is None:
+        chosen = choose_classifier(dataset, data_dir, classifier_cache, verbose=verbose)
+        classifier, data = chosen.classifier, chosen.data
+    else:  # a recipe of the caller's own: trained on first use, then cached
+        data = classifier_data(dataset, data_dir, download)
+        classifier = load_classifier(data, classifier_settings, classifier_cache, verbose=verbose)
     reference, description = reference_images(data, split, data_dir, download)
     evaluator = QualityEvaluator(classifier, reference, batch_size=batch_size)
     check_memory(n * evaluator.bytes_per_image, f"the classifier features of {n} images")
@@ -462,4 +472,39 @@ class QualityCallback(Periodic):
             f"best generator: step {best['step']}, FID {best['fid']:.2f}, IS "
             f"{best['inception_score']:.2f}, {best['classes_hit']:g} classes, precision "
             f"{best['precision']:.3f}, recall {best['recall']:.3f}"
+        )
+
+
+class BestGrid(Callback):
+    """At the end of a run, draw the best generator kept as ``<out>/samples/best.png``.
+
+    It uses the run's own fixed noise (that of ``grid``), so ``best.png`` compares with every frame
+    of ``samples/``; it is drawn whenever ``checkpoints/best.npz`` exists, also when a resumed run
+    found no better generator.
+
+    Parameters
+    ----------
+    grid : SampleGrid
+        The run's sample frames: their noise, layout, image shape and value range.
+    quality : QualityCallback
+        Knows where the best checkpoint is (it runs first, so a last measurement counts).
+    """
+
+    def __init__(self, grid: SampleGrid, quality: QualityCallback) -> None:
+        self.grid, self.quality = grid, quality
+        self.path: Path | None = None  # the PNG, once written
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        best = self.quality.best_path(trainer)
+        if best is None or not best.is_file() or self.grid.noise is None:
+            return
+        generator, _, _ = load_generator(best, trainer.device)
+        images = to_numpy(generator(to_device(self.grid.noise, trainer.device)))
+        self.path = trainer.out_dir / self.grid.folder / "best.png"
+        save_image_grid(
+            images.reshape(-1, *self.grid.image_shape),
+            self.path,
+            self.grid.rows,
+            self.grid.cols,
+            value_range=self.grid.value_range,
         )

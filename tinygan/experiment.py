@@ -10,11 +10,12 @@ default ``runs/<preset name>``, e.g. ``runs/mlp-tf``)::
     <out>/checkpoints/*.npz    the newest few checkpoints (every minute, on the preset's schedule, at the end)
     <out>/checkpoints/best.npz the generator with the lowest FID so far (when quality is measured)
     <out>/quality.csv          FID, IS, coverage, precision, recall every --quality-every steps
-                               (without it: 5 times in a run of 1,000 steps or more, when the
-                               dataset's classifier is already cached)
+                               (without it: 5 times in a run of 1,000 steps or more), judged by
+                               the classifier shipped with tinygan or one trained on more data
     <out>/warnings.csv         collapse and "D is winning" warnings (each kind once per run)
     <out>/losses.png           loss curves, drawn at the end (also after Ctrl-C or divergence)
     <out>/discriminator_outputs.png    mean D(x) and D(G(z)) over training, drawn with the curves
+    <out>/samples/best.png     the best generator's grid, drawn at the end (when quality is measured)
 
 A preset of points on a 2-D mixture (``ring``, ``grid``: ``Preset.mixture`` names it) trains on that
 mixture's points instead of images, draws its frames as scatter plots and counts modes into
@@ -428,41 +429,27 @@ def describe_data(settings: dict[str, Any], count: int) -> str:
 
 
 #: Without ``--quality-every``, a run of at least this many steps measures quality on its own,
-#: :data:`AUTO_QUALITY_TIMES` times, when its dataset's classifier is already cached (training one
-#: takes many minutes, which only ``--quality-every`` may spend). One measurement of 2,000 samples
-#: takes about a second on 2 cores, so five cost a few percent of such a run.
+#: :data:`AUTO_QUALITY_TIMES` times (one measurement of 2,000 samples takes about a second on 2
+#: cores, so five cost a few percent of such a run).
 AUTO_QUALITY_MIN_STEPS = 1000
 AUTO_QUALITY_TIMES = 5
 
 
-def quality_interval(settings: dict[str, Any], steps: int) -> tuple[int | None, Any]:
-    """Steps between quality measurements: ``--quality-every``, else a few per run when the
-    classifier is cached and the run is long enough, else None (one line says why).
-
-    Also returns the classifier's data when deciding needed it (else None), so that it is read once.
-    """
+def quality_interval(settings: dict[str, Any], steps: int) -> int | None:
+    """Steps between quality measurements: ``--quality-every``, else a few per run when the run
+    is long enough, else None."""
     if settings.get("no_quality"):
-        return None, None
+        return None
     if settings.get("quality_every"):
-        return settings["quality_every"], None
+        return settings["quality_every"]
     if steps < AUTO_QUALITY_MIN_STEPS:
-        return None, None
-    from tinygan.classifier import ClassifierSettings, cache_path, classifier_data
-
-    data = classifier_data(settings["dataset"], quality_data_dir(settings), download=False)
-    if not cache_path(data, ClassifierSettings()).is_file():
-        print(
-            f"tinygan: sample quality is not measured (no {settings['dataset']} classifier is "
-            "cached yet); --quality-every N trains one once, which takes minutes, and measures "
-            "every N steps"
-        )
-        return None, None
+        return None
     every = -(-steps // AUTO_QUALITY_TIMES)
     print(
         f"tinygan: measuring sample quality {AUTO_QUALITY_TIMES} times, every {every} steps "
         "(--quality-every N to choose, --no-quality to skip)"
     )
-    return every, data
+    return every
 
 
 def quality_data_dir(settings: dict[str, Any]) -> Any:
@@ -470,22 +457,18 @@ def quality_data_dir(settings: dict[str, Any]) -> Any:
     return bundled_mnist_dir() if settings.get("bundled_data") else settings.get("data_dir")
 
 
-def quality_callback(
-    preset: Preset, settings: dict[str, Any], metadata: dict[str, Any], every: int, data: Any = None
-) -> Callback:
-    """Quality metrics every ``every`` steps, against the dataset's held-out real images.
+def quality_callbacks(
+    preset: Preset, settings: dict[str, Any], metadata: dict[str, Any], every: int, grid: SampleGrid
+) -> tuple[Any, Any]:
+    """Quality metrics every ``every`` steps, against real images the classifier never saw, and the
+    best generator's grid at the end (a :class:`QualityCallback` and a :class:`BestGrid`)."""
+    from tinygan.classifier import choose_classifier
+    from tinygan.evaluate import BestGrid, QualityCallback, QualityEvaluator
 
-    ``data`` is the classifier's :class:`tinygan.classifier.ClassifierData` if already read.
-    """
-    from tinygan.classifier import classifier_data, load_classifier
-    from tinygan.evaluate import QualityCallback, QualityEvaluator, reference_images
-
-    data_dir = quality_data_dir(settings)
-    if data is None:  # what training found
-        data = classifier_data(settings["dataset"], data_dir, download=False)
-    reference, _ = reference_images(data, None, data_dir)
-    evaluator = QualityEvaluator(load_classifier(data), reference)
-    return QualityCallback(every, evaluator, preset, metadata=metadata)
+    chosen = choose_classifier(settings["dataset"], quality_data_dir(settings))
+    evaluator = QualityEvaluator(chosen.classifier, chosen.data.heldout_images)
+    quality = QualityCallback(every, evaluator, preset, metadata=metadata)
+    return quality, BestGrid(grid, quality)
 
 
 def write_config(out_dir: Path, config: dict[str, Any]) -> None:
@@ -655,7 +638,7 @@ def train_in_folder(
     sample_rng = np.random.default_rng(sample_seed)
     if preset.mixture:
         mixture = MIXTURES[preset.mixture]
-        frames: Callback = ScatterFrames(
+        frames: SampleGrid = ScatterFrames(
             preset.sample_every,
             mixture,
             sample_rng,
@@ -692,13 +675,11 @@ def train_in_folder(
     ]
     if preset.mixture:
         callbacks.append(measures)
-    quality = None
-    quality_every, quality_data = (
-        (None, None) if preset.mixture else quality_interval(settings, steps)
-    )
+    quality = best_grid = None
+    quality_every = None if preset.mixture else quality_interval(settings, steps)
     if quality_every:
-        quality = quality_callback(preset, settings, metadata, quality_every, quality_data)
-        callbacks.append(quality)
+        quality, best_grid = quality_callbacks(preset, settings, metadata, quality_every, frames)
+        callbacks += [quality, best_grid]
     if preset.pixel_histograms:
         real = data[sample_rng.choice(len(data), size=min(len(data), 256), replace=False)]
         callbacks.append(PixelHistograms(real, preset.value_range, sample_rng))
@@ -772,11 +753,12 @@ def train_in_folder(
             file=sys.stderr,
         )
         raise SystemExit(EXIT_WRITE_FAILED) from None
+    modes = f"; {measures.summary()}" if preset.mixture else ""
+    print(f"tinygan: done, {trainer.step} steps; outputs in {out_dir}{modes}")
     best = quality.summary() if quality is not None else None
-    best = f"; {best} ({checkpoint_dir / 'best.npz'})" if best else ""
-    if preset.mixture:
-        best = f"; {measures.summary()}"
-    print(f"tinygan: done, {trainer.step} steps; outputs in {out_dir}{best}")
+    if best:
+        grid_line = f", drawn in {best_grid.path}" if best_grid.path else ""
+        print(f"tinygan: {best}: {checkpoint_dir / 'best.npz'}{grid_line}")
     return trainer
 
 

@@ -253,9 +253,8 @@ def training_parser(
         "--quality-every",
         type=positive_int,
         help="log classifier FID, IS, coverage, precision and recall of 2,000 samples to quality.csv "
-        "every N steps and keep the best generator (the first use trains the dataset's classifier, "
-        "which takes minutes; default: 5 times in a run of 1,000 steps or more once the classifier "
-        "is cached)",
+        "every N steps and keep the best generator (default: 5 times in a run of 1,000 steps or "
+        "more; the classifier ships with tinygan)",
     )
     parser.add_argument(
         "--no-quality",

@@ -75,6 +75,21 @@ def numerical_gradient(f: Callable[[], float], x: Any, eps: float = 1e-6) -> Any
     return grad
 
 
+def repeatable_forward(
+    layer: Layer, x: Any, training: bool, before_forward: Callable[[], None] | None
+) -> tuple[Any, Callable[[], Any]]:
+    """A float64 copy of ``x`` to perturb, and ``forward()``: ``layer.forward`` of that copy, after
+    ``before_forward()`` (which re-seeds what the forward pass draws) where one is given."""
+    x = get_array_module(x).array(x, dtype=np.float64, copy=True)
+
+    def forward() -> Any:
+        if before_forward is not None:
+            before_forward()
+        return layer.forward(x, training=training)
+
+    return x, forward
+
+
 def check_layer(
     layer: Layer,
     x: Any,
@@ -110,16 +125,9 @@ def check_layer(
         ``{"x": err, "<param name>": err, ...}``, with parameter names as dotted paths
         (``"0.W"``) for containers.
     """
-    if rng is None:
-        rng = np.random.default_rng(0)
+    rng = np.random.default_rng(0) if rng is None else rng
     xp = get_array_module(x)
-    x = xp.array(x, dtype=np.float64, copy=True)
-
-    def forward() -> Any:
-        if before_forward is not None:
-            before_forward()
-        return layer.forward(x, training=training)
-
+    x, forward = repeatable_forward(layer, x, training, before_forward)
     y, cache = forward()
     upstream = xp.asarray(rng.standard_normal(y.shape))
 
@@ -134,4 +142,56 @@ def check_layer(
             for name, value in sub.params.items():
                 numeric = numerical_gradient(loss, value, eps)
                 errors[f"{path}{name}"] = rel_error(sub.grads[name], numeric)
+    return errors
+
+
+def check_second_pass(
+    layer: Layer,
+    x: Any,
+    rng: np.random.Generator | None = None,
+    training: bool = True,
+    eps: float = 1e-6,
+    before_forward: Callable[[], None] | None = None,
+) -> dict[str, float]:
+    """Compare a layer's second pass with central differences; return relative errors.
+
+    With random ``dy`` (on the output) and ``v`` (on the input) the scalar
+    :math:`\\Phi(x, \\theta, dy) = \\langle v, B(dy, x, \\theta) \\rangle`, where ``B`` is the
+    layer's backward pass, is differentiated numerically with respect to ``x``, ``dy`` and every
+    parameter, and compared with what :meth:`~tinygan.nn.layer.Layer.second_pass` returns (``v_x``,
+    ``v_dy``) and adds into the gradients. A ``v_x`` of ``None`` stands for zeros: the numerical
+    derivative must then be zero too.
+
+    Parameters are as in :func:`check_layer`; ``before_forward`` re-seeds a Dropout layer so that
+    every evaluation draws the same mask.
+
+    Returns
+    -------
+    dict
+        ``{"x": err, "dy": err, "<param path>": err, ...}``.
+    """
+    rng = np.random.default_rng(0) if rng is None else rng
+    xp = get_array_module(x)
+    x, forward = repeatable_forward(layer, x, training, before_forward)
+    y, cache = forward()
+    dy = xp.asarray(rng.standard_normal(y.shape))
+    v = xp.asarray(rng.standard_normal(x.shape))
+
+    def phi() -> float:
+        dx = layer.backward(dy, forward()[1], param_grads=False)
+        return float((dx * v).sum())
+
+    layer.zero_grad()
+    _, kept = layer.input_gradient(dy, cache)
+    v_dy, v_x = layer.second_pass(v, cache, kept)
+    v_x = xp.zeros_like(x) if v_x is None else v_x
+    errors = {
+        "x": rel_error(v_x, numerical_gradient(phi, x, eps)),
+        "dy": rel_error(v_dy, numerical_gradient(phi, dy, eps)),
+    }
+    for path, sub in layer.named_layers():
+        for name, value in sub.params.items():
+            errors[f"{path}{name}"] = rel_error(
+                sub.grads[name], numerical_gradient(phi, value, eps)
+            )
     return errors

@@ -18,10 +18,14 @@ Getting that eye takes four separate steps, one module each, read in this order:
                    (:func:`train_classifier`)
 ``cache``          training takes minutes, so :func:`load_classifier` trains once and keeps the
                    weights in an ``.npz`` file named after the data and the recipe
+``shipped``        the MNIST and Fashion-MNIST classifiers that come with the package
+                   (:func:`load_shipped`), and the script that regenerates them
+``choice``         which one judges a run (:func:`choose_classifier`): the shipped one, or a cached
+                   one trained on more images
 =================  ================================================================================
 
 The network knows nothing of files, the training nothing of caches, and the cache only calls the
-other three; each can be read, tested and replaced alone. Every name is also available from
+network and the training; each can be read, tested and replaced alone. Every name is also available from
 ``tinygan.classifier`` itself.
 """
 
@@ -29,8 +33,11 @@ from tinygan.classifier.cache import (
     cache_path,
     folder_is_writable,
     load_classifier,
+    read_classifier,
+    save_classifier,
     user_cache_dir,
 )
+from tinygan.classifier.choice import ChosenClassifier, choose_classifier
 from tinygan.classifier.data_split import (
     HELDOUT_FRACTION,
     SPLIT_SEED,
@@ -44,23 +51,36 @@ from tinygan.classifier.network import (
     as_classifier_input,
     build_classifier,
 )
-from tinygan.classifier.training import ClassifierSettings, fit_classifier, train_classifier
+from tinygan.classifier.shipped import load_shipped, shipped_path
+from tinygan.classifier.training import (
+    ClassifierSettings,
+    fit_classifier,
+    random_shift,
+    train_classifier,
+)
 
 __all__ = [
     "HELDOUT_FRACTION",
     "IMAGE_SHAPE",
     "NUM_CLASSES",
     "SPLIT_SEED",
+    "ChosenClassifier",
     "Classifier",
     "ClassifierData",
     "ClassifierSettings",
     "as_classifier_input",
     "build_classifier",
     "cache_path",
+    "choose_classifier",
     "classifier_data",
     "fit_classifier",
     "folder_is_writable",
     "load_classifier",
+    "load_shipped",
+    "random_shift",
+    "read_classifier",
+    "save_classifier",
+    "shipped_path",
     "train_classifier",
     "user_cache_dir",
 ]

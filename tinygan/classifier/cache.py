@@ -100,10 +100,7 @@ def load_classifier(
             name = DISPLAY_NAMES[data.dataset]
             print(f"tinygan: training the {name} classifier ({data.description})")
         classifier = train_classifier(data, settings, progress)
-        state = {f"param.{k}": v for k, v in classifier.state_dict().items()}
-        info = json.dumps(classifier.info)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, lambda file: np.savez(file, info=info, **state))
+        save_classifier(path, classifier)
     classifier.info["path"] = str(path)
     if verbose:
         info = classifier.info
@@ -114,10 +111,22 @@ def load_classifier(
     return classifier
 
 
-def _read_cached(
-    path: Path, data: ClassifierData, settings: ClassifierSettings
-) -> Classifier | None:
-    """The cached classifier at ``path``; None when absent, unreadable or not a match."""
+def save_classifier(path: str | os.PathLike, classifier: Classifier) -> Path:
+    """Write ``classifier``'s weights and ``info`` to ``path`` (an ``.npz``, written atomically)."""
+    path = Path(path)
+    state = {f"param.{k}": v for k, v in classifier.state_dict().items()}
+    info = json.dumps({k: v for k, v in classifier.info.items() if k != "path"})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, lambda file: np.savez_compressed(file, info=info, **state))
+    return path
+
+
+def read_classifier(path: str | os.PathLike) -> Classifier | None:
+    """The classifier saved at ``path`` by :func:`save_classifier`; None when absent or unreadable.
+
+    ``classifier.info`` is what was saved with it, plus ``path``.
+    """
+    path = Path(path)
     if not path.is_file():
         return None
     try:
@@ -126,16 +135,28 @@ def _read_cached(
             state = {
                 k[len("param.") :]: archive[k] for k in archive.files if k.startswith("param.")
             }
-        # the name is only a prefix of the checksum: confirm the full key before trusting the file
-        settings_match = info.get("settings") == json.loads(json.dumps(asdict(settings)))
-        if info.get("checksum") != data.checksum or not settings_match:
-            return None
+        recipe = info["settings"]
         # the initial weights are overwritten at once: any seed builds the right shapes
         classifier = build_classifier(
-            np.random.default_rng(settings.seed), settings.channels, settings.hidden
+            np.random.default_rng(0), tuple(recipe["channels"]), int(recipe["hidden"])
         )
         classifier.load_state_dict(state)
-    except (OSError, ValueError, KeyError, EOFError):
+    except (OSError, ValueError, KeyError, TypeError, EOFError):
         return None
-    classifier.info = info
+    classifier.info = {**info, "path": str(path)}
+    return classifier
+
+
+def _read_cached(
+    path: Path, data: ClassifierData, settings: ClassifierSettings
+) -> Classifier | None:
+    """The cached classifier at ``path``; None when absent, unreadable or not a match."""
+    classifier = read_classifier(path)
+    if classifier is None:
+        return None
+    # the name is only a prefix of the checksum: confirm the full key before trusting the file
+    info = classifier.info
+    settings_match = info.get("settings") == json.loads(json.dumps(asdict(settings)))
+    if info.get("checksum") != data.checksum or not settings_match:
+        return None
     return classifier

@@ -12,6 +12,7 @@ from tinygan.nn.minibatch_std import MinibatchStd
 from tinygan.nn.pooling import MaxPool2D, UpSampling2D
 from tinygan.nn.reshape import Flatten, Reshape
 from tinygan.nn.sequential import Sequential
+from tinygan.nn.spectral_norm import SpectralConv2D, SpectralDense
 
 __all__ = [
     "BatchNorm",
@@ -29,6 +30,8 @@ __all__ = [
     "Reshape",
     "Sequential",
     "Sigmoid",
+    "SpectralConv2D",
+    "SpectralDense",
     "Tanh",
     "UpSampling2D",
     "sigmoid",

@@ -1,11 +1,34 @@
-"""Elementwise activations: ReLU, LeakyReLU, Sigmoid, Tanh.
+r"""Elementwise activations: ReLU, LeakyReLU, Sigmoid, Tanh.
 
 Each is a layer with no parameters. For an elementwise :math:`y = f(x)` the backward pass is the
-elementwise product :math:`\\partial L/\\partial x = f'(x) \\odot \\partial L/\\partial y`; each class
+elementwise product :math:`\partial L/\partial x = f'(x) \odot \partial L/\partial y`; each class
 caches whatever makes :math:`f'` cheapest.
+
+Second pass (:meth:`tinygan.nn.layer.Layer.second_pass`). The backward pass
+:math:`dx = B(dy, x) = f'(x) \odot dy` is differentiated along a vector :math:`v` on :math:`dx`:
+:math:`\langle v, B \rangle = \sum_i v_i f'(x_i)\, dy_i`, so
+
+.. math::
+    \frac{\partial \langle v, B \rangle}{\partial\, dy} = f'(x) \odot v, \qquad
+    \frac{\partial \langle v, B \rangle}{\partial x} = f''(x) \odot dy \odot v.
+
+The first is the backward pass applied to :math:`v` (an elementwise Jacobian is symmetric). The
+second needs :math:`f''`: zero for the ReLU and the leaky ReLU away from the kink at 0 (their
+slope is constant on each side, so ``v_x`` is ``None``); from the cached output for the others,
+
+.. math::
+    \sigma'' = (\sigma (1 - \sigma))' = \sigma'(1 - 2\sigma) = y (1 - y)(1 - 2y), \qquad
+    \tanh'' = (1 - \tanh^2)' = -2 \tanh \tanh' = -2 y (1 - y^2).
+
+A network of ReLUs and affine layers is piecewise linear: its input gradient is piecewise
+constant in the input, and a penalty on it reaches the biases only through which pieces are
+active, i.e. not at all almost everywhere. Sigmoid and Tanh are the layers whose :math:`f''`
+makes the second pass's ``v_x`` matter.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from tinygan.backend import Array, get_array_module
 from tinygan.nn.layer import Cache, Layer, has_kind, number_in
@@ -59,6 +82,57 @@ def tanh_backward(dy: Array, y: Array) -> Array:
     return dy * (1 - y * y)
 
 
+def sigmoid_second_derivative(y: Array) -> Array:
+    r""":math:`\sigma''(x) = y (1 - y)(1 - 2y)` from the output :math:`y = \sigma(x)`."""
+    return y * (1 - y) * (1 - 2 * y)
+
+
+def tanh_second_derivative(y: Array) -> Array:
+    r""":math:`\tanh''(x) = -2 y (1 - y^2)` from the output :math:`y = \tanh(x)`."""
+    return -2 * y * (1 - y * y)
+
+
+def checked_mask(layer: Layer, cache: Cache) -> Array:
+    """The boolean mask ``x > 0`` that ``cache`` is, once checked; else ``layer``'s cache error."""
+    if not has_kind(cache, "b"):
+        raise layer.foreign_cache(cache, "the boolean mask x > 0")
+    return cache
+
+
+def checked_output(layer: Layer, cache: Cache) -> Array:
+    """The float output ``y`` that ``cache`` is, once checked; else ``layer``'s cache error."""
+    if not has_kind(cache, "f"):
+        raise layer.foreign_cache(cache, "its output y, a float array")
+    return cache
+
+
+def slope_second_pass(
+    layer: Layer, v: Array, cache: Cache, dy: Array, alpha: float
+) -> tuple[Array, None]:
+    """The second pass of a (leaky) ReLU of negative slope ``alpha``: ``v_dy`` is the backward pass
+    applied to ``v``; ``v_x`` is ``None``, as the slope does not change away from 0."""
+    mask = checked_mask(layer, cache)
+    layer.check_second_pass(v, dy, mask.shape, mask.shape)
+    return leaky_relu_backward(v, mask, alpha), None
+
+
+def curved_second_pass(
+    layer: Layer,
+    v: Array,
+    cache: Cache,
+    dy: Array,
+    backward: Callable[[Array, Array], Array],
+    second_derivative: Callable[[Array], Array],
+    input_grad: bool,
+) -> tuple[Array, Array | None]:
+    """The second pass of a smooth activation cached by its output ``y``: ``v_dy = f'(x) * v``
+    (``backward(v, y)``) and ``v_x = f''(x) * dy * v`` (from ``second_derivative(y)``)."""
+    y = checked_output(layer, cache)
+    layer.check_second_pass(v, dy, y.shape, y.shape)
+    v_x = second_derivative(y) * dy * v if input_grad else None
+    return backward(v, y), v_x
+
+
 class ReLU(Layer):
     r"""Rectified linear unit :math:`y = \max(x, 0)`.
 
@@ -76,12 +150,15 @@ class ReLU(Layer):
     def backward(
         self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
     ) -> Array | None:
-        if not has_kind(cache, "b"):
-            raise self.foreign_cache(cache, "the boolean mask x > 0")
-        self.check_dy(dy, cache.shape)
+        self.check_dy(dy, checked_mask(self, cache).shape)
         if not input_grad:  # without parameters there is nothing else to compute
             return None
         return leaky_relu_backward(dy, cache, 0.0)
+
+    def second_pass(
+        self, v: Array, cache: Cache, kept: Cache, input_grad: bool = True
+    ) -> tuple[Array, Array | None]:
+        return slope_second_pass(self, v, cache, kept, 0.0)
 
 
 class LeakyReLU(Layer):
@@ -110,12 +187,15 @@ class LeakyReLU(Layer):
     def backward(
         self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
     ) -> Array | None:
-        if not has_kind(cache, "b"):
-            raise self.foreign_cache(cache, "the boolean mask x > 0")
-        self.check_dy(dy, cache.shape)
+        self.check_dy(dy, checked_mask(self, cache).shape)
         if not input_grad:  # without parameters there is nothing else to compute
             return None
         return leaky_relu_backward(dy, cache, self.alpha)
+
+    def second_pass(
+        self, v: Array, cache: Cache, kept: Cache, input_grad: bool = True
+    ) -> tuple[Array, Array | None]:
+        return slope_second_pass(self, v, cache, kept, self.alpha)
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}"
@@ -140,12 +220,17 @@ class Sigmoid(Layer):
     def backward(
         self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
     ) -> Array | None:
-        if not has_kind(cache, "f"):
-            raise self.foreign_cache(cache, "its output y, a float array")
-        self.check_dy(dy, cache.shape)
+        self.check_dy(dy, checked_output(self, cache).shape)
         if not input_grad:  # without parameters there is nothing else to compute
             return None
         return sigmoid_backward(dy, cache)
+
+    def second_pass(
+        self, v: Array, cache: Cache, kept: Cache, input_grad: bool = True
+    ) -> tuple[Array, Array | None]:
+        return curved_second_pass(
+            self, v, cache, kept, sigmoid_backward, sigmoid_second_derivative, input_grad
+        )
 
 
 class Tanh(Layer):
@@ -164,9 +249,14 @@ class Tanh(Layer):
     def backward(
         self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
     ) -> Array | None:
-        if not has_kind(cache, "f"):
-            raise self.foreign_cache(cache, "its output y, a float array")
-        self.check_dy(dy, cache.shape)
+        self.check_dy(dy, checked_output(self, cache).shape)
         if not input_grad:  # without parameters there is nothing else to compute
             return None
         return tanh_backward(dy, cache)
+
+    def second_pass(
+        self, v: Array, cache: Cache, kept: Cache, input_grad: bool = True
+    ) -> tuple[Array, Array | None]:
+        return curved_second_pass(
+            self, v, cache, kept, tanh_backward, tanh_second_derivative, input_grad
+        )

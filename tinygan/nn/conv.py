@@ -195,6 +195,19 @@ def conv2d_backward(
     return dx, dW, G.sum(axis=0)
 
 
+def conv2d_second_pass(
+    v: Array, dy: Array, W: Array, stride: tuple[int, int], padding: tuple[int, int, int, int]
+) -> tuple[Array, Array]:
+    """The second pass of the input gradient of :func:`conv2d_forward`, along ``v`` (x's shape).
+
+    Returns ``(dW, v_dy)``: the weight gradient that :func:`conv2d_backward` computes with ``v`` in
+    the place of ``x``, and ``v_dy = conv2d_forward(v, W, None)``, the convolution of ``v`` without
+    bias (the :class:`Conv2D` notes derive both).
+    """
+    _, dW, _ = conv2d_backward(dy, v, W, stride, padding, param_grads=True, input_grad=False)
+    return dW, conv2d_forward(v, W, None, stride, padding)
+
+
 def setup_convolution(
     layer: Layer,
     in_channels: int,
@@ -311,6 +324,18 @@ class Conv2D(Layer):
     rebuilds ``X`` for ``dW``: cheaper than keeping a patch matrix ``kh kw / (sh sw)`` times the size
     of ``x``. The cache also holds the padding and the output shape, which ``dy`` must have. See
     ``docs/conv_transpose_adjoint.md`` for the input gradient as a transposed convolution.
+
+    Second pass (:meth:`Layer.second_pass`), the derivative of the backward pass
+    :math:`dx = B(G, x, M) = P^\top (G M)` (``col2im`` is :math:`P^\top`, the adjoint of
+    im2col's :math:`P`) along a vector :math:`v` on :math:`dx`. Moving the adjoint across,
+    :math:`\langle v, P^\top G M \rangle = \langle P v, G M \rangle = \langle V M^\top, G
+    \rangle` with :math:`V = P v = \mathrm{im2col}(v)`: the scalar is bilinear in :math:`G` and
+    :math:`M`, exactly as a Dense layer's, so
+
+    * :math:`\partial/\partial M = G^\top V`: the weight gradient with ``v`` in the place of ``x``;
+    * :math:`\partial/\partial G = V M^\top`: the convolution of ``v`` without the bias;
+    * nothing for :math:`x` and :math:`b`, which :math:`B` does not read
+      (:func:`conv2d_second_pass`).
     """
 
     def __init__(
@@ -362,6 +387,16 @@ class Conv2D(Layer):
         if param_grads:
             self.add_grads(W=dW, b=db)
         return dx
+
+    def second_pass(
+        self, v: Array, cache: Cache, kept: Cache, input_grad: bool = True
+    ) -> tuple[Array, Array | None]:
+        check_conv_cache(self, cache)
+        x, pad, y_shape = cache
+        self.check_second_pass(v, kept, x.shape, y_shape)
+        dW, v_dy = conv2d_second_pass(v, kept, self.param_as("W", v.dtype), self.stride, pad)
+        self.grads["W"] += dW
+        return v_dy, None
 
     def extra_repr(self) -> str:
         return (

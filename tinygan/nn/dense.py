@@ -61,6 +61,24 @@ def affine_backward(
     return dy @ layer.param_as("W", dy.dtype).T
 
 
+def dense_second_pass(v: Array, dy: Array, W: Array) -> tuple[Array, Array]:
+    """The second pass of the input gradient ``dx = dy @ W.T``, along ``v`` (N, in).
+
+    Returns ``(dW, v_dy)``: ``dW = v.T @ dy``, the gradient of ``<v, dy @ W.T>`` with respect to
+    ``W``, and ``v_dy = v @ W``, its gradient with respect to ``dy`` (the :class:`Dense` notes
+    derive both). ``dx`` does not depend on ``x`` or ``b``: nothing for them.
+    """
+    return dense_weight_grad(v, dy), v @ W
+
+
+def affine_second_pass(layer: Layer, v: Array, dy: Array) -> Array:
+    """:func:`dense_second_pass` with ``layer``'s weight: adds ``dW`` into ``layer.grads["W"]``
+    and returns ``v_dy``."""
+    dW, v_dy = dense_second_pass(v, dy, layer.param_as("W", v.dtype))
+    layer.grads["W"] += dW
+    return v_dy
+
+
 class Dense(Layer):
     r"""Affine map ``y = x W + b``.
 
@@ -94,6 +112,17 @@ class Dense(Layer):
 
     The cache is the input ``x``, needed for ``dW`` (:func:`dense_weight_grad`). With
     ``input_grad=False`` the product ``dy @ W.T`` is skipped and ``backward`` returns ``None``.
+
+    Second pass (:meth:`Layer.second_pass`), the derivative of the backward pass
+    :math:`dx = B(\delta, x, W) = \delta W^\top` along a vector :math:`v` on :math:`dx`. The
+    scalar :math:`\langle v, \delta W^\top \rangle = \sum_{n,i,j} v_{ni} \delta_{nj} W_{ij}` is
+    bilinear in :math:`\delta` and :math:`W`, so
+
+    * :math:`\partial/\partial W_{ij} = \sum_n v_{ni} \delta_{nj}`, i.e. ``dW += v.T @ dy``: the
+      weight gradient with ``v`` in the place of ``x``;
+    * :math:`\partial/\partial \delta_{nj} = \sum_i v_{ni} W_{ij}`, i.e. ``v_dy = v @ W``: the
+      forward pass of ``v`` without the bias;
+    * nothing for :math:`x` and :math:`b`, which :math:`B` does not read (:func:`dense_second_pass`).
     """
 
     def __init__(
@@ -120,13 +149,24 @@ class Dense(Layer):
     def backward(
         self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
     ) -> Array | None:
-        x = cache
-        if not (has_kind(x, "f") and x.ndim == 2 and x.shape[1] == self.in_features):
+        x = self.cached_input(cache)
+        self.check_dy(dy, (x.shape[0], self.out_features))
+        return affine_backward(self, x, dy, param_grads, input_grad)
+
+    def second_pass(
+        self, v: Array, cache: Cache, kept: Cache, input_grad: bool = True
+    ) -> tuple[Array, Array | None]:
+        x = self.cached_input(cache)
+        self.check_second_pass(v, kept, x.shape, (x.shape[0], self.out_features))
+        return affine_second_pass(self, v, kept), None
+
+    def cached_input(self, cache: Cache) -> Array:
+        """The input ``x`` that ``cache`` is, once checked to be a float batch of this layer's."""
+        if not (has_kind(cache, "f") and cache.ndim == 2 and cache.shape[1] == self.in_features):
             raise self.foreign_cache(
                 cache, f"its input x, a float array of shape (N, {self.in_features})"
             )
-        self.check_dy(dy, (x.shape[0], self.out_features))
-        return affine_backward(self, x, dy, param_grads, input_grad)
+        return cache
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, bias={'b' in self.params}"

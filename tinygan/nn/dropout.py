@@ -66,6 +66,11 @@ class Dropout(Layer):
     :math:`\partial L/\partial x = m \odot \partial L/\partial y`. The mask is the cache: the backward
     pass must use the very mask the forward pass drew.
 
+    Second pass (:meth:`Layer.second_pass`): with the mask held, :math:`dx = m \odot dy` is linear
+    in :math:`dy` and does not read :math:`x`, so a vector :math:`v` on :math:`dx` becomes
+    :math:`m \odot v` on :math:`dy` and nothing on :math:`x`. A gradient penalty through dropout
+    therefore differentiates the network with one mask, the one its forward pass drew.
+
     The uniforms are drawn directly in the input's dtype (float32 or float64), so a float32 model
     makes no float64 temporaries. Random generators do not draw float16, so for a float16 input
     they are drawn in float32.
@@ -94,15 +99,26 @@ class Dropout(Layer):
     def backward(
         self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
     ) -> Array | None:
+        self.check_dy(dy, self.cached_shape(cache))
+        if not input_grad:  # without parameters there is nothing else to compute
+            return None
+        return dy if isinstance(cache, tuple) else dy * cache
+
+    def second_pass(
+        self, v: Array, cache: Cache, kept: Cache, input_grad: bool = True
+    ) -> tuple[Array, Array | None]:
+        shape = self.cached_shape(cache)
+        self.check_second_pass(v, kept, shape, shape)
+        return (v if isinstance(cache, tuple) else v * cache), None
+
+    def cached_shape(self, cache: Cache) -> tuple[int, ...]:
+        """The input's shape, once ``cache`` is checked to be a mask or (evaluation) that shape."""
         identity = isinstance(cache, tuple)  # the input's shape: no mask was drawn
         if not (is_shape(cache) if identity else has_kind(cache, "f")):
             raise self.foreign_cache(
                 cache, "the mask, a float array, or in evaluation mode the input's shape"
             )
-        self.check_dy(dy, cache if identity else cache.shape)
-        if not input_grad:  # without parameters there is nothing else to compute
-            return None
-        return dy if identity else dy * cache
+        return cache if identity else cache.shape
 
     def extra_repr(self) -> str:
         return f"rate={self.rate}"

@@ -1,4 +1,4 @@
-"""The Layer base class: parameters, their gradients, buffers, and the forward/backward contract.
+r"""The Layer base class: parameters, their gradients, buffers, and the forward/backward contract.
 
 Every layer in tinygan follows one contract::
 
@@ -19,6 +19,27 @@ real and on a fake batch) before either backward pass; each pass keeps its own c
 ``backward`` *adds* into ``layer.grads[name]`` so gradients from several passes accumulate, exactly as
 the chain rule asks when a parameter is used twice. ``zero_grad`` resets them; the training step calls
 it visibly before each update.
+
+A gradient penalty (:mod:`tinygan.penalties`) differentiates the backward pass itself. Write a
+layer's backward pass as :math:`dx = B(dy, x, \theta)`, linear in :math:`dy`. Given a vector
+:math:`v` on :math:`dx` (the gradient of some scalar :math:`P` with respect to it), the *second
+pass* is reverse mode run over the backward pass: it returns the gradient of
+:math:`\langle v, B(dy, x, \theta) \rangle` with respect to each of B's three inputs::
+
+    dx, kept = layer.input_gradient(dy, cache)     # backward without parameter gradients; keeps dy
+    v_dy, v_x = layer.second_pass(v, cache, kept)  # adds d<v, B>/dtheta into layer.grads
+
+* :math:`\partial \langle v, B \rangle / \partial \theta` is added into ``layer.grads``;
+* ``v_dy`` :math:`= \partial \langle v, B \rangle / \partial\, dy` goes to the layer *after*
+  this one in forward order, whose backward pass made ``dy``. As :math:`B = J^\top dy` is linear in
+  :math:`dy`, it is :math:`J v`: the layer's forward pass linearised at ``x``, applied to ``v``;
+* ``v_x`` :math:`= \partial \langle v, B \rangle / \partial x`, through what the cache holds,
+  goes into an ordinary backward pass through the layers *before* this one. It is ``None`` where
+  :math:`B` does not depend on :math:`x`: a Dense layer's or a convolution's backward pass never
+  reads :math:`x`, a ReLU's mask is constant almost everywhere; that spares the backward pass.
+
+A layer's module derives its second pass beside its backward pass; a layer without one (BatchNorm)
+keeps the base class's, and :attr:`Layer.has_second_pass` says so.
 
 Layers check what they are given, in one line each through the helpers below: constructor arguments
 (:func:`positive_int`, :func:`int_pair`, :func:`number_in`), the input's dtype and shape
@@ -54,7 +75,8 @@ class Layer:
         Gradients of the loss with respect to ``params`` (same keys and shapes), accumulated by
         ``backward``.
     buffers : dict[str, array]
-        Non-trainable state saved with the model (BatchNorm's running statistics).
+        Non-trainable state saved with the model (BatchNorm's running statistics, spectral
+        normalisation's power-iteration vectors).
     mixes_batch : bool
         Whether one sample's output depends on the other samples of its batch in training mode
         (BatchNorm's batch statistics do, and MinibatchStd's spread of the batch). When no layer of
@@ -83,6 +105,54 @@ class Layer:
         instead of ``dL/dx`` and need not compute it.
         """
         raise NotImplementedError(f"{type(self).__name__} must implement backward")
+
+    # -- the second pass (gradient penalties; the module docstring derives it) ---------------------
+    def input_gradient(self, dy: Array, cache: Cache) -> tuple[Array, Cache]:
+        """The backward pass for ``dL/dx`` alone, and what :meth:`second_pass` needs from it.
+
+        Returns ``(dx, kept)``: ``dx`` as ``backward(dy, cache, param_grads=False)`` gives it (no
+        parameter gradient is added) and ``kept``, for one layer the upstream gradient ``dy``
+        itself; a container keeps its children's.
+        """
+        return self.backward(dy, cache, param_grads=False), dy
+
+    def second_pass(
+        self, v: Array, cache: Cache, kept: Cache, input_grad: bool = True
+    ) -> tuple[Array, Array | None]:
+        r"""Differentiate this layer's backward pass ``dx = B(dy, x, params)`` along ``v``.
+
+        Parameters
+        ----------
+        v : array, the input's shape
+            A vector on ``dx``: the gradient of some scalar with respect to the backward pass's
+            result.
+        cache : Cache
+            What this layer's forward pass returned.
+        kept : Cache
+            What :meth:`input_gradient` kept (``dy``) from the backward pass being differentiated.
+        input_grad : bool
+            Whether ``v_x`` is wanted; without it ``None`` is returned and need not be computed.
+
+        Returns
+        -------
+        v_dy : array, the output's shape
+            :math:`\partial \langle v, B \rangle / \partial\, dy`, i.e. the forward pass
+            linearised at ``x``, applied to ``v``.
+        v_x : array of the input's shape, or None
+            :math:`\partial \langle v, B \rangle / \partial x` through the cache; ``None`` when
+            it is zero (``B`` does not depend on ``x``) or not wanted.
+
+        :math:`\partial \langle v, B \rangle / \partial \theta` is *added* into ``grads``, as
+        ``backward`` adds.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} has no second pass (the derivative of its backward pass)"
+        )
+
+    @property
+    def has_second_pass(self) -> bool:
+        """Whether this layer's class implements :meth:`second_pass`."""
+        return type(self).second_pass is not Layer.second_pass
 
     def __call__(self, x: Array, training: bool = False) -> Array:
         """Inference convenience: the forward output alone, in evaluation mode by default."""
@@ -224,6 +294,21 @@ class Layer:
                 f"{type(self).__name__}.backward expects dy of the output's shape {tuple(shape)}, "
                 f"got {tuple(dy.shape)}"
             )
+
+    def check_second_pass(
+        self, v: Array, dy: Array, x_shape: tuple[int, ...], y_shape: tuple[int, ...]
+    ) -> None:
+        """Raise, naming this layer, unless ``v`` (on the input) and ``dy`` (on the output) are
+        floating-point arrays of the forward pass's input shape ``x_shape`` and output shape
+        ``y_shape``."""
+        where = f"{type(self).__name__}.second_pass"
+        for name, array, shape, side in (("v", v, x_shape, "input"), ("dy", dy, y_shape, "output")):
+            check_floating(array, where)
+            if tuple(array.shape) != tuple(shape):
+                raise ValueError(
+                    f"{where} expects {name} of the {side}'s shape {tuple(shape)}, "
+                    f"got {tuple(array.shape)}"
+                )
 
     def foreign_cache(self, cache: Cache, expected: str) -> TypeError:
         """The error for a ``cache`` this layer's forward cannot have made, naming the layer.

@@ -23,6 +23,21 @@ and from :math:`\partial L / \partial z` on it is a Dense layer's backward pass:
 :math:`\partial L/\partial b = \sum_n \delta_z`. At a tie the maximum is not differentiable; the
 layer takes the subgradient that routes the gradient to the *first* maximal piece
 (``argmax``'s rule), as :class:`tinygan.nn.MaxPool2D` does within a window.
+
+Second pass (:meth:`tinygan.nn.layer.Layer.second_pass`). With the winners :math:`k^*` held (they
+do not change under a small perturbation of :math:`x` away from ties), the backward pass is
+:math:`dx = B(\delta, x, W) = \delta_z W^\top` with :math:`(\delta_z)_{njk} = \delta_{nj} [k =
+k^*(n, j)]`, linear in :math:`\delta` and independent of :math:`x` and :math:`b`. Along a vector
+:math:`v` on :math:`dx`, :math:`\langle v, \delta_z W^\top \rangle = \langle v W, \delta_z
+\rangle`, so
+
+.. math::
+    \frac{\partial}{\partial W} = v^\top \delta_z, \qquad
+    \frac{\partial}{\partial \delta_{nj}} = (v W)_{n,\, j k^*(n, j)},
+
+the second being the forward pass linearised at :math:`x`: the affine map of :math:`v` without
+bias, read at each unit's winning piece (:func:`maxout_select`); nothing goes to :math:`x` or
+:math:`b`.
 """
 
 from __future__ import annotations
@@ -33,7 +48,12 @@ import numpy as np
 
 from tinygan.backend import Array, get_array_module
 from tinygan.init import Initializer
-from tinygan.nn.dense import add_affine_params, affine_backward, dense_forward
+from tinygan.nn.dense import (
+    add_affine_params,
+    affine_backward,
+    affine_second_pass,
+    dense_forward,
+)
 from tinygan.nn.layer import Cache, Layer, has_kind, positive_int
 from tinygan.overrides import overridable
 
@@ -80,6 +100,15 @@ def maxout_input_grad(dy: Array, argmax: Array, W: Array, pieces: int) -> Array:
     return maxout_backward(dy, argmax, pieces) @ W.T
 
 
+def maxout_select(z: Array, argmax: Array, pieces: int) -> Array:
+    """Each unit's feature of ``z`` (N, units * pieces) at its winning piece ``argmax`` (N, units):
+    the linearisation of :func:`maxout_forward` at a point whose winners are ``argmax``, and the
+    adjoint of :func:`maxout_backward`."""
+    xp = get_array_module(z)
+    won = argmax[:, :, None] == xp.arange(pieces)
+    return (z.reshape(z.shape[0], -1, pieces) * won).sum(axis=2)
+
+
 class Maxout(Layer):
     r"""A layer of ``units`` maxout units of ``pieces`` affine pieces each.
 
@@ -112,8 +141,9 @@ class Maxout(Layer):
     -----
     The forward pass is :func:`~tinygan.nn.dense.dense_forward` then :func:`maxout_forward`;
     the backward pass :func:`maxout_backward` then a Dense layer's parameter gradients, and
-    :func:`maxout_input_grad` for ``dx`` (the module's docstring derives both). The cache is the input ``x`` (for ``dW``) and the winning piece of
-    every unit, (N, units) integers; the (N, units * pieces) features themselves are not kept.
+    :func:`maxout_input_grad` for ``dx`` (the module's docstring derives both). The cache is the
+    input ``x`` (for ``dW``) and the winning piece of every unit, (N, units) integers; the
+    (N, units * pieces) features themselves are not kept.
 
     The layer owns its weights rather than wrapping a :class:`~tinygan.nn.Dense` child, so that
     one maxout layer is one layer: a network lists it, and its checkpoint names ``W`` and ``b``,
@@ -152,6 +182,25 @@ class Maxout(Layer):
     def backward(
         self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
     ) -> Array | None:
+        x, argmax = self.cached_input_and_winners(cache)
+        self.check_dy(dy, argmax.shape)
+        if param_grads:
+            dz = maxout_backward(dy, argmax, self.pieces)
+            affine_backward(self, x, dz, param_grads=True, input_grad=False)
+        if not input_grad:
+            return None
+        return maxout_input_grad(dy, argmax, self.param_as("W", dy.dtype), self.pieces)
+
+    def second_pass(
+        self, v: Array, cache: Cache, kept: Cache, input_grad: bool = True
+    ) -> tuple[Array, Array | None]:
+        x, argmax = self.cached_input_and_winners(cache)
+        self.check_second_pass(v, kept, x.shape, argmax.shape)
+        dz = maxout_backward(kept, argmax, self.pieces)
+        return maxout_select(affine_second_pass(self, v, dz), argmax, self.pieces), None
+
+    def cached_input_and_winners(self, cache: Cache) -> tuple[Array, Array]:
+        """``(x, argmax)`` from ``cache``, once checked to be this layer's."""
         if not (
             isinstance(cache, tuple)
             and len(cache) == 2
@@ -166,14 +215,7 @@ class Maxout(Layer):
                 f"the tuple (x, argmax), x of shape (N, {self.in_features}) and argmax of shape "
                 f"(N, {self.units})",
             )
-        x, argmax = cache
-        self.check_dy(dy, argmax.shape)
-        if param_grads:
-            dz = maxout_backward(dy, argmax, self.pieces)
-            affine_backward(self, x, dz, param_grads=True, input_grad=False)
-        if not input_grad:
-            return None
-        return maxout_input_grad(dy, argmax, self.param_as("W", dy.dtype), self.pieces)
+        return cache
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.units}, pieces={self.pieces}, bias={'b' in self.params}"

@@ -41,6 +41,26 @@ own deviation from the batch mean. The shares sum to zero over the batch (moving
 the same amount leaves the spread unchanged). Because of this coupling a discriminator holding
 this layer must see a real and a fake batch in separate passes (:attr:`MinibatchStd.mixes_batch`):
 joined, each half's statistic would include the other half.
+
+Second pass (:meth:`tinygan.nn.layer.Layer.second_pass`). The backward pass
+:math:`dx = B(\delta, x) = \delta_x + g\, \partial m / \partial x` (with :math:`\delta_x` the
+upstream gradient of the copies of :math:`x`) is differentiated along a vector :math:`v` on
+:math:`dx`. Its scalar :math:`\langle v, \delta_x \rangle + g\, \phi` with
+:math:`\phi = \sum_{nf} v_{nf} c_{nf} / (N F s_f)` gives:
+
+* on :math:`\delta`: :math:`v` for the copies of :math:`x` and :math:`\phi` for every copy of
+  :math:`m` (each adds into :math:`g`);
+* on :math:`x`: :math:`g\, \partial \phi / \partial x`. With :math:`r_{nf} = c_{nf} / s_f`,
+  :math:`\partial c_{nf} / \partial x_{kf} = [n = k] - 1/N` and
+  :math:`\partial s_f / \partial x_{kf} = c_{kf} / (N s_f)`, one feature at a time:
+
+.. math::
+    \frac{\partial \phi}{\partial x_{kf}} = \frac{1}{N F s_f}
+    \Big(v_{kf} - \bar v_f - \frac{r_{kf}}{N} \sum_n v_{nf} r_{nf}\Big),
+
+the component of :math:`v` that neither shifts the feature (the mean :math:`\bar v_f` is removed)
+nor scales it (the part along :math:`r` is removed), over :math:`N F s_f`. The cache keeps the
+deviations :math:`s_f` beside :math:`\partial m / \partial x = r / (N F)` for this.
 """
 
 from __future__ import annotations
@@ -66,6 +86,8 @@ def minibatch_std_forward(x: Array, eps: float) -> tuple[Array, Array]:
     dm_dx : array, x's shape, float32 or x's dtype if wider
         ``c / (N * F * s)``, the derivative of ``m`` with respect to every entry of ``x``: all the
         backward pass needs.
+    std : array, x's shape without the batch axis, dm_dx's dtype
+        Every feature's deviation ``s``, which the second pass needs besides.
     """
     xp = get_array_module(x)
     work = x.astype(np.promote_types(x.dtype, np.float32), copy=False)
@@ -73,7 +95,7 @@ def minibatch_std_forward(x: Array, eps: float) -> tuple[Array, Array]:
     std = xp.sqrt((centered * centered).mean(axis=0) + eps)  # (F,) or (C, H, W)
     extra = (x.shape[0], 1, *x.shape[2:])
     m = xp.broadcast_to(std.mean().astype(x.dtype), extra)
-    return xp.concatenate([x, m], axis=1), centered / (x.shape[0] * std.size * std)
+    return xp.concatenate([x, m], axis=1), centered / (x.shape[0] * std.size * std), std
 
 
 @overridable
@@ -84,6 +106,26 @@ def minibatch_std_backward(dy: Array, dm_dx: Array) -> Array:
     channels = dm_dx.shape[1]
     g = dy[:, channels:].sum(dtype=dm_dx.dtype)
     return dy[:, :channels] + (g * dm_dx).astype(dy.dtype, copy=False)
+
+
+def minibatch_std_second_pass(v: Array, dy: Array, dm_dx: Array, std: Array) -> tuple[Array, Array]:
+    """The second pass of :func:`minibatch_std_backward` along ``v`` (x's shape); the module's
+    docstring derives it.
+
+    Returns ``v_dy`` (dy's shape: ``v``, then ``phi = <v, dm/dx>`` on every copy of ``m``) and
+    ``v_x = g * dphi/dx`` (x's shape), both in v's dtype, with ``g = dy[:, C:].sum()``.
+    """
+    xp = get_array_module(v)
+    n, channels = dm_dx.shape[:2]
+    work = v.astype(dm_dx.dtype, copy=False)
+    phi = (work * dm_dx).sum()
+    extra = xp.broadcast_to(phi.astype(v.dtype), (n, dy.shape[1] - channels, *dy.shape[2:]))
+    v_dy = xp.concatenate([v, extra], axis=1)
+    r = dm_dx * (n * std.size)  # c / s
+    g = dy[:, channels:].sum(dtype=dm_dx.dtype)
+    along_r = (work * r).sum(axis=0) / n
+    dphi_dx = (work - work.mean(axis=0) - r * along_r) / (n * std.size * std)
+    return v_dy, (g * dphi_dx).astype(v.dtype, copy=False)
 
 
 class MinibatchStd(Layer):
@@ -100,9 +142,9 @@ class MinibatchStd(Layer):
 
     Notes
     -----
-    The module's docstring derives the forward and backward passes; the cache is
-    :math:`\partial m / \partial x`, an array of the input's shape, so the backward pass is one sum
-    and one multiply-add.
+    The module's docstring derives the forward and backward passes and the second pass; the cache
+    is :math:`\partial m / \partial x`, an array of the input's shape, so the backward pass is one
+    sum and one multiply-add, and the features' deviations :math:`s_f` for the second pass.
 
     The layer behaves the same in training and in evaluation mode: it keeps no running statistic,
     and a sample's output always depends on the batch it came with (ProGAN's layer does the same).
@@ -123,20 +165,48 @@ class MinibatchStd(Layer):
 
     def forward(self, x: Array, training: bool = True) -> tuple[Array, Cache]:
         self.check_input(x, ("N", "F"), ("N", "C", "H", "W"))
-        return minibatch_std_forward(x, self.eps)
+        y, dm_dx, std = minibatch_std_forward(x, self.eps)
+        return y, (dm_dx, std)
 
     def backward(
         self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
     ) -> Array | None:
-        if not (has_kind(cache, "f") and cache.ndim in (2, 4)):
-            raise self.foreign_cache(
-                cache, "dm/dx, a float array of the input's shape, (N, F) or (N, C, H, W)"
-            )
-        n, channels, *spatial = cache.shape
-        self.check_dy(dy, (n, channels + 1, *spatial))
+        dm_dx, _ = self.cached_derivative(cache)
+        self.check_dy(dy, self.output_shape(dm_dx))
         if not input_grad:  # without parameters there is nothing else to compute
             return None
-        return minibatch_std_backward(dy, cache)
+        return minibatch_std_backward(dy, dm_dx)
+
+    def second_pass(
+        self, v: Array, cache: Cache, kept: Cache, input_grad: bool = True
+    ) -> tuple[Array, Array | None]:
+        dm_dx, std = self.cached_derivative(cache)
+        self.check_second_pass(v, kept, dm_dx.shape, self.output_shape(dm_dx))
+        v_dy, v_x = minibatch_std_second_pass(v, kept, dm_dx, std)
+        return v_dy, (v_x if input_grad else None)
+
+    def cached_derivative(self, cache: Cache) -> tuple[Array, Array]:
+        """``(dm/dx, s)`` from ``cache``, once checked to be that pair."""
+        if not (
+            isinstance(cache, tuple)
+            and len(cache) == 2
+            and has_kind(cache[0], "f")
+            and cache[0].ndim in (2, 4)
+            and has_kind(cache[1], "f")
+            and cache[1].shape == cache[0].shape[1:]
+        ):
+            raise self.foreign_cache(
+                cache,
+                "the tuple (dm/dx, s): dm/dx a float array of the input's shape, (N, F) or "
+                "(N, C, H, W), s of its shape without the batch axis",
+            )
+        return cache
+
+    @staticmethod
+    def output_shape(dm_dx: Array) -> tuple[int, ...]:
+        """The forward output's shape, from the input's (``dm_dx``'s): one more feature."""
+        n, channels, *spatial = dm_dx.shape
+        return (n, channels + 1, *spatial)
 
     def extra_repr(self) -> str:
         return f"eps={self.eps}"

@@ -61,6 +61,19 @@ def maxpool_backward(
     return dx
 
 
+def maxpool_select(
+    v: Array, argmax: Array, size: tuple[int, int], stride: tuple[int, int]
+) -> Array:
+    """Each window's entry of ``v`` (N, C, H, W) at the window's maximum ``argmax`` (N, C, Ho, Wo):
+    max pooling linearised at a point whose maxima are ``argmax``, and the adjoint of
+    :func:`maxpool_backward`."""
+    xp = get_array_module(v)
+    y = xp.zeros(argmax.shape, dtype=v.dtype)
+    for k, rows, cols in window_offsets(size, stride, argmax.shape[2:]):
+        y += v[:, :, rows, cols] * (argmax == k)
+    return y
+
+
 @overridable
 def upsample_nearest(x: Array, scale: tuple[int, int]) -> Array:
     """Every pixel of ``x`` (N, C, H, W) as an ``sh x sw`` block: ``y[n, c, u, v] = x[n, c, u // sh,
@@ -113,6 +126,11 @@ class MaxPool2D(Layer):
     differentiable; the layer takes the subgradient that routes the gradient to the *first* maximal
     entry of the window in row-major order (``numpy.argmax``'s rule, and PyTorch's on the CPU). The
     cache is these positions (``argmax``) and the input shape.
+
+    Second pass (:meth:`Layer.second_pass`): with the maxima held (away from ties a small
+    perturbation keeps them), the backward pass is linear in :math:`\delta` and reads no input
+    value, so a vector :math:`v` on :math:`dx` goes to :math:`dy` as :math:`v` read at each window's
+    maximum, :math:`v_{a(p, q)}` (:func:`maxpool_select`), and nothing goes to :math:`x`.
     """
 
     def __init__(
@@ -136,6 +154,21 @@ class MaxPool2D(Layer):
     def backward(
         self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
     ) -> Array | None:
+        argmax, x_shape = self.cached_maxima(cache)
+        self.check_dy(dy, argmax.shape)
+        if not input_grad:  # without parameters there is nothing else to compute
+            return None
+        return maxpool_backward(dy, argmax, x_shape, self.size, self.stride)
+
+    def second_pass(
+        self, v: Array, cache: Cache, kept: Cache, input_grad: bool = True
+    ) -> tuple[Array, Array | None]:
+        argmax, x_shape = self.cached_maxima(cache)
+        self.check_second_pass(v, kept, x_shape, argmax.shape)
+        return maxpool_select(v, argmax, self.size, self.stride), None
+
+    def cached_maxima(self, cache: Cache) -> tuple[Array, tuple[int, ...]]:
+        """``(argmax, input shape)`` from ``cache``, once checked to be that pair."""
         if not (
             isinstance(cache, tuple)
             and len(cache) == 2
@@ -143,11 +176,7 @@ class MaxPool2D(Layer):
             and is_shape(cache[1])
         ):
             raise self.foreign_cache(cache, "the tuple (argmax, input shape)")
-        argmax, x_shape = cache
-        self.check_dy(dy, argmax.shape)
-        if not input_grad:  # without parameters there is nothing else to compute
-            return None
-        return maxpool_backward(dy, argmax, x_shape, self.size, self.stride)
+        return cache
 
     def extra_repr(self) -> str:
         return f"size={self.size}, stride={self.stride}"

@@ -29,7 +29,10 @@ class Reshape(Layer):
 
     Backward: the transpose of the identity is the identity, so :math:`\partial L/\partial x` is
     :math:`\partial L/\partial y` read in the same order, i.e. reshaped back to the input shape.
-    The cache is the input shape, and the output shape that ``dy`` must have. Non-contiguous inputs
+    The cache is the input shape, and the output shape that ``dy`` must have. The backward pass
+    :math:`dx = \operatorname{reshape}(dy)` is linear and reads no input values, so its second
+    pass (:meth:`Layer.second_pass`) sends ``v`` on in the output's shape and nothing to ``x``.
+    Non-contiguous inputs
     (a transposed view, say) are copied into row-major order by ``reshape``; the result is the same
     as for a contiguous copy of the input.
     """
@@ -57,6 +60,21 @@ class Reshape(Layer):
     def backward(
         self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
     ) -> Array | None:
+        x_shape, y_shape = self.cached_shapes(cache)
+        self.check_dy(dy, y_shape)
+        if not input_grad:  # without parameters there is nothing else to compute
+            return None
+        return dy.reshape(x_shape)
+
+    def second_pass(
+        self, v: Array, cache: Cache, kept: Cache, input_grad: bool = True
+    ) -> tuple[Array, Array | None]:
+        x_shape, y_shape = self.cached_shapes(cache)
+        self.check_second_pass(v, kept, x_shape, y_shape)
+        return v.reshape(y_shape), None
+
+    def cached_shapes(self, cache: Cache) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """``(input shape, output shape)`` from ``cache``, once checked to be that pair."""
         if not (
             isinstance(cache, tuple)
             and len(cache) == 2
@@ -64,11 +82,7 @@ class Reshape(Layer):
             and is_shape(cache[1])
         ):
             raise self.foreign_cache(cache, "the tuple (input shape, output shape)")
-        x_shape, y_shape = cache
-        self.check_dy(dy, y_shape)
-        if not input_grad:  # without parameters there is nothing else to compute
-            return None
-        return dy.reshape(x_shape)
+        return cache
 
     def _sample_shape(self, x: Array) -> tuple[int, ...]:
         """``self.shape`` with its -1 resolved for ``x``; ValueError when the sizes disagree.
