@@ -1,0 +1,218 @@
+"""Mode collapse measured as PacGAN measures it: GAN and PacGAN2/3/4 on the 2-D ring and grid.
+
+Each run is ``tinygan train ring|grid --pack M --seed S --iterations N`` in a folder of its own
+under ``--out``; its ``modes.csv`` holds the measures over the run (modes captured, high-quality
+share, reverse KL of 2,500 samples: :func:`tinygan.metrics.mixture_modes`). This script runs the
+missing ones (``--jobs`` at a time; a run that was stopped continues with ``--resume``), then writes
+``benchmarks/MODES.md``: the mean and standard error over seeds of each row's last measurement,
+beside the paper's Table 1, with the schedule the runs had, their wall time and the command, and a
+figure of the modes captured over the run, so a reader sees when the gap opens. The report is
+rewritten after every finished run, so a long session keeps what it has measured.
+
+    python benchmarks/modes.py --seeds 5 --iterations 20000 --jobs 2 --out runs/modes
+
+The paper's protocol is 400 epochs of 100,000 points, batch 100: 400,000 iterations a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+
+from tinygan.mixture_run import MODES_CSV, read_modes_csv  # noqa: E402
+
+#: PacGAN (Lin et al. 2018), Table 1: mean and standard error over 10 trials.
+PAPER = {
+    ("ring", 1): ("6.3 ± 0.5", "98.2 ± 0.2", "0.45 ± 0.09"),
+    ("ring", 2): ("7.9 ± 0.1", "95.6 ± 2.0", "0.07 ± 0.03"),
+    ("ring", 3): ("7.8 ± 0.1", "97.7 ± 0.3", "0.10 ± 0.02"),
+    ("ring", 4): ("7.8 ± 0.1", "95.9 ± 1.4", "0.07 ± 0.02"),
+    ("grid", 1): ("17.3 ± 0.8", "94.8 ± 0.7", "0.70 ± 0.07"),
+    ("grid", 2): ("23.8 ± 0.7", "91.3 ± 0.8", "0.13 ± 0.04"),
+    ("grid", 3): ("24.6 ± 0.4", "94.2 ± 0.4", "0.06 ± 0.02"),
+    ("grid", 4): ("24.8 ± 0.2", "93.6 ± 0.6", "0.04 ± 0.01"),
+}
+MODES_OF = {"ring": 8, "grid": 25}
+
+
+def run_folder(out: Path, target: str, pack: int, seed: int) -> Path:
+    return out / f"{target}_pack{pack}_seed{seed}"
+
+
+def finished_step(folder: Path) -> int:
+    """The last measured step of a run folder (0 when nothing was measured)."""
+    path = folder / MODES_CSV
+    rows = read_modes_csv(path) if path.is_file() else []
+    return rows[-1]["step"] if rows else 0
+
+
+def train(folder: Path, target: str, pack: int, seed: int, args: argparse.Namespace) -> float:
+    """Train one run to ``args.iterations`` (resuming a stopped one); its wall time in seconds."""
+    command = [sys.executable, "-m", "tinygan.cli", "train", target, "--pack", str(pack)]
+    command += ["--seed", str(seed), "--iterations", str(args.iterations), "--out", str(folder)]
+    command += ["--modes-every", str(args.modes_every), "--no-progress"]
+    if (folder / "checkpoints").is_dir():
+        command.append("--resume")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
+    # runs share the cores: a BLAS that spins two threads per run slows every step many times over
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        env.setdefault(variable, "1")
+    start = time.perf_counter()
+    with open(folder.parent / f"{folder.name}.log", "a") as log:
+        done = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited with {done.returncode}")
+    return time.perf_counter() - start
+
+
+def mean_and_error(values: list[float]) -> tuple[float, float]:
+    """Mean and standard error of the mean (0 for a single value)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, 0.0
+    variance = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, math.sqrt(variance / n)
+
+
+def summary_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """One row per target and pack: the last measurement of each finished run, averaged."""
+    rows = []
+    for target in args.targets:
+        for pack in args.packs:
+            finals = []
+            for seed in range(args.seeds):
+                path = run_folder(args.out, target, pack, seed) / MODES_CSV
+                measured = read_modes_csv(path) if path.is_file() else []
+                if measured and measured[-1]["step"] >= args.iterations:
+                    finals.append(measured[-1])
+            if finals:
+                rows.append({"target": target, "pack": pack, "runs": len(finals)})
+                for key in ("modes", "high_quality", "reverse_kl"):
+                    rows[-1][key] = mean_and_error([float(f[key]) for f in finals])
+    return rows
+
+
+def curves_figure(args: argparse.Namespace, path: Path) -> None:
+    """Modes captured over the run, mean over the seeds, one line per pack, one panel per target."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(args.targets), figsize=(5 * len(args.targets), 3.6))
+    for axis, target in zip(list(getattr(axes, "flat", [axes])), args.targets, strict=True):
+        for pack in args.packs:
+            per_step: dict[int, list[int]] = {}
+            for seed in range(args.seeds):
+                csv_path = run_folder(args.out, target, pack, seed) / MODES_CSV
+                for row in read_modes_csv(csv_path) if csv_path.is_file() else []:
+                    per_step.setdefault(row["step"], []).append(row["modes"])
+            steps = sorted(per_step)
+            if steps:
+                label = "GAN" if pack == 1 else f"PacGAN{pack}"
+                means = [sum(per_step[s]) / len(per_step[s]) for s in steps]
+                axis.plot(steps, means, label=label)
+        axis.axhline(MODES_OF[target], color="grey", linewidth=0.8, linestyle=":")
+        axis.set_title(f"{target}: modes captured (mean over seeds)")
+        axis.set_xlabel("iteration")
+        axis.legend()
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def write_report(args: argparse.Namespace, seconds: dict[str, float], command: str) -> None:
+    figure = args.report.parent / "results" / "modes_over_time.png"
+    curves_figure(args, figure)
+    lines = [
+        "# Mode collapse on the 2-D ring and grid, beside PacGAN's Table 1",
+        "",
+        f"Written by `benchmarks/modes.py`; repeat with `{command}`.",
+        "",
+        f"Schedule: {args.iterations:,} iterations a run (batch 100 packed samples; the paper trains "
+        "400 epochs of 100,000 points, 400,000 iterations), measured on 2,500 samples (G in "
+        "inference mode, fixed z) at the end of each run. tinygan: mean ± standard error over the "
+        "runs counted in the `runs` column; paper: mean ± standard error over 10 trials.",
+        "",
+        "| target | D | runs | modes (tinygan) | modes (paper) | high quality % (tinygan) | "
+        "high quality % (paper) | reverse KL (tinygan) | reverse KL (paper) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in summary_rows(args):
+        name = "GAN" if row["pack"] == 1 else f"PacGAN{row['pack']}"
+        modes, quality, kl = row["modes"], row["high_quality"], row["reverse_kl"]
+        paper = PAPER[(row["target"], row["pack"])]
+        lines.append(
+            f"| {row['target']} | {name} | {row['runs']} | {modes[0]:.1f} ± {modes[1]:.1f} | "
+            f"{paper[0]} | {100 * quality[0]:.1f} ± {100 * quality[1]:.1f} | {paper[1]} | "
+            f"{kl[0]:.2f} ± {kl[1]:.2f} | {paper[2]} |"
+        )
+    total = sum(seconds.values())
+    lines += [
+        "",
+        f"Wall time of the runs this invocation trained: {total / 60:.1f} min in all, "
+        f"{total / max(1, len(seconds)) / 60:.1f} min a run ({len(seconds)} runs, {args.jobs} at "
+        f"a time, one BLAS thread each, on {os.cpu_count()} CPU cores).",
+        "",
+        "Modes captured over the run, mean over the seeds (one point per measurement):",
+        "",
+        f"![modes over time](results/{figure.name})",
+        "",
+    ]
+    args.report.write_text("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--targets", nargs="+", choices=["ring", "grid"], default=["ring", "grid"])
+    parser.add_argument("--packs", nargs="+", type=int, default=[1, 2, 3, 4])
+    parser.add_argument("--seeds", type=int, default=5, help="runs per row (seeds 0 .. N-1)")
+    parser.add_argument("--iterations", type=int, default=400_000, help="iterations per run")
+    parser.add_argument("--modes-every", type=int, default=1000, help="steps between measurements")
+    parser.add_argument("--jobs", type=int, default=2, help="runs trained at the same time")
+    parser.add_argument("--out", type=Path, default=Path("runs/modes"), help="the runs' folders")
+    parser.add_argument(
+        "--report", type=Path, default=HERE / "MODES.md", help="the report to write"
+    )
+    parser.add_argument("--report-only", action="store_true", help="write the report from the runs")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    shown = " ".join(["python benchmarks/modes.py", *(argv if argv is not None else sys.argv[1:])])
+    seconds: dict[str, float] = {}
+    # seeds outermost: every row gets its first runs before any row gets its last
+    todo = [
+        (target, pack, seed)
+        for seed in range(args.seeds)
+        for pack in args.packs
+        for target in args.targets
+        if finished_step(run_folder(args.out, target, pack, seed)) < args.iterations
+    ]
+    if not args.report_only:
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            futures = {
+                pool.submit(train, run_folder(args.out, *job), *job, args): job for job in todo
+            }
+            for future in as_completed(futures):
+                target, pack, seed = futures[future]
+                seconds[f"{target} {pack} {seed}"] = future.result()
+                print(f"done: {target} pack {pack} seed {seed}", flush=True)
+                write_report(args, seconds, shown)
+    write_report(args, seconds, shown)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
