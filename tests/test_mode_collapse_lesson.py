@@ -1,0 +1,53 @@
+"""The mode-collapse lesson runs end to end: the side-by-side example and the benchmark's table."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from tinygan.mixture_run import MODES_CSV, read_modes_csv
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_example_trains_both_discriminators_and_draws_them_side_by_side(tmp_path):
+    example = load_script(ROOT / "examples" / "mode_collapse.py")
+    figure = example.main(["--iterations", "20", "--out", str(tmp_path), "--no-progress"])
+    assert figure == tmp_path / "side_by_side.png" and figure.stat().st_size > 10_000
+    for run in ("gan", "pacgan2"):
+        rows = read_modes_csv(tmp_path / run / MODES_CSV)
+        assert rows[0]["step"] == 0 and rows[-1]["step"] == 20
+    assert '"pack": 2' in (tmp_path / "pacgan2" / "config.json").read_text()
+
+
+def test_the_example_refuses_a_pack_that_packs_nothing(tmp_path, capsys):
+    example = load_script(ROOT / "examples" / "mode_collapse.py")
+    with pytest.raises(SystemExit) as stop:
+        example.main(["--pack", "1", "--out", str(tmp_path)])
+    assert stop.value.code == 2 and "--pack at least 2" in capsys.readouterr().err
+
+
+def test_the_benchmark_puts_its_rows_beside_the_papers(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    modes = load_script(ROOT / "benchmarks" / "modes.py")
+    report = tmp_path / "MODES.md"
+    argv = ["--targets", "ring", "--packs", "1", "2", "--seeds", "1", "--iterations", "10"]
+    argv += ["--modes-every", "5", "--jobs", "2", "--out", str(tmp_path / "runs")]
+    assert modes.main([*argv, "--report", str(report)]) == 0
+    text = report.read_text()
+    assert "| ring | GAN | 1 |" in text and "| 6.3 ± 0.5 |" in text  # tinygan's row, the paper's
+    assert "| ring | PacGAN2 | 1 |" in text and "| 7.9 ± 0.1 |" in text
+    assert (tmp_path / "results" / "modes_over_time.png").is_file()
+    # a second call finds every run finished and only rewrites the report
+    assert modes.main([*argv, "--report", str(report)]) == 0
+    assert modes.mean_and_error([1.0, 3.0]) == (2.0, 1.0)
