@@ -41,6 +41,16 @@ preset sets them as its tutorial did; ``docs/presets.md``):
 * ``inference_fakes=True``: the discriminator update's fakes come from G in inference mode
   (BatchNorm's running statistics, no dropout), as the Keras DCGAN tutorial's ``G.predict(z)``.
 
+*Other games* (:mod:`tinygan.losses`). ``loss`` takes any :class:`~tinygan.losses.GanLoss`:
+least squares, the hinge or the Wasserstein critic in place of the cross-entropy, each a pair
+of functions of D's raw outputs and their gradients, so the step itself does not change. Three
+additions keep D in check, each applied inside the discriminator update: ``clip`` clips every
+weight of D to ``[-c, c]`` after each of its optimizer steps (the Wasserstein GAN's critic);
+``penalty`` adds a gradient penalty (:mod:`tinygan.penalties`, WGAN-GP or R1), whose parameter
+gradient is added to D's after its loss's backward pass and before its optimizer step, and
+whose value is part of the reported D loss; spectral normalisation lives in D's layers
+(:mod:`tinygan.nn.spectral_norm`). ``d_steps`` is the critic's ``n_critic``.
+
 *Packing* (PacGAN: Lin, Khetan, Fanti, Oh, NeurIPS 2018, arXiv 1712.04086). With ``pack = m`` the
 discriminator judges ``m`` samples at once: ``m`` real samples side by side, or ``m`` generated
 ones, never a mix; it still answers with one logit, "these m are real" or "these m are fake". A
@@ -77,10 +87,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from tinygan.backend import Array, get_array_module, move_rng
-from tinygan.losses import sigmoid_cross_entropy
+from tinygan.losses import GanLoss, clip_weights, gan_loss
 from tinygan.nn.activations import sigmoid
 from tinygan.nn.layer import Layer
 from tinygan.optim import Optimizer
+from tinygan.penalties import PENALTIES, check_second_passes, gradient_penalty
 
 NOISE_KINDS = ("uniform", "normal")
 GENERATOR_LOSSES = ("nonsaturating", "minimax")
@@ -123,10 +134,12 @@ def draw_noise(rng: Any, n: int, latent_dim: int, kind: str, dtype: Any) -> Arra
 
 @dataclass
 class StepStats:
-    """What one training step reports, as 0-d arrays (read them with ``float`` when logging).
+    r"""What one training step reports, as 0-d arrays (read them with ``float`` when logging).
 
-    d_loss is :math:`L_D` (real + fake terms), g_loss the generator loss being minimised, d_real the mean
-    of :math:`D(x)` and d_fake the mean of :math:`D(G(z))` over the discriminator's last batch.
+    d_loss is :math:`L_D` (real + fake terms, plus the gradient penalty if any), g_loss the generator
+    loss being minimised, d_real the mean of :math:`D(x)` and d_fake the mean of :math:`D(G(z))` over
+    the discriminator's last batch: of the probability :math:`\sigma(\text{logit})` for a
+    cross-entropy loss, of the raw score for the others.
     """
 
     d_loss: Any
@@ -160,12 +173,24 @@ class GAN:
         device run resumes from a checkpoint exactly.
     noise : {"uniform", "normal"}
         z ~ U(-1, 1) or z ~ N(0, 1).
+    loss : GanLoss, optional
+        The game's losses (:func:`tinygan.losses.gan_loss`). When omitted, the cross-entropy game
+        of the next four arguments, which are only for that case.
     generator_loss : {"nonsaturating", "minimax"}
         ``-log D(G(z))`` or ``log(1 - D(G(z)))``.
     real_label, fake_label : float
         Discriminator targets (0.9 / 0.1 for label smoothing).
     generator_target : float
         Target for D(G(z)) in the non-saturating generator loss (1.0; the Keras 1-D Gaussian tutorial uses 0.9).
+    clip : float, optional
+        Clip D's parameters to ``[-clip, clip]`` after every update of D (the Wasserstein GAN's
+        0.01, :data:`tinygan.losses.WEIGHT_CLIP`); None: no clipping.
+    penalty : {"wgan-gp", "r1"}, optional
+        A gradient penalty on D (:func:`tinygan.penalties.gradient_penalty`; its interpolation
+        weights come from ``rng``). Every layer of D needs a second pass: a D with BatchNorm is
+        refused here.
+    penalty_weight : float, optional
+        Its lambda or gamma (10 for either when omitted).
     d_steps, g_steps : int
         Discriminator and generator updates per training step (n_iter_D, n_iter_G).
     simultaneous : bool
@@ -194,10 +219,14 @@ class GAN:
         latent_dim: int,
         rng: Any,
         noise: str = "uniform",
+        loss: GanLoss | None = None,
         generator_loss: str = "nonsaturating",
         real_label: float = 1.0,
         fake_label: float = 0.0,
         generator_target: float = 1.0,
+        clip: float | None = None,
+        penalty: str | None = None,
+        penalty_weight: float | None = None,
         d_steps: int = 1,
         g_steps: int = 1,
         simultaneous: bool = False,
@@ -211,6 +240,30 @@ class GAN:
             raise ValueError(
                 f"generator_loss must be one of {GENERATOR_LOSSES}, got {generator_loss!r}"
             )
+        if loss is None:
+            loss = gan_loss(
+                generator_loss,
+                real_label=real_label,
+                fake_label=fake_label,
+                generator_target=generator_target,
+            )
+        elif (generator_loss, real_label, fake_label, generator_target) != (
+            "nonsaturating",
+            1.0,
+            0.0,
+            1.0,
+        ):
+            raise ValueError(
+                "give either loss or the cross-entropy's generator_loss and labels, not both"
+            )
+        if not isinstance(loss, GanLoss):
+            raise ValueError(f"loss must be a GanLoss, got {type(loss).__name__}")
+        if clip is not None and not clip > 0:
+            raise ValueError(f"clip must be a positive number or None, got {clip!r}")
+        if penalty is not None:
+            if penalty not in PENALTIES:
+                raise ValueError(f"penalty must be one of {PENALTIES} or None, got {penalty!r}")
+            check_second_passes(discriminator)
         if d_steps < 1 or g_steps < 1:
             raise ValueError("d_steps and g_steps must be at least 1")
         if isinstance(pack, bool) or not isinstance(pack, int) or pack < 1:
@@ -222,9 +275,8 @@ class GAN:
         self.generator, self.discriminator = generator, discriminator
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.latent_dim, self.rng, self.noise = int(latent_dim), rng, noise
-        self.generator_loss = generator_loss
-        self.real_label, self.fake_label = float(real_label), float(fake_label)
-        self.generator_target = float(generator_target)
+        self.loss, self.clip = loss, clip
+        self.penalty, self.penalty_weight = penalty, penalty_weight
         self.d_steps, self.g_steps = int(d_steps), int(g_steps)
         self.simultaneous, self.inference_fakes = bool(simultaneous), bool(inference_fakes)
         self.reuse_noise, self.pack = bool(reuse_noise), pack
@@ -236,6 +288,16 @@ class GAN:
         #: A moving average of G's weights (:class:`tinygan.ema.EMA`), updated after every generator
         #: step when set; it only reads G, so the game itself is unchanged.
         self.ema: Any = None
+
+    @property
+    def real_label(self) -> float:
+        """D's target on real data in the cross-entropy game."""
+        return self.loss.real_label
+
+    @property
+    def fake_label(self) -> float:
+        """D's target on fakes in the cross-entropy game."""
+        return self.loss.fake_label
 
     def sample_noise(self, n: int, rng: Any = None) -> Array:
         """Draw a (n, latent_dim) batch of z in the parameters' dtype, from ``rng`` or the GAN's own."""
@@ -271,36 +333,53 @@ class GAN:
             loss, dlogits_real, dlogits_fake = self.discriminator_loss(logits_real, logits_fake)
             dlogits = xp.concatenate([dlogits_real, dlogits_fake])
             self.discriminator.backward(dlogits, cache, input_grad=False)
-        return loss, sigmoid(logits_real).mean(), sigmoid(logits_fake).mean()
+        return loss, self.mean_output(logits_real), self.mean_output(logits_fake)
+
+    def mean_output(self, outputs: Array) -> Array:
+        r"""What the log reports of D's outputs on a batch: the mean probability
+        :math:`\sigma(\text{logit})` when they are logits, else the mean raw score."""
+        return sigmoid(outputs).mean() if self.loss.outputs_are_logits else outputs.mean()
 
     def discriminator_loss(
         self, logits_real: Array, logits_fake: Array
     ) -> tuple[Array, Array, Array]:
-        """L_D = BCE(real logits, real label) + BCE(fake logits, fake label), and its gradient
-        with respect to each batch's logits."""
-        loss_real, dlogits_real = sigmoid_cross_entropy(logits_real, self.real_label)
-        loss_fake, dlogits_fake = sigmoid_cross_entropy(logits_fake, self.fake_label)
-        return loss_real + loss_fake, dlogits_real, dlogits_fake
+        """L_D on D's outputs for a real and a fake batch (``self.loss``), and its gradient with
+        respect to each batch's outputs."""
+        return self.loss.discriminator(logits_real, logits_fake)
+
+    def penalty_backward(self, real: Array, fake: Array) -> Array:
+        """The gradient penalty on D at the packs of ``real`` and ``fake``; adds its parameter
+        gradient into D's grads, on top of the loss's."""
+        real, fake = pack_samples(real, self.pack), pack_samples(fake, self.pack)
+        return gradient_penalty(
+            self.discriminator, real, fake, self.penalty, self.penalty_weight, self.rng
+        )
+
+    def update_discriminator(self) -> None:
+        """D's optimizer step on the gradients gathered, then the weight clipping, if any."""
+        self.d_optimizer.step()
+        if self.clip is not None:
+            clip_weights(self.discriminator, self.clip)
 
     def discriminator_step(self, real: Array, z: Array | None = None) -> tuple[Array, Array, Array]:
         """One update of D on a real batch and the fakes G(z) (G is not updated).
 
-        ``z`` defaults to a fresh draw of one noise vector per real sample.
+        ``z`` defaults to a fresh draw of one noise vector per real sample. The loss returned
+        includes the gradient penalty.
         """
         if z is None:
             z = self.sample_noise(real.shape[0])
         fake = self.generate(z, training=not self.inference_fakes)
         self.d_optimizer.zero_grad()
-        stats = self.discriminator_loss_backward(real, fake)
-        self.d_optimizer.step()
-        return stats
+        loss, d_real, d_fake = self.discriminator_loss_backward(real, fake)
+        if self.penalty is not None:
+            loss = loss + self.penalty_backward(real, fake)
+        self.update_discriminator()
+        return loss, d_real, d_fake
 
     def generator_loss_and_grad(self, logits_fake: Array) -> tuple[Array, Array]:
-        """The generator's loss on D's logits for G(z), and its gradient with respect to them."""
-        if self.generator_loss == "nonsaturating":
-            return sigmoid_cross_entropy(logits_fake, self.generator_target)
-        loss, dlogits = sigmoid_cross_entropy(logits_fake, 0.0)  # BCE(., 0) = -log(1 - D)
-        return -loss, -dlogits
+        """The generator's loss on D's outputs for G(z), and its gradient with respect to them."""
+        return self.loss.generator(logits_fake)
 
     def generator_loss_backward(self, z: Array) -> Array:
         """L_G for the noise batch ``z``; adds its gradient into G's grads, leaving D's untouched.
@@ -349,11 +428,13 @@ class GAN:
         self.discriminator.backward(dlogits_fake, cache_fake, input_grad=False)
         dpacks = self.discriminator.backward(dlogits_g, cache_fake, param_grads=False)
         self.generator.backward(unpack_gradient(dpacks, self.pack), cache_g, input_grad=False)
-        self.d_optimizer.step()
+        if self.penalty is not None:
+            d_loss = d_loss + self.penalty_backward(real, fake)
+        self.update_discriminator()
         self.g_optimizer.step()
         if self.ema is not None:
             self.ema.update(self.generator)
-        d_real, d_fake = sigmoid(logits_real).mean(), sigmoid(logits_fake).mean()
+        d_real, d_fake = self.mean_output(logits_real), self.mean_output(logits_fake)
         return StepStats(d_loss=d_loss, g_loss=g_loss, d_real=d_real, d_fake=d_fake)
 
     def train_step(self, next_real_batch: Callable[[], Any]) -> StepStats:
