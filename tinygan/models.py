@@ -28,6 +28,7 @@ import numpy as np
 
 from tinygan import init
 from tinygan.gan import GAN
+from tinygan.losses import GAN_LOSSES, GanLoss, gan_loss
 from tinygan.nn import (
     BatchNorm,
     Conv2D,
@@ -46,7 +47,11 @@ from tinygan.nn import (
     Tanh,
     UpSampling2D,
 )
-from tinygan.optim import Adam, Optimizer
+from tinygan.nn.spectral_norm import spectrally_normalized
+from tinygan.optim import Adam, Optimizer, RMSprop
+
+#: The optimizers a preset may train with, by name.
+OPTIMIZERS = ("adam", "rmsprop")
 
 #: ``build(rng, dtype=np.float32, pack=1)``: a fresh ``(generator, discriminator)``, the
 #: discriminator's first layer taking ``pack`` samples at once (:mod:`tinygan.gan`'s packing).
@@ -74,6 +79,15 @@ class Preset:
     ``--pack`` flag sets it). ``mixture`` names the 2-D target of a preset that learns points
     rather than images (a key of :data:`tinygan.data.MIXTURES`): its runs train on that mixture's
     points, draw scatter plots and count the modes; ``None`` for the image presets.
+
+    ``generator_loss`` names the game (a key of :data:`tinygan.losses.GAN_LOSSES`): every
+    tutorial plays the cross-entropy game, ``"nonsaturating"`` or ``"minimax"`` for its generator,
+    with the targets ``real_label``, ``fake_label`` and ``generator_target``, which only that game
+    reads; the ``--loss`` flag picks another. ``d_steps`` is a Wasserstein critic's
+    ``n_critic``. ``clip`` (weight clipping of D after every update), ``penalty`` and
+    ``penalty_weight`` (a gradient penalty) and ``spectral_norm`` (D's Dense and Conv2D layers
+    spectrally normalised) keep D in check; every tutorial leaves them off. ``optimizer`` is
+    ``"adam"`` (with ``betas`` and ``eps``) or ``"rmsprop"`` (tinygan's defaults for rho and eps).
     """
 
     name: str
@@ -109,6 +123,11 @@ class Preset:
     pixel_histograms: bool = False
     pack: int = 1
     mixture: str | None = None
+    clip: float | None = None
+    penalty: str | None = None
+    penalty_weight: float | None = None
+    spectral_norm: bool = False
+    optimizer: str = "adam"
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -138,6 +157,8 @@ class Preset:
         """
         preset = replace(self, **overrides)
         generator, discriminator = preset.build(init_rng, pack=preset.pack)
+        if preset.spectral_norm:
+            discriminator = spectrally_normalized(discriminator, init_rng)
         g_optimizer, d_optimizer = preset.make_optimizers(generator, discriminator)
         gan = GAN(
             generator,
@@ -147,10 +168,10 @@ class Preset:
             latent_dim=preset.latent_dim,
             rng=noise_rng,
             noise=preset.noise,
-            generator_loss=preset.generator_loss,
-            real_label=preset.real_label,
-            fake_label=preset.fake_label,
-            generator_target=preset.generator_target,
+            loss=preset.make_loss(),
+            clip=preset.clip,
+            penalty=preset.penalty,
+            penalty_weight=preset.penalty_weight,
             d_steps=preset.d_steps,
             g_steps=preset.g_steps,
             simultaneous=preset.simultaneous,
@@ -160,10 +181,27 @@ class Preset:
         )
         return gan.to(device)
 
+    def make_loss(self) -> GanLoss:
+        """The game's :class:`~tinygan.losses.GanLoss`; the cross-entropy game's with this preset's
+        targets."""
+        if GAN_LOSSES[self.generator_loss].outputs_are_logits:
+            return gan_loss(
+                self.generator_loss,
+                real_label=self.real_label,
+                fake_label=self.fake_label,
+                generator_target=self.generator_target,
+            )
+        return gan_loss(self.generator_loss)
+
     def make_optimizers(
         self, generator: Layer, discriminator: Layer
     ) -> tuple[Optimizer, Optimizer]:
-        """Adam for each network with this preset's learning rates, betas and eps."""
+        """Adam (with this preset's betas and eps) or RMSprop for each network, at this preset's
+        learning rates."""
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.optimizer == "rmsprop":
+            return RMSprop([generator], lr=self.g_lr), RMSprop([discriminator], lr=self.d_lr)
         beta1, beta2 = self.betas
         return (
             Adam([generator], lr=self.g_lr, beta1=beta1, beta2=beta2, eps=self.eps),

@@ -53,6 +53,11 @@ gradient for :math:`W_{SN}` (:func:`~tinygan.nn.dense.dense_second_pass`,
 :math:`W`; ``v_dy`` is the layer's linearised forward pass with :math:`W_{SN}`, and nothing goes to
 :math:`x`. So gradient penalties work through spectrally normalised layers.
 
+**A whole discriminator.** :func:`spectrally_normalized` rebuilds a network with every Dense
+and Conv2D replaced by its spectrally normalised twin, holding the same weights: the way
+``--spectral-norm`` turns a preset's discriminator into one whose every linear map is
+1-Lipschitz.
+
 **Why classes of their own.** :class:`SpectralDense` and :class:`SpectralConv2D` own their
 parameter ``W`` (unnormalised, what the optimizer updates) and the buffers ``u`` and ``v``: one
 layer is one layer in a network and in its checkpoint. They are not subclasses of Dense and
@@ -86,6 +91,7 @@ from tinygan.nn.dense import (
 )
 from tinygan.nn.layer import Cache, Layer, has_kind, number_in, positive_int
 from tinygan.nn.padding import Padding
+from tinygan.nn.sequential import Sequential
 
 
 def normalize(a: Array, eps: float) -> Array:
@@ -355,3 +361,40 @@ class SpectralConv2D(SpectralNormalized):
                 f"(N, {self.in_channels}, H, W)",
             )
         return conv_cache, state
+
+
+def spectral_twin(layer: Dense | Conv2D, rng: np.random.Generator, eps: float) -> Layer:
+    """The :class:`SpectralDense` or :class:`SpectralConv2D` of ``layer``'s geometry, holding
+    copies of its parameters, with ``u`` drawn from ``rng`` and ``v`` from them."""
+    W = layer.params["W"]
+    options = {"bias": "b" in layer.params, "rng": rng, "dtype": W.dtype, "eps": eps}
+    if isinstance(layer, Dense):
+        twin: SpectralNormalized = SpectralDense(layer.in_features, layer.out_features, **options)
+    else:
+        geometry = (layer.kernel_size, layer.stride, layer.padding)
+        twin = SpectralConv2D(layer.in_channels, layer.out_channels, *geometry, **options)
+    for name, param in layer.params.items():
+        twin.params[name] = param.copy()
+    twin.add_power_vectors(rng, eps)  # u and v of the copied weights, not of the drawn ones
+    return twin
+
+
+def spectrally_normalized(
+    network: Sequential, rng: np.random.Generator | None = None, eps: float = 1e-12
+) -> Sequential:
+    """A new Sequential like ``network``, its Dense and Conv2D layers (nested Sequentials' too)
+    replaced by :class:`SpectralDense` and :class:`SpectralConv2D` with copies of their
+    parameters; every other layer is taken over as it is (the same object).
+
+    ``rng`` draws the power iteration's first vectors (a generator seeded with 0 when omitted).
+    """
+    rng = layer_rng(rng)
+    layers: list[Layer] = []
+    for layer in network.layers:
+        if isinstance(layer, Sequential):
+            layers.append(spectrally_normalized(layer, rng, eps))
+        elif type(layer) in (Dense, Conv2D):
+            layers.append(spectral_twin(layer, rng, eps))
+        else:
+            layers.append(layer)
+    return Sequential(*layers)
