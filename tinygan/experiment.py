@@ -80,8 +80,10 @@ from tinygan.flags import (
     usage_error,
 )
 from tinygan.folder_lock import LOCK_NAME, FolderInUseError, FolderLock
+from tinygan.losses import WEIGHT_CLIP
 from tinygan.mixture_run import MODES_CSV, MODES_EVERY, ModeMeasures, ScatterFrames
 from tinygan.models import PRESETS, Preset, get_preset
+from tinygan.penalties import R1_WEIGHT, WGAN_GP_WEIGHT
 from tinygan.train import (
     Callback,
     LossCurves,
@@ -114,6 +116,13 @@ DEFAULTS: dict[str, Any] = {
 #: How a step is played (:class:`tinygan.gan.GAN`): each preset has a default, a flag turns it on or
 #: off, and config.json records the value the run resolved to.
 STEP_RULES = ("simultaneous", "reuse_noise", "inference_fakes")
+#: The game and what keeps D in check (:func:`loss_overrides`): config.json records the values a
+#: run resolved to, and ``--resume`` keeps them.
+LOSS_SETTINGS = ("loss", "n_critic", "clip", "penalty", "penalty_weight", "spectral_norm")
+#: The Wasserstein GAN paper's learning rate (RMSprop, both networks; Algorithm 1).
+WGAN_LR = 5e-5
+#: The Wasserstein GAN paper's critic updates per generator update (Algorithm 1).
+WGAN_N_CRITIC = 5
 #: Settings that make a run what it is: ``--resume`` refuses a different value for any of them.
 RUN_IDENTITY = (
     "preset",
@@ -126,6 +135,7 @@ RUN_IDENTITY = (
     "ema",
     "pack",
     *STEP_RULES,
+    *LOSS_SETTINGS,
 )
 #: Settings ``--resume`` may change; config.json records the change.
 ADJUSTABLE = (
@@ -162,9 +172,43 @@ RUN_OUTPUTS = (
 EXIT_DIVERGED, EXIT_WRITE_FAILED, EXIT_INTERRUPTED = 3, 4, 130
 
 
+def loss_overrides(preset: Preset, settings: dict[str, Any]) -> dict[str, Any]:
+    """The preset fields that ``--loss``, ``--n-critic``, ``--clip``, ``--penalty``,
+    ``--penalty-weight`` and ``--spectral-norm`` set.
+
+    The Wasserstein loss brings the WGAN paper's recipe with it unless the flags say otherwise:
+    :data:`WGAN_N_CRITIC` critic updates per generator update and, without a gradient penalty
+    (which replaced them), weight clipping at :data:`~tinygan.losses.WEIGHT_CLIP` and RMSprop at
+    :data:`WGAN_LR` for both networks. More than one D update per step alternates the updates,
+    on a preset that steps simultaneously too, unless ``--simultaneous`` is given.
+    """
+    overrides: dict[str, Any] = {}
+    loss = settings.get("loss") or preset.generator_loss
+    penalty = settings.get("penalty") or "none"
+    wgan = loss == "wasserstein"
+    clipping = wgan and penalty == "none"
+    if settings.get("loss") is not None:
+        overrides["generator_loss"] = loss
+    n_critic = settings.get("n_critic") or (WGAN_N_CRITIC if wgan else preset.d_steps)
+    overrides["d_steps"] = n_critic
+    if n_critic > 1 and settings.get("simultaneous") is None:
+        overrides["simultaneous"] = False
+    clip = settings.get("clip")
+    overrides["clip"] = clip if clip is not None else (WEIGHT_CLIP if clipping else preset.clip)
+    if clipping:
+        overrides.update(optimizer="rmsprop", g_lr=WGAN_LR, d_lr=WGAN_LR)
+    if penalty != "none":
+        default = WGAN_GP_WEIGHT if penalty == "wgan-gp" else R1_WEIGHT
+        weight = settings.get("penalty_weight")
+        overrides.update(penalty=penalty, penalty_weight=default if weight is None else weight)
+    if settings.get("spectral_norm") is not None:
+        overrides["spectral_norm"] = bool(settings["spectral_norm"])
+    return overrides
+
+
 def configure(preset: Preset, settings: dict[str, Any]) -> Preset:
     """The preset with the settings that override it applied."""
-    overrides: dict[str, Any] = {}
+    overrides = loss_overrides(preset, settings)
     if settings.get("batch_size") is not None:
         overrides["batch_size"] = settings["batch_size"]
     if settings.get("lr") is not None:
@@ -556,6 +600,9 @@ def run(args: argparse.Namespace, prog: str = "tinygan") -> Trainer:
     }
     if given.get("data_dir") is not None:  # so that --resume from another directory reads it
         given["data_dir"] = os.path.abspath(given["data_dir"])
+    no_penalty = given.get("penalty") in (None, "none")
+    if given.get("penalty_weight") is not None and no_penalty and not args.resume:
+        usage_error(prog, "--penalty-weight weighs a gradient penalty: give --penalty too")
     if given.get("quality_every") and given.get("no_quality"):
         usage_error(prog, f"--quality-every {given['quality_every']} and --no-quality: choose one")
     preset_name = get_preset(args.preset or args.default_preset).name
@@ -594,6 +641,14 @@ def train_in_folder(
     for rule in STEP_RULES:  # what the run plays, recorded (config.json, checkpoints) and kept
         settings[rule] = getattr(preset, rule)
     settings["pack"] = preset.pack
+    settings.update(
+        loss=preset.generator_loss,
+        n_critic=preset.d_steps,
+        clip=preset.clip,
+        penalty=preset.penalty or "none",
+        penalty_weight=preset.penalty_weight,
+        spectral_norm=preset.spectral_norm,
+    )
     check_flags_fit_data(prog, preset, given)
     if preset.simultaneous and (preset.d_steps, preset.g_steps) != (1, 1):
         usage_error(
@@ -623,7 +678,12 @@ def train_in_folder(
         f"{packs}"
     )
     noise_rng = make_rng(int(noise_seed.generate_state(1)[0]), device)
-    gan = preset.make_gan(np.random.default_rng(init_seed), noise_rng, device)
+    try:
+        gan = preset.make_gan(np.random.default_rng(init_seed), noise_rng, device)
+    except ValueError as error:
+        if preset.penalty is None:
+            raise
+        usage_error(prog, f"--penalty {preset.penalty}: {error}")  # a layer without a second pass
     if settings.get("ema") is not None:
         gan.ema = EMA(gan.generator, settings["ema"])  # a resume then loads the saved average
 

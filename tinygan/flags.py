@@ -21,7 +21,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
+from tinygan.losses import GAN_LOSSES, WEIGHT_CLIP
 from tinygan.models import describe_presets, get_preset
+from tinygan.penalties import PENALTIES, R1_WEIGHT, WGAN_GP_WEIGHT
 
 DATASET_NAMES = ("mnist", "fashion-mnist")
 #: ``emulated`` runs the GPU code paths on the CPU (:mod:`tinygan.testing`), to check them without one.
@@ -308,6 +310,52 @@ def training_parser(
         help="make D's fake batch with G in inference mode (BatchNorm's running statistics), as "
         "the Keras tutorials' G.predict does; --no-inference-fakes uses training mode "
         f"({preset_defaults(presets, 'inference_fakes')})",
+    )
+    game = parser.add_argument_group(
+        "loss and regularisers",
+        "What D and G minimise and what keeps D in check (default: the preset's cross-entropy "
+        "game, none of them); config.json records them, and --resume keeps them.",
+    )
+    game.add_argument(
+        "--loss",
+        choices=list(GAN_LOSSES),
+        help="the GAN loss (default: the preset's, the cross-entropy with its labels); "
+        "wasserstein trains as the WGAN paper: no sigmoid, 5 critic updates per G update, D's "
+        f"weights clipped to [-{WEIGHT_CLIP:g}, {WEIGHT_CLIP:g}] and RMSprop at lr 5e-5 for both "
+        "networks unless --n-critic, --clip or --lr say otherwise (with --penalty: no clipping and "
+        "the preset's optimizer and lr)",
+    )
+    game.add_argument(
+        "--n-critic",
+        type=positive_int,
+        metavar="K",
+        help="D updates per G update (default: the preset's; 5 with --loss wasserstein); on a "
+        "preset that steps simultaneously, K > 1 alternates unless --simultaneous is given",
+    )
+    game.add_argument(
+        "--clip",
+        type=positive_float,
+        metavar="C",
+        help=f"clip D's weights to [-C, C] after each of its updates (default: {WEIGHT_CLIP:g} "
+        "with --loss wasserstein and no --penalty, else off)",
+    )
+    game.add_argument(
+        "--penalty",
+        choices=("none", *PENALTIES),
+        help="a gradient penalty on D by double backprop: wgan-gp on random interpolates of real "
+        "and fake samples, r1 on real data (default: none); refused for a D with BatchNorm",
+    )
+    game.add_argument(
+        "--penalty-weight",
+        type=non_negative_float,
+        metavar="W",
+        help=f"the penalty's lambda (wgan-gp, default {WGAN_GP_WEIGHT:g}, the WGAN-GP paper's) or "
+        f"gamma (r1, default {R1_WEIGHT:g}, as in the R1 paper's image experiments)",
+    )
+    game.add_argument(
+        "--spectral-norm",
+        action=argparse.BooleanOptionalAction,
+        help="spectrally normalise D's Dense and Conv2D layers (default: off)",
     )
     parser.add_argument("--no-download", action="store_true", help="never download the dataset")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
