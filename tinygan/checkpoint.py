@@ -48,6 +48,7 @@ from tinygan.backend import restore_rng, rng_state, to_numpy
 from tinygan.gan import GAN
 from tinygan.models import Preset, get_preset
 from tinygan.nn.layer import Layer
+from tinygan.nn.spectral_norm import spectrally_normalized
 from tinygan.train import NonFiniteLossError, Periodic, Trainer
 
 CHECKPOINT_PATTERN = re.compile(r"step_(\d+)\.npz$")
@@ -279,11 +280,15 @@ def load_for_inference(
     if "preset" not in metadata:
         raise CheckpointError(f"{path} does not say which preset it belongs to; cannot rebuild it")
     # the run's packing (runs from before --pack had none) shapes the discriminator's first layer
-    pack = int(metadata.get("settings", {}).get("pack") or 1)
-    preset = replace(get_preset(metadata["preset"]), pack=pack)
+    settings = metadata.get("settings", {})
+    pack = int(settings.get("pack") or 1)
+    spectral = bool(settings.get("spectral_norm"))  # D's layers as the run trained them
+    preset = replace(get_preset(metadata["preset"]), pack=pack, spectral_norm=spectral)
     if network == "discriminator" and not any(key.startswith("D.") for key in archive):
         raise CheckpointError(f"{path}: holds no discriminator parameters")
     generator, discriminator = preset.build(np.random.default_rng(0), pack=pack)  # loaded below
+    if spectral:
+        discriminator = spectrally_normalized(discriminator)
     try:
         if network == "generator":
             load_networks(archive, generator, prefer_ema=prefer_ema)
