@@ -229,3 +229,19 @@ def test_spectrally_normalized_swaps_the_linear_layers_and_keeps_their_weights()
     x = rng.standard_normal((4, 5)).astype(np.float32)
     expected = x @ (W / (u @ W.T @ v)) + dense.params["b"]
     np.testing.assert_allclose(dense.forward(x, training=False)[0], expected, rtol=1e-5)
+
+
+def test_a_resumed_run_with_a_penalty_and_spectral_norm_repeats_the_uninterrupted_one(tmp_path):
+    """The interpolation weights come from the saved noise generator, and u, v from the saved
+    buffers: a run stopped and resumed ends with the same weights as one that never stopped."""
+    flags = ["--preset", "mlp-tf", "--loss", "hinge", "--penalty", "wgan-gp", "--spectral-norm"]
+    straight = main([*flags, "--iterations", "4", *data_flags(tmp_path / "straight")]).gan
+    main([*flags, "--iterations", "2", *data_flags(tmp_path / "split")])
+    resumed = main(["--resume", "--out", str(tmp_path / "split"), "--iterations", "4"]).gan
+    for network in ("generator", "discriminator"):
+        layers = zip(
+            getattr(straight, network).walk(), getattr(resumed, network).walk(), strict=True
+        )
+        for mine, theirs in layers:
+            for name, value in {**mine.params, **mine.buffers}.items():
+                np.testing.assert_array_equal(value, {**theirs.params, **theirs.buffers}[name])
