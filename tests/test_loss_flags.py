@@ -36,7 +36,7 @@ def recorded(out):
 
 
 @pytest.mark.parametrize("name", list(GAN_LOSSES))
-def test_every_loss_trains_mlp_tf_and_is_recorded(tmp_path, name):
+def test_every_loss_trains_mlp_tf_and_is_recorded(tmp_path, capsys, name):
     out = tmp_path / name
     trainer = main(["--preset", "mlp-tf", "--loss", name, "--iterations", "4", *data_flags(out)])
     gan = trainer.gan
@@ -47,6 +47,8 @@ def test_every_loss_trains_mlp_tf_and_is_recorded(tmp_path, name):
         assert gan.d_steps == 5 and gan.clip == WEIGHT_CLIP
         assert isinstance(gan.d_optimizer, RMSprop) and gan.d_optimizer.lr == WGAN_LR
         assert isinstance(gan.g_optimizer, RMSprop) and gan.g_optimizer.lr == WGAN_LR
+        said = "loss wasserstein, 5 D update(s) per G update, D's weights clipped to [-0.01, 0.01]"
+        assert said in capsys.readouterr().out
     else:
         assert gan.d_steps == 1 and gan.clip is None and isinstance(gan.d_optimizer, Adam)
 

@@ -206,6 +206,19 @@ def loss_overrides(preset: Preset, settings: dict[str, Any]) -> dict[str, Any]:
     return overrides
 
 
+def describe_game(preset: Preset) -> str:
+    """The loss, the D updates per G update and what keeps D in check, in words."""
+    parts = [f"loss {preset.generator_loss}", f"{preset.d_steps} D update(s) per G update"]
+    if preset.clip is not None:
+        parts.append(f"D's weights clipped to [-{preset.clip:g}, {preset.clip:g}]")
+    if preset.penalty is not None:
+        parts.append(f"{preset.penalty} penalty weighted {preset.penalty_weight:g}")
+    if preset.spectral_norm:
+        parts.append("spectral norm in D")
+    parts.append(f"{preset.optimizer} lr {preset.g_lr:g} (G) / {preset.d_lr:g} (D)")
+    return ", ".join(parts)
+
+
 def configure(preset: Preset, settings: dict[str, Any]) -> Preset:
     """The preset with the settings that override it applied."""
     overrides = loss_overrides(preset, settings)
@@ -660,6 +673,9 @@ def train_in_folder(
     check_gpu(prog, device)
     print(f"tinygan: preset {preset.name} ({preset.description})")
     print(f"tinygan: seed {seed}  (pass --seed {seed} to repeat this run)")
+    beyond_tutorials = (preset.clip, preset.penalty, preset.spectral_norm)
+    if preset.generator_loss not in ("nonsaturating", "minimax") or any(beyond_tutorials):
+        print(f"tinygan: {describe_game(preset)}")
     init_seed, data_seed, noise_seed, sample_seed = np.random.SeedSequence(seed).spawn(4)
 
     data_rng = np.random.default_rng(data_seed)
