@@ -247,3 +247,13 @@ def test_a_resumed_run_with_a_penalty_and_spectral_norm_repeats_the_uninterrupte
         for mine, theirs in layers:
             for name, value in {**mine.params, **mine.buffers}.items():
                 np.testing.assert_array_equal(value, {**theirs.params, **theirs.buffers}[name])
+
+
+def test_the_torch_twin_refuses_a_game_it_does_not_play():
+    pytest.importorskip("torch")
+    from tinygan.interop.torch_models import TorchGAN
+
+    preset = replace(get_preset("mlp-tf"), generator_loss="hinge")
+    generator, discriminator = preset.build(np.random.default_rng(0))
+    with pytest.raises(ValueError, match="cross-entropy game with Adam.*plays hinge"):
+        TorchGAN(preset, generator, discriminator, seed=0)

@@ -278,6 +278,14 @@ class TorchGAN:
     """
 
     def __init__(self, preset: Preset, generator: Layer, discriminator: Layer, seed: int) -> None:
+        others = (preset.clip, preset.penalty, preset.spectral_norm, preset.optimizer != "adam")
+        if preset.generator_loss not in ("nonsaturating", "minimax") or any(others):
+            raise ValueError(
+                f"TorchGAN plays the cross-entropy game with Adam, as the presets do; preset "
+                f"{preset.name} as configured plays {preset.generator_loss} with "
+                f"{preset.optimizer}, clip {preset.clip}, penalty {preset.penalty}, spectral "
+                f"norm {preset.spectral_norm}"
+            )
         self.preset = preset
         self.generator = to_torch(generator, (preset.latent_dim,))
         self.discriminator = to_torch(discriminator, preset.data_shape)
