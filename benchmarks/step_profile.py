@@ -80,16 +80,15 @@ def instrument_kernels(watch: Stopwatch) -> None:
 
 def instrument_gan(watch: Stopwatch, gan: Any) -> None:
     """Time the layers, optimizers, loss and noise of ``gan``."""
-    import tinygan.gan
-
     instrument_layers(watch, gan.generator, "G")
     instrument_layers(watch, gan.discriminator, "D")
     for label, optimizer in (("G", gan.g_optimizer), ("D", gan.d_optimizer)):
         for method in ("zero_grad", "step"):
             key = ("part", f"optimizer {label}.{method}")
             setattr(optimizer, method, watch.wrap(key, getattr(optimizer, method)))
-    loss = tinygan.gan.sigmoid_cross_entropy
-    tinygan.gan.sigmoid_cross_entropy = watch.wrap(("part", "loss (sigmoid cross-entropy)"), loss)
+    for method in ("discriminator", "generator"):  # the game's loss and its gradient
+        key = ("part", f"loss ({gan.loss.name}, {method})")
+        setattr(gan.loss, method, watch.wrap(key, getattr(gan.loss, method)))
     gan.sample_noise = watch.wrap(("part", "noise"), gan.sample_noise)
 
 
