@@ -19,9 +19,9 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -57,8 +57,8 @@ def finished_step(folder: Path) -> int:
     return rows[-1]["step"] if rows else 0
 
 
-def train(folder: Path, target: str, pack: int, seed: int, args: argparse.Namespace) -> float:
-    """Train one run to ``args.iterations`` (resuming a stopped one); its wall time in seconds."""
+def train(folder: Path, target: str, pack: int, seed: int, args: argparse.Namespace) -> None:
+    """Train one run to ``args.iterations`` (resuming a stopped one), its output in its log."""
     command = [sys.executable, "-m", "tinygan.cli", "train", target, "--pack", str(pack)]
     command += ["--seed", str(seed), "--iterations", str(args.iterations), "--out", str(folder)]
     command += ["--modes-every", str(args.modes_every), "--no-progress"]
@@ -68,12 +68,18 @@ def train(folder: Path, target: str, pack: int, seed: int, args: argparse.Namesp
     # runs share the cores: a BLAS that spins two threads per run slows every step many times over
     for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "NUMBA_NUM_THREADS"):
         env.setdefault(variable, "1")
-    start = time.perf_counter()
     with open(folder.parent / f"{folder.name}.log", "a") as log:
         done = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} exited with {done.returncode}")
-    return time.perf_counter() - start
+
+
+def training_minutes(folder: Path) -> float | None:
+    """The minutes a run trained, as its own log counts them (the last "(N s)" of its step lines,
+    which a resumed run continues from where it stopped)."""
+    log = folder.parent / f"{folder.name}.log"
+    found = re.findall(r"\((\d+) s\)", log.read_text()) if log.is_file() else []
+    return int(found[-1]) / 60 if found else None
 
 
 def mean_and_error(values: list[float]) -> tuple[float, float]:
@@ -91,14 +97,19 @@ def summary_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     for target in args.targets:
         for pack in args.packs:
-            finals = []
+            finals, minutes = [], []
             for seed in range(args.seeds):
-                path = run_folder(args.out, target, pack, seed) / MODES_CSV
-                measured = read_modes_csv(path) if path.is_file() else []
+                folder = run_folder(args.out, target, pack, seed)
+                measured = (
+                    read_modes_csv(folder / MODES_CSV) if (folder / MODES_CSV).is_file() else []
+                )
                 if measured and measured[-1]["step"] >= args.iterations:
                     finals.append(measured[-1])
+                    minutes.append(training_minutes(folder))
             if finals:
+                known = [m for m in minutes if m is not None]
                 rows.append({"target": target, "pack": pack, "runs": len(finals)})
+                rows[-1]["minutes"] = sum(known) / len(known) if known else math.nan
                 for key in ("modes", "high_quality", "reverse_kl"):
                     rows[-1][key] = mean_and_error([float(f[key]) for f in finals])
     return rows
@@ -134,7 +145,7 @@ def curves_figure(args: argparse.Namespace, path: Path) -> None:
     plt.close(figure)
 
 
-def write_report(args: argparse.Namespace, seconds: dict[str, float], command: str) -> None:
+def write_report(args: argparse.Namespace, command: str) -> None:
     figure = args.report.parent / "results" / "modes_over_time.png"
     curves_figure(args, figure)
     lines = [
@@ -148,8 +159,8 @@ def write_report(args: argparse.Namespace, seconds: dict[str, float], command: s
         "runs counted in the `runs` column; paper: mean ± standard error over 10 trials.",
         "",
         "| target | D | runs | modes (tinygan) | modes (paper) | high quality % (tinygan) | "
-        "high quality % (paper) | reverse KL (tinygan) | reverse KL (paper) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "high quality % (paper) | reverse KL (tinygan) | reverse KL (paper) | min a run |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in summary_rows(args):
         name = "GAN" if row["pack"] == 1 else f"PacGAN{row['pack']}"
@@ -158,14 +169,13 @@ def write_report(args: argparse.Namespace, seconds: dict[str, float], command: s
         lines.append(
             f"| {row['target']} | {name} | {row['runs']} | {modes[0]:.1f} ± {modes[1]:.1f} | "
             f"{paper[0]} | {100 * quality[0]:.1f} ± {100 * quality[1]:.1f} | {paper[1]} | "
-            f"{kl[0]:.2f} ± {kl[1]:.2f} | {paper[2]} |"
+            f"{kl[0]:.2f} ± {kl[1]:.2f} | {paper[2]} | {row['minutes']:.1f} |"
         )
-    total = sum(seconds.values())
     lines += [
         "",
-        f"Wall time of the runs this invocation trained: {total / 60:.1f} min in all, "
-        f"{total / max(1, len(seconds)) / 60:.1f} min a run ({len(seconds)} runs, {args.jobs} at "
-        f"a time, one BLAS thread each, on {os.cpu_count()} CPU cores).",
+        f"`min a run`: the training time of one run as its log counts it (the runs trained "
+        f"{args.jobs} at a time, one BLAS thread each, on {os.cpu_count()} CPU cores, beside "
+        "other work).",
         "",
         "Modes captured over the run, mean over the seeds (one point per measurement):",
         "",
@@ -191,7 +201,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     shown = " ".join(["python benchmarks/modes.py", *(argv if argv is not None else sys.argv[1:])])
-    seconds: dict[str, float] = {}
     # seeds outermost: every row gets its first runs before any row gets its last
     todo = [
         (target, pack, seed)
@@ -207,10 +216,10 @@ def main(argv: list[str] | None = None) -> int:
             }
             for future in as_completed(futures):
                 target, pack, seed = futures[future]
-                seconds[f"{target} {pack} {seed}"] = future.result()
+                future.result()
                 print(f"done: {target} pack {pack} seed {seed}", flush=True)
-                write_report(args, seconds, shown)
-    write_report(args, seconds, shown)
+                write_report(args, shown)
+    write_report(args, shown)
     return 0
 
 
