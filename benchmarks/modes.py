@@ -162,15 +162,27 @@ def write_report(args: argparse.Namespace, command: str) -> None:
         "high quality % (paper) | reverse KL (tinygan) | reverse KL (paper) | min a run |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for row in summary_rows(args):
+    rows = summary_rows(args)
+    for row in rows:
         name = "GAN" if row["pack"] == 1 else f"PacGAN{row['pack']}"
-        modes, quality, kl = row["modes"], row["high_quality"], row["reverse_kl"]
+
+        def shown(key: str, scale: float, digits: int, row: dict[str, Any] = row) -> str:
+            mean, error = row[key]
+            text = f"{scale * mean:.{digits}f}"
+            return text if row["runs"] < 2 else f"{text} ± {scale * error:.{digits}f}"
+
         paper = PAPER[(row["target"], row["pack"])]
         lines.append(
-            f"| {row['target']} | {name} | {row['runs']} | {modes[0]:.1f} ± {modes[1]:.1f} | "
-            f"{paper[0]} | {100 * quality[0]:.1f} ± {100 * quality[1]:.1f} | {paper[1]} | "
-            f"{kl[0]:.2f} ± {kl[1]:.2f} | {paper[2]} | {row['minutes']:.1f} |"
+            f"| {row['target']} | {name} | {row['runs']} | {shown('modes', 1, 1)} | {paper[0]} | "
+            f"{shown('high_quality', 100, 1)} | {paper[1]} | {shown('reverse_kl', 1, 2)} | "
+            f"{paper[2]} | {row['minutes']:.1f} |"
         )
+    if any(row["runs"] < args.seeds for row in rows):
+        lines += [
+            "",
+            f"A row with fewer than {args.seeds} runs has runs that have not finished yet (a later "
+            "call of the same command continues them); a single run shows no standard error.",
+        ]
     lines += [
         "",
         f"`min a run`: the training time of one run as its log counts it (the runs trained "
@@ -200,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true", help="write the report from the runs")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    shown = " ".join(["python benchmarks/modes.py", *(argv if argv is not None else sys.argv[1:])])
+    given = argv if argv is not None else sys.argv[1:]
+    shown = " ".join(["python benchmarks/modes.py", *(a for a in given if a != "--report-only")])
     # seeds outermost: every row gets its first runs before any row gets its last
     todo = [
         (target, pack, seed)
