@@ -42,7 +42,7 @@ def candidate_preset(width: int, batch: int) -> Any:
 
 def train(width: int, batch: int, ema: float | None, args: argparse.Namespace) -> None:
     from tinygan import models
-    from tinygan.experiment import main
+    from tinygan.run.experiment import main
 
     table = models.PRESETS._by_name  # the candidate stands in for dcgan-fast during its run
     original = table["dcgan-fast"]

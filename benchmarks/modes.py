@@ -2,7 +2,7 @@
 
 Each run is ``tinygan train ring|grid --pack M --seed S --iterations N`` in a folder of its own
 under ``--out``; its ``modes.csv`` holds the measures over the run (modes captured, high-quality
-share, reverse KL of 2,500 samples: :func:`tinygan.metrics.mixture_modes`). This script runs the
+share, reverse KL of 2,500 samples: :func:`tinygan.quality.metrics.mixture_modes`). This script runs the
 missing ones (``--jobs`` at a time; a run that was stopped continues with ``--resume``), then writes
 ``benchmarks/MODES.md``: the mean and standard error over seeds of each row's last measurement,
 beside the paper's Table 1, with the schedule the runs had, their wall time and the command, and a
@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from tinygan.mixture_run import MODES_CSV, read_modes_csv  # noqa: E402
+from tinygan.run.mixture_run import MODES_CSV, read_modes_csv  # noqa: E402
 
 #: PacGAN (Lin et al. 2018), Table 1: mean and standard error over 10 trials.
 PAPER = {
@@ -59,7 +59,7 @@ def finished_step(folder: Path) -> int:
 
 def train(folder: Path, target: str, pack: int, seed: int, args: argparse.Namespace) -> None:
     """Train one run to ``args.iterations`` (resuming a stopped one), its output in its log."""
-    command = [sys.executable, "-m", "tinygan.cli", "train", target, "--pack", str(pack)]
+    command = [sys.executable, "-m", "tinygan.run.cli", "train", target, "--pack", str(pack)]
     command += ["--seed", str(seed), "--iterations", str(args.iterations), "--out", str(folder)]
     command += ["--modes-every", str(args.modes_every), "--no-progress"]
     if (folder / "checkpoints").is_dir():

@@ -7,11 +7,11 @@
 On a busy machine prefix ``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1``: the small matrix products of
 these networks run several times faster on one thread than with BLAS threads fighting over the cores.
 
-Each preset trains through ``tinygan train``'s own code path (:func:`tinygan.experiment.main`, so the
+Each preset trains through ``tinygan train``'s own code path (:func:`tinygan.run.experiment.main`, so the
 checkpoint, seed handling and data loading are the ones users get) for the budget in :data:`BUDGETS`,
 then ``N`` images are generated from the final checkpoint and scored by
-:class:`tinygan.evaluate.QualityEvaluator`: FID, Inception Score, classes hit, class KL, precision and
-recall, all through the classifier of :mod:`tinygan.classifier` (trained on first use and cached).
+:class:`tinygan.quality.evaluate.QualityEvaluator`: FID, Inception Score, classes hit, class KL, precision and
+recall, all through the classifier of :mod:`tinygan.quality.classifier` (trained on first use and cached).
 
 Where PyTorch is installed, the same preset is trained again in PyTorch (``benchmarks/torch_models.py``:
 the same layers, initial weights copied from a tinygan build with the run's seed, the same real
@@ -37,13 +37,13 @@ from typing import Any
 
 import numpy as np
 
-from tinygan.checkpoint import latest_checkpoint
-from tinygan.classifier.choice import choose_classifier
 from tinygan.data import BatchIterator, images_to_float, load_mnist
-from tinygan.evaluate import QualityEvaluator, reference_images
-from tinygan.experiment import main as train_preset
 from tinygan.models import Preset, get_preset
-from tinygan.sampling import generate, load_generator
+from tinygan.quality.classifier.choice import choose_classifier
+from tinygan.quality.evaluate import QualityEvaluator, reference_images
+from tinygan.run.checkpoint import latest_checkpoint
+from tinygan.run.experiment import main as train_preset
+from tinygan.run.sampling import generate, load_generator
 
 HERE = Path(__file__).resolve().parent
 SEED = 0
@@ -112,7 +112,7 @@ def train_torch(preset: Preset, steps: int, args: argparse.Namespace) -> tuple[A
 def torch_images(generator: Any, preset: Preset, n: int, seed: int) -> np.ndarray:
     """``n`` images in [0, 1] from a PyTorch generator, from the latent vectors tinygan would use.
 
-    :func:`tinygan.sampling.generate` only calls ``generator(z)`` on NumPy batches, so a small
+    :func:`tinygan.run.sampling.generate` only calls ``generator(z)`` on NumPy batches, so a small
     adapter lets it drive the PyTorch model (in evaluation mode: running BatchNorm statistics).
     """
     import torch

@@ -2,10 +2,10 @@
 
     python benchmarks/quality_cost.py --data-dir ../shared/data/mnist --presets mlp-tf dcgan-fast
 
-Times one quality measurement as training makes it (:class:`tinygan.evaluate.QualityCallback`:
+Times one quality measurement as training makes it (:class:`tinygan.quality.evaluate.QualityCallback`:
 2,000 samples from the generator, classifier features, FID, IS, coverage, precision and recall
 against the held-out reference) and one training iteration of the preset, each the median of a few
-runs, and prints what :data:`tinygan.experiment.AUTO_QUALITY_TIMES` measurements add to the
+runs, and prints what :data:`tinygan.run.experiment.AUTO_QUALITY_TIMES` measurements add to the
 preset's full run. The classifier must be cached already (its one-time training is not a per-run
 cost); the measurement uses the MNIST split the classifier holds out.
 """
@@ -21,7 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-#: Samples per measurement, as :class:`tinygan.evaluate.QualityCallback` draws them.
+#: Samples per measurement, as :class:`tinygan.quality.evaluate.QualityCallback` draws them.
 SAMPLES = 2000
 
 
@@ -36,11 +36,11 @@ def measure(preset_name: str, data_dir: Path, repeats: int) -> dict[str, Any]:
     """Seconds of one measurement and of one iteration, and the share five take of a full run."""
     from run import fresh_gan, training_step
 
-    from tinygan.classifier import choose_classifier
-    from tinygan.evaluate import QualityEvaluator
-    from tinygan.experiment import AUTO_QUALITY_TIMES
     from tinygan.models import get_preset
-    from tinygan.sampling import generate
+    from tinygan.quality.classifier import choose_classifier
+    from tinygan.quality.evaluate import QualityEvaluator
+    from tinygan.run.experiment import AUTO_QUALITY_TIMES
+    from tinygan.run.sampling import generate
 
     preset = get_preset(preset_name)
     step, _ = training_step("tinygan", preset, preset.batch_size)

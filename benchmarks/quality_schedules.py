@@ -104,7 +104,7 @@ def eval_argv(run: Run, checkpoint: Path, json_path: Path, args: argparse.Namesp
 
 def tinygan(argv: list[str]) -> None:
     """Run a ``tinygan`` command in this process; stop on failure."""
-    from tinygan.cli import main
+    from tinygan.run.cli import main
 
     code = main(argv)
     if code not in (0, None):
@@ -147,7 +147,7 @@ def evaluate(run: Run, args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def best_step(path: Path) -> str:
     """The step a best.npz was kept at, from its metadata."""
-    from tinygan.checkpoint import checkpoint_metadata, read_checkpoint
+    from tinygan.run.checkpoint import checkpoint_metadata, read_checkpoint
 
     metadata = checkpoint_metadata(read_checkpoint(path))
     best = metadata.get("best") or {}

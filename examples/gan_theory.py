@@ -49,7 +49,9 @@ from matplotlib.figure import Figure
 
 from tinygan.backend import new_seed, to_numpy
 from tinygan.data import BatchIterator, GaussianMixture
-from tinygan.flags import (
+from tinygan.models import PRESETS
+from tinygan.nn import sigmoid
+from tinygan.run.flags import (
     FlagParser,
     check_writable_folder,
     finite_float,
@@ -57,8 +59,7 @@ from tinygan.flags import (
     positive_int,
     seed_int,
 )
-from tinygan.models import PRESETS
-from tinygan.nn import sigmoid
+from tinygan.run.train import Callback, LossCurves, Trainer
 from tinygan.theory import (
     LOG_4,
     gaussian_kde,
@@ -67,7 +68,6 @@ from tinygan.theory import (
     silverman_bandwidth,
     value_function,
 )
-from tinygan.train import Callback, LossCurves, Trainer
 from tinygan.viz import new_figure, save_figure
 
 NUM_SAMPLES = 1000  # training data, as in the 1-D GAN tutorial

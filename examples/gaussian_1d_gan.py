@@ -52,7 +52,8 @@ from tqdm.auto import tqdm
 
 from tinygan.backend import new_seed, to_numpy
 from tinygan.data import BatchIterator, GaussianMixture
-from tinygan.flags import (
+from tinygan.models import PRESETS
+from tinygan.run.flags import (
     FlagParser,
     check_writable_folder,
     finite_float,
@@ -60,9 +61,8 @@ from tinygan.flags import (
     positive_int,
     seed_int,
 )
-from tinygan.models import PRESETS
+from tinygan.run.train import Callback, LossCurves, Trainer
 from tinygan.theory import histogram_js, histogram_kl
-from tinygan.train import Callback, LossCurves, Trainer
 from tinygan.viz import save_histograms, save_loss_curves
 
 NUM_SAMPLES = 1000  # the tutorial's dataset: realData = np.random.normal(size=1000)

@@ -29,7 +29,7 @@ the Keras tutorial's G.predict does. docs/presets.md checks each preset against 
     python examples/mnist_dcgan.py --preset dcgan-fast                 # digits in a few minutes
 """
 
-from tinygan.experiment import main
+from tinygan.run.experiment import main
 
 if __name__ == "__main__":
     main(default_preset="dcgan-tf", presets=["dcgan-tf", "dcgan-keras", "dcgan-fast"])

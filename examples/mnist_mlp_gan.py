@@ -12,11 +12,11 @@ size 128, Adam 2e-4, batch 100, a 1x10 strip every 10 epochs, 100 epochs.
 
 One training step, in tinygan/gan.py, is the whole algorithm: a discriminator update on a real and a
 generated batch, then a generator update through the frozen discriminator. This script only wires a
-preset, the data and the callbacks together (tinygan/experiment.py); examples/train_loop.py writes
+preset, the data and the callbacks together (tinygan/run/experiment.py); examples/train_loop.py writes
 the same training out as one plain loop.
 """
 
-from tinygan.experiment import main
+from tinygan.run.experiment import main
 
 if __name__ == "__main__":
     main(default_preset="mlp-tf", presets=["mlp-tf", "mlp-book"])

@@ -28,9 +28,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from tinygan.data.mixtures import MIXTURES  # noqa: E402
-from tinygan.experiment import main as train  # noqa: E402
-from tinygan.metrics.modes import MIXTURE_SAMPLES  # noqa: E402
-from tinygan.mixture_run import MODES_CSV, read_modes_csv  # noqa: E402
+from tinygan.quality.metrics.modes import MIXTURE_SAMPLES  # noqa: E402
+from tinygan.run.experiment import main as train  # noqa: E402
+from tinygan.run.mixture_run import MODES_CSV, read_modes_csv  # noqa: E402
 from tinygan.viz import plot_points, scatter_limits  # noqa: E402
 
 

@@ -30,12 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from tinygan import init
-from tinygan.checkpoint import save_checkpoint
 from tinygan.data import images_to_float, load_mnist_or_bundled
-from tinygan.flags import positive_float, positive_int, seed_int
 from tinygan.gan import GAN
 from tinygan.nn import Dense, ReLU, Sequential, Sigmoid
 from tinygan.optim import Adam
+from tinygan.run.checkpoint import save_checkpoint
+from tinygan.run.flags import positive_float, positive_int, seed_int
 from tinygan.viz import save_image_grid
 
 LATENT_DIM = 100  # the size of z

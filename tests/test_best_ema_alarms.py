@@ -12,8 +12,13 @@ import numpy as np
 import pytest
 from test_checkpoint import fresh_run
 
-from tinygan.alarms import CollapseWatch, LossAlarm
-from tinygan.checkpoint import (
+from tinygan.ema import EMA, check_decay
+from tinygan.models import PRESETS
+from tinygan.nn import BatchNorm, Dense, Sequential
+from tinygan.quality.evaluate import METRICS, QualityCallback
+from tinygan.rounding import assert_within_rounding
+from tinygan.run.alarms import CollapseWatch, LossAlarm
+from tinygan.run.checkpoint import (
     BEST_NAME,
     Checkpoint,
     checkpoint_files,
@@ -23,13 +28,8 @@ from tinygan.checkpoint import (
     restore_checkpoint,
     save_checkpoint,
 )
-from tinygan.cli import main as cli_main
-from tinygan.ema import EMA, check_decay
-from tinygan.evaluate import METRICS, QualityCallback
-from tinygan.models import PRESETS
-from tinygan.nn import BatchNorm, Dense, Sequential
-from tinygan.rounding import assert_within_rounding
-from tinygan.sampling import load_generator
+from tinygan.run.cli import main as cli_main
+from tinygan.run.sampling import load_generator
 
 # ------------------------------------------------------------------------------------------------
 # A scripted evaluator: the scores are decided by the test, no classifier is trained
@@ -257,7 +257,7 @@ def test_load_generator_prefers_the_ema_weights_and_old_checkpoints_still_load(t
 
 
 def test_quality_is_measured_a_few_times_per_long_run_by_default(capsys):
-    from tinygan.experiment import AUTO_QUALITY_TIMES, quality_interval
+    from tinygan.run.experiment import AUTO_QUALITY_TIMES, quality_interval
 
     settings = {"dataset": "mnist"}
     assert quality_interval(settings, 999) is None  # short runs: no measuring, no message

@@ -9,7 +9,11 @@ import pytest
 
 from tinygan.atomic import appending, write_atomically
 from tinygan.backend import device_of, make_rng, rng_device, to_device
-from tinygan.checkpoint import (
+from tinygan.data import BatchIterator
+from tinygan.gan import GAN
+from tinygan.nn import Dense, LeakyReLU, Sequential, Sigmoid
+from tinygan.optim import Adam
+from tinygan.run.checkpoint import (
     Checkpoint,
     CheckpointError,
     checkpoint_files,
@@ -19,11 +23,7 @@ from tinygan.checkpoint import (
     restore_checkpoint,
     save_checkpoint,
 )
-from tinygan.data import BatchIterator
-from tinygan.gan import GAN
-from tinygan.nn import Dense, LeakyReLU, Sequential, Sigmoid
-from tinygan.optim import Adam
-from tinygan.train import NonFiniteLossError, Trainer
+from tinygan.run.train import NonFiniteLossError, Trainer
 
 DATA = np.random.default_rng(5).uniform(size=(40, 9)).astype(np.float32)
 
@@ -135,7 +135,7 @@ def test_unreadable_or_mismatched_checkpoints_fail_clearly(tmp_path):
 def test_rotation_keeps_the_newest_files_and_time_triggers_a_save(tmp_path, monkeypatch):
     trainer = fresh_run(tmp_path)
     clock = iter(range(0, 10_000, 7))  # every call to the clock is 7 s later
-    monkeypatch.setattr("tinygan.checkpoint.time.monotonic", lambda: next(clock))
+    monkeypatch.setattr("tinygan.run.checkpoint.time.monotonic", lambda: next(clock))
     trainer.callbacks.append(Checkpoint(every_seconds=20, keep=2))
     trainer.fit(9)
     # step 0 at the start, then a save whenever 20 s passed; only the two newest stay

@@ -1,5 +1,5 @@
 """Softmax cross-entropy and the quality classifier: its network, training, data split and cache
-(tiny synthetic data), one section per module of tinygan.classifier."""
+(tiny synthetic data), one section per module of tinygan.quality.classifier."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 from test_mnist import idx_bytes
 
-import tinygan.classifier
+import tinygan.quality.classifier
 from tinygan.backend import to_device
-from tinygan.classifier import cache as cache_module
-from tinygan.classifier.cache import cache_path, load_classifier
-from tinygan.classifier.data_split import classifier_data
-from tinygan.classifier.network import Classifier, as_classifier_input, build_classifier
-from tinygan.classifier.training import ClassifierSettings, fit_classifier
 from tinygan.gradcheck import check_layer, numerical_gradient, rel_error
 from tinygan.losses import log_softmax, softmax_cross_entropy
 from tinygan.nn import Sequential
+from tinygan.quality.classifier import cache as cache_module
+from tinygan.quality.classifier.cache import cache_path, load_classifier
+from tinygan.quality.classifier.data_split import classifier_data
+from tinygan.quality.classifier.network import Classifier, as_classifier_input, build_classifier
+from tinygan.quality.classifier.training import ClassifierSettings, fit_classifier
 from tinygan.rounding import LIBRARY_ULPS, assert_within, forward_bound, rounding_bound
 
 # ------------------------------------------------------------------------------------------------
@@ -273,7 +273,7 @@ def test_embedding_is_the_same_on_every_device(device, rng):
 
 
 def test_the_package_offers_the_modules_names():
-    assert tinygan.classifier.classifier_data is classifier_data
-    assert tinygan.classifier.load_classifier is load_classifier
-    assert tinygan.classifier.Classifier is Classifier
-    assert tinygan.classifier.ClassifierSettings is ClassifierSettings
+    assert tinygan.quality.classifier.classifier_data is classifier_data
+    assert tinygan.quality.classifier.load_classifier is load_classifier
+    assert tinygan.quality.classifier.Classifier is Classifier
+    assert tinygan.quality.classifier.ClassifierSettings is ClassifierSettings

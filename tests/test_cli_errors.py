@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tinygan.backend import gpu_available
-from tinygan.checkpoint import checkpoint_files
-from tinygan.cli import main as cli
-from tinygan.experiment import describe_data, main
-from tinygan.folder_lock import LOCK_NAME
-from tinygan.train import Trainer
+from tinygan.run.checkpoint import checkpoint_files
+from tinygan.run.cli import main as cli
+from tinygan.run.experiment import describe_data, main
+from tinygan.run.folder_lock import LOCK_NAME
+from tinygan.run.train import Trainer
 
 
 def data_flags(out):

@@ -4,8 +4,8 @@ import numpy as np
 from conftest import mnist_dir
 from PIL import Image
 
-from tinygan.checkpoint import read_checkpoint
-from tinygan.experiment import main
+from tinygan.run.checkpoint import read_checkpoint
+from tinygan.run.experiment import main
 
 
 def dcgan_argv(out, *extra):

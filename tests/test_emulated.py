@@ -20,14 +20,14 @@ from tinygan.backend import (
     to_device,
     to_numpy,
 )
-from tinygan.checkpoint import read_checkpoint
 from tinygan.data import BatchIterator
-from tinygan.experiment import main
 from tinygan.gan import GAN
 from tinygan.nn import Dense, Dropout, LeakyReLU, Sequential, Sigmoid
 from tinygan.optim import Adam
+from tinygan.run.checkpoint import read_checkpoint
+from tinygan.run.experiment import main
+from tinygan.run.train import Callback, Trainer
 from tinygan.testing import NOT_IN_CUPY, TransferCounts, transfers, xp
-from tinygan.train import Callback, Trainer
 
 
 def emulated(values):

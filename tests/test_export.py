@@ -23,13 +23,13 @@ import numpy as np
 import pytest
 from conftest import torch_layer_outputs
 
-from tinygan.checkpoint import save_checkpoint
-from tinygan.cli import main as cli
 from tinygan.interop import input_shape
 from tinygan.models import PRESETS
 from tinygan.nn import BatchNorm, Layer
 from tinygan.rounding import assert_forward_within_rounding, assert_layers_within_rounding
-from tinygan.sampling import load_generator
+from tinygan.run.checkpoint import save_checkpoint
+from tinygan.run.cli import main as cli
+from tinygan.run.sampling import load_generator
 
 PRESET_NAMES = list(PRESETS)  # every preset, dcgan-fast (which has no alias) included
 NETWORKS = ["generator", "discriminator"]
@@ -333,7 +333,7 @@ def test_missing_extra_is_named_in_one_line(checkpoint, tmp_path, capsys, monkey
 
 def test_import_tinygan_imports_neither_onnx_nor_torch():
     code = (
-        "import sys, tinygan, tinygan.cli, tinygan.interop, tinygan.sampling\n"
+        "import sys, tinygan, tinygan.run.cli, tinygan.interop, tinygan.run.sampling\n"
         "assert not {'onnx', 'onnxruntime', 'torch'} & set(sys.modules), sorted(sys.modules)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from conftest import mnist_dir
 
-from tinygan.checkpoint import checkpoint_files, non_finite_entry, read_checkpoint
-from tinygan.cli import main as cli
-from tinygan.experiment import EXIT_WRITE_FAILED, main
-from tinygan.folder_lock import LOCK_NAME, FolderInUseError, FolderLock
+from tinygan.run.checkpoint import checkpoint_files, non_finite_entry, read_checkpoint
+from tinygan.run.cli import main as cli
+from tinygan.run.experiment import EXIT_WRITE_FAILED, main
+from tinygan.run.folder_lock import LOCK_NAME, FolderInUseError, FolderLock
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "mnist_mlp_gan.py"
 CHECKPOINT_EVERY = 10
@@ -253,7 +253,7 @@ def test_a_folder_lock_is_refused_while_held_and_free_once_released(tmp_path):
 #: checkpoint of step 10 is written.
 LIMIT_AFTER_STEP_10 = (
     "import resource, runpy, sys\n"
-    "import tinygan.checkpoint as checkpoint\n"
+    "import tinygan.run.checkpoint as checkpoint\n"
     "original = checkpoint.write_checkpoint\n"
     "def write_then_limit(path, archive):\n"
     "    written = original(path, archive)\n"

@@ -10,9 +10,6 @@ import pytest
 from conftest import mnist_dir
 
 from tinygan.backend import make_rng
-from tinygan.checkpoint import checkpoint_files, read_checkpoint, write_checkpoint
-from tinygan.experiment import IMAGE_PRESETS, STEP_RULES
-from tinygan.experiment import main as cli_main
 from tinygan.gan import GAN
 from tinygan.gradcheck import numerical_gradient, rel_error
 from tinygan.losses import sigmoid_cross_entropy
@@ -20,7 +17,10 @@ from tinygan.models import get_preset
 from tinygan.nn import BatchNorm, Dense, Dropout, LeakyReLU, Sequential, Tanh, sigmoid
 from tinygan.optim import Adam
 from tinygan.rounding import assert_within_rounding, backward_magnitudes
-from tinygan.train import Trainer
+from tinygan.run.checkpoint import checkpoint_files, read_checkpoint, write_checkpoint
+from tinygan.run.experiment import IMAGE_PRESETS, STEP_RULES
+from tinygan.run.experiment import main as cli_main
+from tinygan.run.train import Trainer
 
 
 def small_gan(d_batchnorm=False, g_batchnorm=False, d_dropout=False, seed=0, **rules):

@@ -9,8 +9,6 @@ import pytest
 from conftest import mnist_dir
 
 from tinygan.backend import make_rng
-from tinygan.checkpoint import checkpoint_files, load_for_inference, read_checkpoint
-from tinygan.experiment import WGAN_LR, configure, main
 from tinygan.gan import GAN
 from tinygan.gradcheck import numerical_gradient, rel_error
 from tinygan.losses import GAN_LOSSES, WEIGHT_CLIP, HingeLoss, LeastSquaresLoss
@@ -18,6 +16,8 @@ from tinygan.models import get_preset
 from tinygan.nn import Dense, LeakyReLU, Sequential, SpectralConv2D, SpectralDense, Tanh
 from tinygan.nn.spectral_norm import spectrally_normalized
 from tinygan.optim import Adam, RMSprop
+from tinygan.run.checkpoint import checkpoint_files, load_for_inference, read_checkpoint
+from tinygan.run.experiment import WGAN_LR, configure, main
 
 
 def data_flags(out):

@@ -1,4 +1,4 @@
-"""Image-quality metrics (tinygan.metrics): closed forms and constructed cases for FID, the
+"""Image-quality metrics (tinygan.quality.metrics): closed forms and constructed cases for FID, the
 Inception Score, mode coverage and precision / recall, one section per module."""
 
 from __future__ import annotations
@@ -8,12 +8,12 @@ import math
 import numpy as np
 import pytest
 
-import tinygan.metrics
+import tinygan.quality.metrics
 from tinygan.backend import to_device
-from tinygan.metrics.coverage import mode_coverage
-from tinygan.metrics.fid import feature_frechet_distance, frechet_distance
-from tinygan.metrics.inception_score import inception_score
-from tinygan.metrics.precision_recall import knn_radii, precision_recall
+from tinygan.quality.metrics.coverage import mode_coverage
+from tinygan.quality.metrics.fid import feature_frechet_distance, frechet_distance
+from tinygan.quality.metrics.inception_score import inception_score
+from tinygan.quality.metrics.precision_recall import knn_radii, precision_recall
 
 # ------------------------------------------------------------------------------------------------
 # Frechet distance
@@ -147,6 +147,6 @@ def test_metrics_accept_device_arrays(device, rng):
 
 
 def test_the_package_re_exports_every_metric():
-    for name in tinygan.metrics.__all__:
-        module = getattr(tinygan.metrics, name).__module__
-        assert module.startswith("tinygan.metrics."), (name, module)
+    for name in tinygan.quality.metrics.__all__:
+        module = getattr(tinygan.quality.metrics, name).__module__
+        assert module.startswith("tinygan.quality.metrics."), (name, module)

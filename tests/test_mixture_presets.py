@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinygan.checkpoint import checkpoint_files
-from tinygan.cli import main as cli
 from tinygan.data import MIXTURES
-from tinygan.mixture_run import MODES_COLUMNS, read_modes_csv
 from tinygan.models import get_preset
 from tinygan.nn import BatchNorm, Dense, Maxout
+from tinygan.run.checkpoint import checkpoint_files
+from tinygan.run.cli import main as cli
+from tinygan.run.mixture_run import MODES_COLUMNS, read_modes_csv
 
 NAMES = ["ring", "grid"]
 

@@ -395,9 +395,9 @@ def test_dataset_not_found_error_survives_pickling(tmp_path: Path) -> None:
 
 
 def test_tinygan_eval_names_its_own_flags_when_data_is_missing(tmp_path: Path) -> None:
-    from tinygan.checkpoint import save_checkpoint
-    from tinygan.cli import main
     from tinygan.models import PRESETS
+    from tinygan.run.checkpoint import save_checkpoint
+    from tinygan.run.cli import main
 
     gan = PRESETS["000"].make_gan(np.random.default_rng(0), np.random.default_rng(1))
     path = save_checkpoint(tmp_path / "ck.npz", gan, metadata={"preset": "000", "seed": 0})

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tinygan.mixture_run import MODES_CSV, read_modes_csv
+from tinygan.run.mixture_run import MODES_CSV, read_modes_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,8 +6,8 @@ import pytest
 
 from tinygan.backend import to_device
 from tinygan.data import MIXTURES
-from tinygan.metrics import mixture_modes, nearest_modes, reverse_kl_to_uniform
-from tinygan.metrics.modes import MIXTURE_SAMPLES
+from tinygan.quality.metrics import mixture_modes, nearest_modes, reverse_kl_to_uniform
+from tinygan.quality.metrics.modes import MIXTURE_SAMPLES
 
 RING, GRID = MIXTURES["ring"], MIXTURES["grid"]
 

@@ -10,18 +10,18 @@ import pytest
 from conftest import mnist_dir
 
 from tinygan.backend import make_rng
-from tinygan.checkpoint import (
-    checkpoint_files,
-    load_for_inference,
-    read_checkpoint,
-    write_checkpoint,
-)
-from tinygan.experiment import IMAGE_PRESETS, MIXTURE_PRESETS, main
 from tinygan.gan import GAN, pack_samples, unpack_gradient
 from tinygan.gradcheck import numerical_gradient, rel_error
 from tinygan.models import get_preset
 from tinygan.nn import BatchNorm, Conv2D, Dense, Flatten, LeakyReLU, Maxout, Sequential, Tanh
 from tinygan.optim import Adam
+from tinygan.run.checkpoint import (
+    checkpoint_files,
+    load_for_inference,
+    read_checkpoint,
+    write_checkpoint,
+)
+from tinygan.run.experiment import IMAGE_PRESETS, MIXTURE_PRESETS, main
 
 
 def by_hand(samples, m):

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 from conftest import mnist_dir
 
-from tinygan.checkpoint import checkpoint_files, read_checkpoint, write_checkpoint
-from tinygan.cli import main as cli
-from tinygan.experiment import IMAGE_PRESETS, main
-from tinygan.flags import training_parser
 from tinygan.interop import trace_layers
 from tinygan.models import PRESETS, get_preset
 from tinygan.nn import BatchNorm, Conv2D, ConvTranspose2D, Dense, Dropout, LeakyReLU
-from tinygan.train import Trainer
+from tinygan.run.checkpoint import checkpoint_files, read_checkpoint, write_checkpoint
+from tinygan.run.cli import main as cli
+from tinygan.run.experiment import IMAGE_PRESETS, main
+from tinygan.run.flags import training_parser
+from tinygan.run.train import Trainer
 
 NAMES_AND_ALIASES = [
     ("mlp-tf", "000"),

@@ -14,16 +14,16 @@ import pytest
 from conftest import mnist_dir
 from test_classifier import TINY, bar_images, write_split
 
-from tinygan.checkpoint import save_checkpoint
-from tinygan.classifier.network import Classifier, build_classifier
-from tinygan.classifier.training import fit_classifier
-from tinygan.cli import main as cli_main
 from tinygan.data import BatchIterator, load_mnist
-from tinygan.evaluate import METRICS, QualityCallback, QualityEvaluator, evaluate_checkpoint
 from tinygan.init import he_uniform
 from tinygan.models import PRESETS
 from tinygan.nn import Dense, Flatten, ReLU, Sequential
-from tinygan.train import Trainer
+from tinygan.quality.classifier.network import Classifier, build_classifier
+from tinygan.quality.classifier.training import fit_classifier
+from tinygan.quality.evaluate import METRICS, QualityCallback, QualityEvaluator, evaluate_checkpoint
+from tinygan.run.checkpoint import save_checkpoint
+from tinygan.run.cli import main as cli_main
+from tinygan.run.train import Trainer
 
 # ------------------------------------------------------------------------------------------------
 # Real > blurred > noise, through a small classifier trained in the test on real MNIST

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from test_classifier import TINY, bar_images, write_split
 
-from tinygan.checkpoint import CheckpointError, NonFiniteCheckpointError, save_checkpoint
-from tinygan.cli import main as cli
-from tinygan.evaluate import evaluate_checkpoint
 from tinygan.interop import load_network
 from tinygan.models import PRESETS
-from tinygan.sampling import NoRoomError, load_generator, physical_memory
+from tinygan.quality.evaluate import evaluate_checkpoint
+from tinygan.run.checkpoint import CheckpointError, NonFiniteCheckpointError, save_checkpoint
+from tinygan.run.cli import main as cli
+from tinygan.run.sampling import NoRoomError, load_generator, physical_memory
 
 
 def saved_checkpoint(folder: Path, preset: str = "mlp-tf") -> Path:
@@ -44,10 +44,10 @@ def first_key(checkpoint: Path, prefix: str) -> str:
 
 
 def tinygan(*argv: str) -> subprocess.CompletedProcess:
-    """``python -m tinygan.cli ARGV`` in a fresh process, importing this checkout."""
+    """``python -m tinygan.run.cli ARGV`` in a fresh process, importing this checkout."""
     root = str(Path(__file__).parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "tinygan.cli", *argv]
+    command = [sys.executable, "-m", "tinygan.run.cli", *argv]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -111,7 +111,7 @@ def test_eval_refuses_an_n_whose_features_cannot_fit_before_generating(
     def refuse_to_generate(*args: object) -> None:
         raise AssertionError("images were generated")
 
-    monkeypatch.setattr("tinygan.sampling._images", refuse_to_generate)
+    monkeypatch.setattr("tinygan.run.sampling._images", refuse_to_generate)
     with pytest.raises(NoRoomError, match="the classifier features of 1000000000000 images would"):
         evaluate_checkpoint(
             checkpoint,
@@ -123,7 +123,7 @@ def test_eval_refuses_an_n_whose_features_cannot_fit_before_generating(
         )
     capsys.readouterr()  # the classifier's training, above
     # the command says so in one line, exit code 2 (the classifier is cached now)
-    monkeypatch.setattr("tinygan.classifier.cache.ClassifierSettings", lambda: TINY)
+    monkeypatch.setattr("tinygan.quality.classifier.cache.ClassifierSettings", lambda: TINY)
     argv = ["eval", str(checkpoint), "--n", str(10**12), "--data-dir", str(data_dir)]
     with pytest.raises(SystemExit) as stop:
         cli([*argv, "--classifier-cache", str(tmp_path / "cache")])
@@ -136,9 +136,9 @@ def test_eval_refuses_an_n_whose_features_cannot_fit_before_generating(
 def test_eval_scores_the_same_whether_or_not_the_images_are_kept(tmp_path, data_dir):
     """Scoring batch by batch (what evaluate_checkpoint does) gives the figures of scoring the
     whole set at once."""
-    from tinygan.classifier.network import build_classifier
-    from tinygan.evaluate import QualityEvaluator
-    from tinygan.sampling import generate, generate_batches
+    from tinygan.quality.classifier.network import build_classifier
+    from tinygan.quality.evaluate import QualityEvaluator
+    from tinygan.run.sampling import generate, generate_batches
 
     generator, preset, _ = load_generator(saved_checkpoint(tmp_path))
     model = build_classifier(np.random.default_rng(0), TINY.channels, TINY.hidden)

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinygan.checkpoint import save_checkpoint
-from tinygan.cli import main as cli
 from tinygan.models import PRESETS
 from tinygan.rounding import assert_within, forward_bound, rounding_bound
-from tinygan.sampling import (
+from tinygan.run.checkpoint import save_checkpoint
+from tinygan.run.cli import main as cli
+from tinygan.run.sampling import (
     generate,
     generate_batches,
     load_generator,
@@ -179,7 +179,7 @@ def test_nan_latents_fail_the_command_without_a_traceback(tmp_path):
     np.save(latents, np.full((4, PRESETS["mlp-tf"].latent_dim), np.nan, np.float32))
     root = str(Path(__file__).parents[1])  # this checkout, whatever else is installed
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "tinygan.cli", "sample", str(checkpoint)]
+    command = [sys.executable, "-m", "tinygan.run.cli", "sample", str(checkpoint)]
     command += ["--latents", str(latents), "--out", str(tmp_path / "out")]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
@@ -238,7 +238,7 @@ def refusal(argv: list[str], capsys: pytest.CaptureFixture, monkeypatch: pytest.
     def refuse_to_generate(*args: object) -> None:
         raise AssertionError("images were generated")
 
-    monkeypatch.setattr("tinygan.sampling._images", refuse_to_generate)
+    monkeypatch.setattr("tinygan.run.sampling._images", refuse_to_generate)
     with pytest.raises(SystemExit) as stop:
         cli(["sample", *argv])
     assert stop.value.code == 2

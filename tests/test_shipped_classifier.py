@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from conftest import mnist_dir
 
-from tinygan.checkpoint import BEST_NAME, checkpoint_in, checkpoint_metadata, read_checkpoint
-from tinygan.classifier import (
+from tinygan.data import bundled_mnist_dir
+from tinygan.quality.classifier import (
     ClassifierSettings,
     build_classifier,
     cache_path,
@@ -25,9 +25,9 @@ from tinygan.classifier import (
     save_classifier,
     shipped_path,
 )
-from tinygan.classifier.shipped import shipped_training_data
-from tinygan.cli import main as cli_main
-from tinygan.data import bundled_mnist_dir
+from tinygan.quality.classifier.shipped import shipped_training_data
+from tinygan.run.checkpoint import BEST_NAME, checkpoint_in, checkpoint_metadata, read_checkpoint
+from tinygan.run.cli import main as cli_main
 
 REPO = Path(__file__).resolve().parents[1]
 FASHION_DIR = Path("/usr/share/datasets")
@@ -160,7 +160,7 @@ def test_the_classifier_command_trains_caches_and_says_which_classifier_is_used(
     tmp_path, monkeypatch, capsys
 ):
     tiny = replace(ClassifierSettings(), channels=(2, 3), hidden=6, steps=3, batch_size=16)
-    monkeypatch.setattr("tinygan.classifier.cache.ClassifierSettings", lambda: tiny)
+    monkeypatch.setattr("tinygan.quality.classifier.cache.ClassifierSettings", lambda: tiny)
     argv = ["classifier", "--data-dir", str(mnist_dir()), "--classifier-cache", str(tmp_path)]
     assert cli_main([*argv, "--no-progress"]) == 0
     printed = capsys.readouterr().out

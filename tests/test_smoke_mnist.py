@@ -15,7 +15,7 @@ import pytest
 from conftest import mnist_dir
 
 from tinygan.backend import to_numpy
-from tinygan.experiment import main
+from tinygan.run.experiment import main
 
 DATA_MEAN = 0.13  # mean pixel intensity of MNIST digits in [0, 1]
 

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 from conftest import mnist_dir
 
-from tinygan.classifier import build_classifier
 from tinygan.data import (
     STACKED_MODES,
     images_to_float,
@@ -13,7 +12,8 @@ from tinygan.data import (
     stack_digits,
     stacked_labels,
 )
-from tinygan.metrics import stacked_mnist_digits, stacked_mnist_modes
+from tinygan.quality.classifier import build_classifier
+from tinygan.quality.metrics import stacked_mnist_digits, stacked_mnist_modes
 
 
 class Oracle:

@@ -10,7 +10,7 @@ from tinygan.data import BatchIterator
 from tinygan.gan import GAN
 from tinygan.nn import Dense, LeakyReLU, Sequential, Sigmoid
 from tinygan.optim import Adam
-from tinygan.train import LossCurves, NonFiniteLossError, SampleGrid, Trainer
+from tinygan.run.train import LossCurves, NonFiniteLossError, SampleGrid, Trainer
 
 
 def small_gan(seed=0):
@@ -191,7 +191,7 @@ def test_callbacks_roll_back_before_they_write_their_final_outputs(tmp_path):
 
 
 def test_the_loss_plot_shows_the_fid_beside_the_losses(tmp_path, monkeypatch):
-    from tinygan import train as train_module
+    from tinygan.run import train as train_module
 
     drawn = {}
 

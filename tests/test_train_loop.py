@@ -9,7 +9,7 @@ import pytest
 from conftest import mnist_dir
 from PIL import Image
 
-from tinygan.sampling import generate, load_generator
+from tinygan.run.sampling import generate, load_generator
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "train_loop.py"
 

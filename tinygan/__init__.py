@@ -4,15 +4,17 @@ The reading order is docs/tour.md: :mod:`tinygan.gan` (one training step), :mod:
 (the layer contract), :mod:`tinygan.nn.dense`, :mod:`tinygan.losses`, :mod:`tinygan.nn.activations`,
 :mod:`tinygan.nn.batchnorm`, :mod:`tinygan.nn.conv` and :mod:`tinygan.nn.conv_transpose`,
 :mod:`tinygan.optim` (Adam), :mod:`tinygan.gradcheck` and :mod:`tinygan.theory`; then
-:mod:`tinygan.train` (the loop made reusable), :mod:`tinygan.checkpoint` and :mod:`tinygan.models`
+:mod:`tinygan.run.train` (the loop made reusable), :mod:`tinygan.run.checkpoint` and :mod:`tinygan.models`
 (the presets).
 """
 
-from tinygan import init, losses, nn, optim, penalties
+from tinygan import _old_paths, init, losses, nn, optim, penalties
 from tinygan.backend import get_array_module, make_rng, to_device, to_numpy
 from tinygan.gan import GAN, StepStats
 from tinygan.losses import sigmoid_cross_entropy
 from tinygan.overrides import active_kernels, set_kernels
+
+_old_paths.install()
 
 __version__ = "0.1.0"
 

@@ -32,7 +32,7 @@ the hinge (:class:`HingeLoss`) and the Wasserstein critic (:class:`WassersteinLo
 its batch, as in :func:`sigmoid_cross_entropy`.
 
 :func:`softmax_cross_entropy` is the same idea as the sigmoid cross-entropy for :math:`K` classes
-(the loss of the classifier behind the quality metrics in :mod:`tinygan.metrics`), made stable by
+(the loss of the classifier behind the quality metrics in :mod:`tinygan.quality.metrics`), made stable by
 the log-sum-exp identity.
 """
 

@@ -7,7 +7,7 @@ VEEGAN (Srivastava, Valkov, Russell, Gutmann, Sutton, NeurIPS 2017, arXiv 1705.0
 synthetic data) and PacGAN (Lin, Khetan, Fanti, Oh, NeurIPS 2018, arXiv 1712.04086, which reuses
 VEEGAN's protocol). Every mode is known exactly and far from the others (neighbouring ring modes are
 :math:`2 \sin(\pi/8) \approx 0.77`, i.e. 77 standard deviations, apart), so a generator's samples
-can be assigned to modes and the modes it drops counted (:mod:`tinygan.metrics.modes`).
+can be assigned to modes and the modes it drops counted (:mod:`tinygan.quality.metrics.modes`).
 
 As in the authors' code, each point picks a mode uniformly at random and adds isotropic Gaussian
 noise; a run trains on one fixed set of 100,000 such points (:data:`POINTS_PER_RUN`), shuffled each

@@ -7,7 +7,7 @@ It measures mode collapse in Metz, Poole, Pfau and Sohl-Dickstein ("Unrolled Gen
 Adversarial Networks", ICLR 2017, arXiv 1611.02163), VEEGAN (Srivastava et al.,
 NeurIPS 2017, arXiv 1705.07761) and PacGAN (Lin et al., NeurIPS 2018, arXiv 1712.04086); a
 generator's modes are counted by classifying each channel with an MNIST classifier
-(:func:`tinygan.metrics.stacked_mnist_modes`).
+(:func:`tinygan.quality.metrics.stacked_mnist_modes`).
 
 The digits come from whichever MNIST split is on disk (:func:`tinygan.data.load_mnist_or_bundled`),
 the 10,000 test digits bundled with tinygan when nothing else is. Either holds about a thousand

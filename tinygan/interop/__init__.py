@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from tinygan.checkpoint import load_for_inference
 from tinygan.models import Preset
 from tinygan.nn import Layer, Sequential
+from tinygan.run.checkpoint import load_for_inference
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def load_network(path: str | os.PathLike, network: str = "generator") -> tuple[L
     Raises
     ------
     FileNotFoundError, CheckpointError, NonFiniteCheckpointError
-        As :func:`tinygan.checkpoint.load_for_inference` does.
+        As :func:`tinygan.run.checkpoint.load_for_inference` does.
     """
     layers, preset, _ = load_for_inference(path, network)
     return layers, preset

@@ -3,7 +3,7 @@ r"""The Frechet distance between feature Gaussians: FID with tinygan's classifie
 Fit a Gaussian :math:`\mathcal N(\mu, \Sigma)` to a classifier's penultimate features of real images
 and another to those of generated images; the squared Frechet (2-Wasserstein) distance between the
 two is the FID ("Frechet Inception Distance", with the digit classifier of
-:mod:`tinygan.classifier` in Inception's place). It is 0 only when the two feature Gaussians agree,
+:mod:`tinygan.quality.classifier` in Inception's place). It is 0 only when the two feature Gaussians agree,
 and it grows both when the samples look wrong (the means move apart) and when they lack variety
 (the covariances differ).
 """

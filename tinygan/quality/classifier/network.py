@@ -42,7 +42,7 @@ class Classifier(Sequential):
         Maps ``(N, F)`` to class logits ``(N, K)``.
     info : dict, optional
         What it was trained on and how well it does (filled by
-        :func:`tinygan.classifier.train_classifier`).
+        :func:`tinygan.quality.classifier.train_classifier`).
 
     Notes
     -----
@@ -111,7 +111,7 @@ def as_classifier_input(images: Any) -> Any:
     """Images as the float32 ``(N, 1, 28, 28)`` batch a classifier reads, values in [0, 1].
 
     uint8 pixels are scaled by 1/255; floating images are taken to be in [0, 1] already (generated
-    images mapped from the generator's range, as :func:`tinygan.sampling.generate` returns them).
+    images mapped from the generator's range, as :func:`tinygan.run.sampling.generate` returns them).
     Flat ``(N, 784)`` rows and ``(N, 28, 28)`` stacks are reshaped. The array stays on its device.
     """
     xp = get_array_module(images)

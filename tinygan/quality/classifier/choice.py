@@ -1,8 +1,8 @@
 """Which classifier judges the samples: the one shipped with tinygan, or one trained on more data.
 
-Every dataset with a shipped classifier (:mod:`tinygan.classifier.shipped`) is measured from the
+Every dataset with a shipped classifier (:mod:`tinygan.quality.classifier.shipped`) is measured from the
 first run on, with no training. A classifier the user trained (``tinygan classifier``, cached by
-:func:`tinygan.classifier.load_classifier`) on the data in use replaces it when it learnt from more
+:func:`tinygan.quality.classifier.load_classifier`) on the data in use replaces it when it learnt from more
 images, e.g. MNIST's 60,000 train digits against the shipped one's 8,000. One line says which is
 used. A dataset with neither gets a classifier trained on first use, as before.
 """
@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from tinygan.classifier.cache import _read_cached, cache_path, load_classifier
-from tinygan.classifier.data_split import ClassifierData, classifier_data
-from tinygan.classifier.network import Classifier
-from tinygan.classifier.shipped import load_shipped, shipped_training_data
-from tinygan.classifier.training import ClassifierSettings
 from tinygan.data import DatasetNotFoundError
 from tinygan.data.mnist import DISPLAY_NAMES
+from tinygan.quality.classifier.cache import _read_cached, cache_path, load_classifier
+from tinygan.quality.classifier.data_split import ClassifierData, classifier_data
+from tinygan.quality.classifier.network import Classifier
+from tinygan.quality.classifier.shipped import load_shipped, shipped_training_data
+from tinygan.quality.classifier.training import ClassifierSettings
 
 
 @dataclass
@@ -56,7 +56,7 @@ def choose_classifier(
     data_dir : path-like, optional
         The data in use (see :func:`tinygan.data.load_mnist`); a classifier cached for it may win.
     cache_dir : path-like, optional
-        Where cached classifiers are looked for (see :func:`tinygan.classifier.cache_path`).
+        Where cached classifiers are looked for (see :func:`tinygan.quality.classifier.cache_path`).
     verbose : bool
         Print :attr:`ChosenClassifier.line`.
 

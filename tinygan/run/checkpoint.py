@@ -49,7 +49,7 @@ from tinygan.gan import GAN
 from tinygan.models import Preset, get_preset
 from tinygan.nn.layer import Layer
 from tinygan.nn.spectral_norm import spectrally_normalized
-from tinygan.train import NonFiniteLossError, Periodic, Trainer
+from tinygan.run.train import NonFiniteLossError, Periodic, Trainer
 
 CHECKPOINT_PATTERN = re.compile(r"step_(\d+)\.npz$")
 #: The generator with the lowest FID so far, beside the rotating ``step_*.npz`` files (never pruned,
@@ -440,7 +440,7 @@ class Checkpoint(Periodic):
     * when training ends, also by Ctrl-C, SIGTERM, SIGHUP or divergence.
 
     Only the ``keep`` newest files stay (``keep=0``: all). A state with a non-finite number is never
-    written: :class:`~tinygan.train.NonFiniteLossError` is raised instead.
+    written: :class:`~tinygan.run.train.NonFiniteLossError` is raised instead.
 
     The in-memory copy is the last state whose losses were read back and found finite (the trainer's
     ``on_log``), or the last one written. When the run diverges, or stops in the middle of a step (an

@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 
 from tinygan.backend import to_device, to_numpy
-from tinygan.checkpoint import load_for_inference
 from tinygan.gan import draw_noise
 from tinygan.models import Preset
 from tinygan.nn.layer import Layer
+from tinygan.run.checkpoint import load_for_inference
 from tinygan.viz import grid_bytes, save_image_grid
 
 
@@ -45,7 +45,7 @@ def load_generator(
     Raises
     ------
     FileNotFoundError, CheckpointError, NonFiniteCheckpointError
-        As :func:`tinygan.checkpoint.load_for_inference` does: no file, an unusable one, or one
+        As :func:`tinygan.run.checkpoint.load_for_inference` does: no file, an unusable one, or one
         holding a NaN or an infinity.
     ValueError
         The checkpoint is of a preset that makes 2-D points, not images.

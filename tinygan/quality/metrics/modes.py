@@ -57,7 +57,7 @@ HIGH_QUALITY_STDS = 3.0
 
 
 class DigitClassifier(Protocol):
-    """What :func:`stacked_mnist_modes` needs of a classifier (:class:`tinygan.classifier.Classifier`
+    """What :func:`stacked_mnist_modes` needs of a classifier (:class:`tinygan.quality.classifier.Classifier`
     is one)."""
 
     def predict(self, images: Any) -> Any:

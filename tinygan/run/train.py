@@ -10,7 +10,7 @@ Divergence is caught at the step it happens: on the CPU each step's losses are c
 host scalars costs nothing); on a GPU they are checked when the logging window reads them back, which
 still names the exact step without a synchronisation per step. A run stops with
 :class:`NonFiniteLossError`, after callbacks have rolled it back to its last finite state
-(:meth:`Callback.on_rollback`, see :class:`tinygan.checkpoint.Checkpoint`).
+(:meth:`Callback.on_rollback`, see :class:`tinygan.run.checkpoint.Checkpoint`).
 
 A stop request (:meth:`Trainer.request_stop`, which the command line's Ctrl-C, SIGTERM and SIGHUP
 handlers call) ends the run at the next step boundary, so the saved state is always that of a whole
@@ -91,7 +91,7 @@ class Trainer:
     batches : iterator of arrays
         Real batches (a :class:`tinygan.data.BatchIterator`); its ``epoch`` attribute, when present,
         drives ``on_epoch_end``. Give it the dataset on ``device`` (``to_device(data, device)``, as
-        :mod:`tinygan.experiment` does): host batches would be copied to the device at every step.
+        :mod:`tinygan.run.experiment` does): host batches would be copied to the device at every step.
     out_dir : path
         Where ``log.csv`` and the callbacks' files go.
     device : {"cpu", "gpu", "emulated"}

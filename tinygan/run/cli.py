@@ -21,8 +21,9 @@ import sys
 from pathlib import Path
 
 from tinygan.data import OptionNames
-from tinygan.experiment import TRAIN_PRESETS, run_from_command_line
-from tinygan.flags import (
+from tinygan.models import PRESETS
+from tinygan.run.experiment import TRAIN_PRESETS, run_from_command_line
+from tinygan.run.flags import (
     DEVICE_NAMES,
     FlagParser,
     add_debug_flag,
@@ -34,7 +35,6 @@ from tinygan.flags import (
     training_parser,
     usage_error,
 )
-from tinygan.models import PRESETS
 
 
 def presets_command(argv: list[str]) -> int:
@@ -92,7 +92,7 @@ CHECKPOINT_HELP = (
 
 def chosen_checkpoint(path: Path) -> Path:
     """The checkpoint file that ``path`` names (a run folder offers one); says which it took."""
-    from tinygan.checkpoint import checkpoint_in
+    from tinygan.run.checkpoint import checkpoint_in
 
     path, note = checkpoint_in(path)
     if note:
@@ -102,8 +102,8 @@ def chosen_checkpoint(path: Path) -> Path:
 
 def sample_command(argv: list[str]) -> int:
     """``tinygan sample CHECKPOINT``: images from a seed or from saved latent vectors."""
-    from tinygan.checkpoint import NonFiniteCheckpointError
-    from tinygan.sampling import (
+    from tinygan.run.checkpoint import NonFiniteCheckpointError
+    from tinygan.run.sampling import (
         NoRoomError,
         check_room,
         generate_batches,
@@ -155,10 +155,10 @@ def eval_command(argv: list[str]) -> int:
     """``tinygan eval CHECKPOINT``: quality metrics of generated images, with real-data calibration."""
     import json
 
-    from tinygan.checkpoint import NonFiniteCheckpointError
     from tinygan.data import DatasetNotFoundError
-    from tinygan.evaluate import evaluate_checkpoint
-    from tinygan.sampling import NoRoomError
+    from tinygan.quality.evaluate import evaluate_checkpoint
+    from tinygan.run.checkpoint import NonFiniteCheckpointError
+    from tinygan.run.sampling import NoRoomError
 
     parser = FlagParser(prog="tinygan eval", description=eval_command.__doc__)
     parser.add_argument("checkpoint", type=Path, help=CHECKPOINT_HELP)
@@ -215,8 +215,8 @@ def eval_command(argv: list[str]) -> int:
 
 def classifier_command(argv: list[str]) -> int:
     """``tinygan classifier``: train the quality classifier on your own data, and cache it."""
-    from tinygan.classifier import choose_classifier, classifier_data, load_classifier
     from tinygan.data import DatasetNotFoundError
+    from tinygan.quality.classifier import choose_classifier, classifier_data, load_classifier
 
     parser = FlagParser(
         prog="tinygan classifier",
@@ -307,8 +307,8 @@ def export_command(argv: list[str]) -> int:
     if not os.access(existing, os.W_OK | os.X_OK):
         usage_error(parser.prog, f"--out {out} is not writable ({existing} is read-only)")
 
-    from tinygan.checkpoint import NonFiniteCheckpointError
     from tinygan.interop import load_network
+    from tinygan.run.checkpoint import NonFiniteCheckpointError
 
     try:
         network, preset = load_network(args.checkpoint, args.network)

@@ -3,7 +3,7 @@ r"""A small digit classifier built from tinygan's own layers: the eye of the qua
 The Inception Score and the Frechet Inception Distance judge images through a classifier trained on
 real data: its class probabilities :math:`p(y \mid x)` say whether a sample looks like *some* digit
 and whether all digits appear; its penultimate activations are the feature space in which real and
-generated sets are compared (see :mod:`tinygan.metrics`). ImageNet's Inception network is the wrong
+generated sets are compared (see :mod:`tinygan.quality.metrics`). ImageNet's Inception network is the wrong
 eye for 28x28 digits, so tinygan trains a LeNet-style network on the dataset itself.
 
 Getting that eye takes four separate steps, one module each, read in this order:
@@ -26,10 +26,10 @@ Getting that eye takes four separate steps, one module each, read in this order:
 
 The network knows nothing of files, the training nothing of caches, and the cache only calls the
 network and the training; each can be read, tested and replaced alone. Every name is also available from
-``tinygan.classifier`` itself.
+``tinygan.quality.classifier`` itself.
 """
 
-from tinygan.classifier.cache import (
+from tinygan.quality.classifier.cache import (
     cache_path,
     folder_is_writable,
     load_classifier,
@@ -37,22 +37,22 @@ from tinygan.classifier.cache import (
     save_classifier,
     user_cache_dir,
 )
-from tinygan.classifier.choice import ChosenClassifier, choose_classifier
-from tinygan.classifier.data_split import (
+from tinygan.quality.classifier.choice import ChosenClassifier, choose_classifier
+from tinygan.quality.classifier.data_split import (
     HELDOUT_FRACTION,
     SPLIT_SEED,
     ClassifierData,
     classifier_data,
 )
-from tinygan.classifier.network import (
+from tinygan.quality.classifier.network import (
     IMAGE_SHAPE,
     NUM_CLASSES,
     Classifier,
     as_classifier_input,
     build_classifier,
 )
-from tinygan.classifier.shipped import load_shipped, shipped_path
-from tinygan.classifier.training import (
+from tinygan.quality.classifier.shipped import load_shipped, shipped_path
+from tinygan.quality.classifier.training import (
     ClassifierSettings,
     fit_classifier,
     random_shift,

@@ -1,6 +1,6 @@
 r"""How good are generated samples? Quality metrics, most of them computed through a classifier.
 
-Each image metric reads what a classifier trained on real images (:mod:`tinygan.classifier`) says
+Each image metric reads what a classifier trained on real images (:mod:`tinygan.quality.classifier`) says
 about a set of images: its class probabilities :math:`p(y \mid x)`, shape (N, K), and its penultimate
 features, shape (N, F). The mode counts of ``modes`` need a classifier only for Stacked MNIST; on
 the 2-D mixtures they measure distances to the known modes. One module per metric:
@@ -17,7 +17,7 @@ the 2-D mixtures they measure distances to the known modes. One module per metri
 ====================  ==========================================================================
 
 Every figure depends on the classifier and on the number of samples, so reports state N beside
-each one and score real images the same way (:mod:`tinygan.evaluate` does both, for checkpoints and
+each one and score real images the same way (:mod:`tinygan.quality.evaluate` does both, for checkpoints and
 during training). The divergences of the GAN theory itself (KL, JS, the value of the game) are in
 :mod:`tinygan.theory`.
 
@@ -25,10 +25,14 @@ All functions accept NumPy or CuPy arrays and copy them to the host (metrics are
 epochs, not every step); they return Python floats or NumPy arrays.
 """
 
-from tinygan.metrics.coverage import ModeCoverage, mode_coverage
-from tinygan.metrics.fid import feature_frechet_distance, frechet_distance, gaussian_statistics
-from tinygan.metrics.inception_score import inception_score
-from tinygan.metrics.modes import (
+from tinygan.quality.metrics.coverage import ModeCoverage, mode_coverage
+from tinygan.quality.metrics.fid import (
+    feature_frechet_distance,
+    frechet_distance,
+    gaussian_statistics,
+)
+from tinygan.quality.metrics.inception_score import inception_score
+from tinygan.quality.metrics.modes import (
     ModeCounts,
     mixture_modes,
     nearest_modes,
@@ -36,7 +40,7 @@ from tinygan.metrics.modes import (
     stacked_mnist_digits,
     stacked_mnist_modes,
 )
-from tinygan.metrics.precision_recall import knn_radii, manifold_coverage, precision_recall
+from tinygan.quality.metrics.precision_recall import knn_radii, manifold_coverage, precision_recall
 
 __all__ = [
     "ModeCounts",

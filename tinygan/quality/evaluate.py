@@ -1,8 +1,8 @@
 """What has the GAN learned? Classifier-based quality metrics for checkpoints and training runs.
 
-A :class:`QualityEvaluator` holds a classifier (:mod:`tinygan.classifier`) and the classifier's view of
+A :class:`QualityEvaluator` holds a classifier (:mod:`tinygan.quality.classifier`) and the classifier's view of
 a fixed set of real images, the *reference*. It scores any set of images against that reference with
-the metrics of :mod:`tinygan.metrics`:
+the metrics of :mod:`tinygan.quality.metrics`:
 
 =====================  ================================================================  ============
 metric                 what it says                                                      better
@@ -36,31 +36,35 @@ from typing import Any
 
 import numpy as np
 
-from tinygan.alarms import CollapseWatch, fired_kinds, give_warning
 from tinygan.atomic import appending
 from tinygan.backend import to_device, to_numpy
-from tinygan.checkpoint import (
+from tinygan.data import load_mnist
+from tinygan.data.mnist import DISPLAY_NAMES
+from tinygan.ema import averaged_generator
+from tinygan.models import Preset
+from tinygan.quality.classifier.cache import load_classifier
+from tinygan.quality.classifier.choice import choose_classifier
+from tinygan.quality.classifier.data_split import ClassifierData, classifier_data
+from tinygan.quality.classifier.network import Classifier
+from tinygan.quality.classifier.training import ClassifierSettings
+from tinygan.quality.metrics.coverage import mode_coverage
+from tinygan.quality.metrics.fid import (
+    feature_frechet_distance,
+    frechet_distance,
+    gaussian_statistics,
+)
+from tinygan.quality.metrics.inception_score import inception_score
+from tinygan.quality.metrics.precision_recall import precision_recall
+from tinygan.run.alarms import CollapseWatch, fired_kinds, give_warning
+from tinygan.run.checkpoint import (
     BEST_NAME,
     best_checkpoint_info,
     capture_state,
     non_finite_entry,
     write_checkpoint,
 )
-from tinygan.classifier.cache import load_classifier
-from tinygan.classifier.choice import choose_classifier
-from tinygan.classifier.data_split import ClassifierData, classifier_data
-from tinygan.classifier.network import Classifier
-from tinygan.classifier.training import ClassifierSettings
-from tinygan.data import load_mnist
-from tinygan.data.mnist import DISPLAY_NAMES
-from tinygan.ema import averaged_generator
-from tinygan.metrics.coverage import mode_coverage
-from tinygan.metrics.fid import feature_frechet_distance, frechet_distance, gaussian_statistics
-from tinygan.metrics.inception_score import inception_score
-from tinygan.metrics.precision_recall import precision_recall
-from tinygan.models import Preset
-from tinygan.sampling import check_memory, generate, generate_batches, load_generator
-from tinygan.train import Callback, Periodic, SampleGrid, Trainer
+from tinygan.run.sampling import check_memory, generate, generate_batches, load_generator
+from tinygan.run.train import Callback, Periodic, SampleGrid, Trainer
 from tinygan.viz import save_image_grid
 
 METRICS = ("fid", "inception_score", "classes_hit", "class_kl", "precision", "recall")
@@ -126,7 +130,7 @@ class QualityEvaluator:
         """:meth:`score` of the images of several batches together, embedded one batch at a time.
 
         Only the classifier's features and probabilities are kept, never the images: with
-        :func:`tinygan.sampling.generate_batches` the memory grows by ``bytes_per_image`` per image.
+        :func:`tinygan.run.sampling.generate_batches` the memory grows by ``bytes_per_image`` per image.
         """
         embedded = [self.classifier.embed(images, self.batch_size) for images in batches]
         features = np.concatenate([f for f, _ in embedded])
@@ -264,11 +268,11 @@ def evaluate_checkpoint(
     download : bool
         Allow downloading missing dataset files.
     classifier_cache : path-like, optional
-        Folder for the cached classifier (see :func:`tinygan.classifier.cache.cache_path`).
+        Folder for the cached classifier (see :func:`tinygan.quality.classifier.cache.cache_path`).
     classifier_settings : ClassifierSettings, optional
         A classifier recipe of your own (trained on first use, then cached). Default: the shipped
         classifier, or a cached one trained on more images
-        (:func:`tinygan.classifier.choose_classifier`).
+        (:func:`tinygan.quality.classifier.choose_classifier`).
     batch_size : int
         Images per forward pass of the generator and the classifier.
     verbose : bool
@@ -284,7 +288,7 @@ def evaluate_checkpoint(
     Raises
     ------
     NonFiniteCheckpointError
-        The checkpoint holds a NaN or an infinity (see :func:`tinygan.sampling.load_generator`).
+        The checkpoint holds a NaN or an infinity (see :func:`tinygan.run.sampling.load_generator`).
     NoRoomError
         The features of ``n`` images would not fit in this machine's memory; checked before any
         image is generated (the images themselves are scored a batch at a time, never all kept).
@@ -366,7 +370,7 @@ class QualityCallback(Periodic):
     Each row holds ``step``, ``epoch``, ``n``, the :data:`METRICS` for the samples, the same
     metrics for real images (``real_fid`` ...; constant, from :meth:`QualityEvaluator.calibration`)
     so that the file reads on its own, and ``warning``: the kinds of collapse alarm this row set off
-    (:mod:`tinygan.alarms`), usually empty. A resumed run appends to the existing file. The samples
+    (:mod:`tinygan.run.alarms`), usually empty. A resumed run appends to the existing file. The samples
     come from the generator's moving average when the run keeps one (``--ema``).
     """
 

@@ -3,7 +3,7 @@ images shifted by a pixel or two.
 
 :func:`fit_classifier` is the loop on any images and labels; :class:`ClassifierSettings` is the
 recipe of the classifier behind the metrics (architecture, budget, seed), and
-:func:`train_classifier` follows it on a :class:`~tinygan.classifier.ClassifierData` and measures
+:func:`train_classifier` follows it on a :class:`~tinygan.quality.classifier.ClassifierData` and measures
 the result on the held-out images.
 """
 
@@ -21,11 +21,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tinygan.backend import to_device
-from tinygan.classifier.data_split import ClassifierData
-from tinygan.classifier.network import Classifier, as_classifier_input, build_classifier
 from tinygan.data import BatchIterator
 from tinygan.losses import softmax_cross_entropy
 from tinygan.optim import Adam
+from tinygan.quality.classifier.data_split import ClassifierData
+from tinygan.quality.classifier.network import Classifier, as_classifier_input, build_classifier
 
 
 def fit_classifier(
@@ -155,7 +155,7 @@ def train_classifier(
     Parameters
     ----------
     data : ClassifierData
-        From :func:`tinygan.classifier.classifier_data`.
+        From :func:`tinygan.quality.classifier.classifier_data`.
     settings : ClassifierSettings
     progress : bool
         Progress bar while training.

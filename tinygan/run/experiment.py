@@ -1,7 +1,7 @@
 """Run a preset end to end: flags, seed, data, networks, optimizers, callbacks, training.
 
 The example scripts and the ``tinygan train`` command are thin wrappers around :func:`main`, so they
-accept the same flags (:mod:`tinygan.flags`) and produce the same files (``<out>`` is ``--out``, by
+accept the same flags (:mod:`tinygan.run.flags`) and produce the same files (``<out>`` is ``--out``, by
 default ``runs/<preset name>``, e.g. ``runs/mlp-tf``)::
 
     <out>/config.json          every setting of the run (flags, data folder, subset, seed), and each resume
@@ -19,7 +19,7 @@ default ``runs/<preset name>``, e.g. ``runs/mlp-tf``)::
 
 A preset of points on a 2-D mixture (``ring``, ``grid``: ``Preset.mixture`` names it) trains on that
 mixture's points instead of images, draws its frames as scatter plots and counts modes into
-``<out>/modes.csv`` instead of measuring image quality (:mod:`tinygan.mixture_run`); the flags that
+``<out>/modes.csv`` instead of measuring image quality (:mod:`tinygan.run.mixture_run`); the flags that
 choose or score images are refused for it, and ``--modes-every`` for the image presets.
 
 How a run ends, and its exit code: 0 done; 2 a mistake in the flags or the data, or an ``--out`` in
@@ -48,15 +48,8 @@ from typing import Any
 
 import numpy as np
 
-from tinygan.alarms import LossAlarm
 from tinygan.atomic import write_atomically
 from tinygan.backend import make_rng, new_seed, to_device
-from tinygan.checkpoint import (
-    Checkpoint,
-    apply_state,
-    checkpoint_metadata,
-    find_resumable,
-)
 from tinygan.data import (
     MIXTURES,
     POINTS_PER_RUN,
@@ -72,19 +65,26 @@ from tinygan.data import (
 )
 from tinygan.data.mnist import DISPLAY_NAMES
 from tinygan.ema import EMA
-from tinygan.flags import (
+from tinygan.losses import WEIGHT_CLIP
+from tinygan.models import PRESETS, Preset, get_preset
+from tinygan.penalties import R1_WEIGHT, WGAN_GP_WEIGHT
+from tinygan.run.alarms import LossAlarm
+from tinygan.run.checkpoint import (
+    Checkpoint,
+    apply_state,
+    checkpoint_metadata,
+    find_resumable,
+)
+from tinygan.run.flags import (
     check_gpu,
     check_writable_folder,
     one_line_errors,
     training_parser,
     usage_error,
 )
-from tinygan.folder_lock import LOCK_NAME, FolderInUseError, FolderLock
-from tinygan.losses import WEIGHT_CLIP
-from tinygan.mixture_run import MODES_CSV, MODES_EVERY, ModeMeasures, ScatterFrames
-from tinygan.models import PRESETS, Preset, get_preset
-from tinygan.penalties import R1_WEIGHT, WGAN_GP_WEIGHT
-from tinygan.train import (
+from tinygan.run.folder_lock import LOCK_NAME, FolderInUseError, FolderLock
+from tinygan.run.mixture_run import MODES_CSV, MODES_EVERY, ModeMeasures, ScatterFrames
+from tinygan.run.train import (
     Callback,
     LossCurves,
     NonFiniteLossError,
@@ -246,7 +246,7 @@ def claim_output_folder(
 ) -> Iterator[Callable[[], None]]:
     """Hold the output folder for the run inside this block: one run per folder.
 
-    The folder's lock (:class:`~tinygan.folder_lock.FolderLock`) is taken before anything in it is
+    The folder's lock (:class:`~tinygan.run.folder_lock.FolderLock`) is taken before anything in it is
     read, deleted or written, so a second run on a folder in use is refused (exit 2) without
     touching it, ``--resume`` and ``--overwrite`` alike. A folder that holds another, finished run
     is refused too, unless ``--resume`` continues it or ``--overwrite`` replaces it: the block gets
@@ -519,8 +519,8 @@ def quality_callbacks(
 ) -> tuple[Any, Any]:
     """Quality metrics every ``every`` steps, against real images the classifier never saw, and the
     best generator's grid at the end (a :class:`QualityCallback` and a :class:`BestGrid`)."""
-    from tinygan.classifier import choose_classifier
-    from tinygan.evaluate import BestGrid, QualityCallback, QualityEvaluator
+    from tinygan.quality.classifier import choose_classifier
+    from tinygan.quality.evaluate import BestGrid, QualityCallback, QualityEvaluator
 
     chosen = choose_classifier(settings["dataset"], quality_data_dir(settings))
     evaluator = QualityEvaluator(chosen.classifier, chosen.data.heldout_images)

@@ -1,7 +1,7 @@
 """Train once, then load in a second: the classifier's weights cached in an ``.npz`` file.
 
 :func:`load_classifier` looks for the file first and trains
-(:func:`tinygan.classifier.train_classifier`) only when it is missing or does not match. The file
+(:func:`tinygan.quality.classifier.train_classifier`) only when it is missing or does not match. The file
 goes beside the data, or in ``~/.cache/tinygan/classifiers/`` (:func:`user_cache_dir`) when the
 data folder is read-only or is the MNIST copy bundled inside the package. Its name holds the MD5 of the image and label bytes and a
 digest of the training settings: changed data or changed settings give another name, hence a fresh
@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 
 from tinygan.atomic import write_atomically
-from tinygan.classifier.data_split import ClassifierData
-from tinygan.classifier.network import Classifier, build_classifier
-from tinygan.classifier.training import ClassifierSettings, train_classifier
 from tinygan.data import bundled_mnist_dir
 from tinygan.data.mnist import DISPLAY_NAMES, user_cache_root
+from tinygan.quality.classifier.data_split import ClassifierData
+from tinygan.quality.classifier.network import Classifier, build_classifier
+from tinygan.quality.classifier.training import ClassifierSettings, train_classifier
 
 
 def user_cache_dir() -> Path:
@@ -76,7 +76,7 @@ def load_classifier(
     Parameters
     ----------
     data : ClassifierData
-        From :func:`tinygan.classifier.classifier_data`.
+        From :func:`tinygan.quality.classifier.classifier_data`.
     settings : ClassifierSettings, optional
         Architecture and budget; the defaults unless given.
     cache_dir : path-like, optional
@@ -90,7 +90,7 @@ def load_classifier(
     -------
     Classifier
         In evaluation use on the CPU. ``classifier.info`` holds what
-        :func:`tinygan.classifier.train_classifier` records, and ``path`` (the cache file).
+        :func:`tinygan.quality.classifier.train_classifier` records, and ``path`` (the cache file).
     """
     settings = settings or ClassifierSettings()
     path = cache_path(data, settings, cache_dir)

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from tinygan.atomic import appending
-from tinygan.checkpoint import BEST_NAME, best_checkpoint_info
-from tinygan.train import Callback, Trainer
+from tinygan.run.checkpoint import BEST_NAME, best_checkpoint_info
+from tinygan.run.train import Callback, Trainer
 
 WARNINGS_FILE = "warnings.csv"
 

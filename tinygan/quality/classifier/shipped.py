@@ -2,13 +2,13 @@
 
 Training a classifier takes minutes, and a run that has none keeps no best generator and raises no
 collapse alarm. So tinygan carries two, trained by its own code with the default
-:class:`~tinygan.classifier.ClassifierSettings`, next to the bundled digits in
+:class:`~tinygan.quality.classifier.ClassifierSettings`, next to the bundled digits in
 ``tinygan/data/bundled/``:
 
 =============================  ======================================================================
 ``classifier_mnist.npz``       trained on 8,000 of the 10,000 bundled MNIST test digits, the other
                                2,000 held out (the fixed cut of
-                               :func:`~tinygan.classifier.classifier_data`): MNIST's train split
+                               :func:`~tinygan.quality.classifier.classifier_data`): MNIST's train split
                                cannot ship with the package
 ``classifier_fashion-mnist``   trained on Fashion-MNIST's 60,000 train images, its 10,000 test
 ``.npz``                       images held out
@@ -17,10 +17,10 @@ collapse alarm. So tinygan carries two, trained by its own code with the default
 Each file records how it was made and its held-out accuracy (``info``). Regenerate them, and see
 their accuracy, with::
 
-    python -m tinygan.classifier.shipped --fashion-dir /usr/share/datasets
+    python -m tinygan.quality.classifier.shipped --fashion-dir /usr/share/datasets
 
 A classifier you train yourself on more data (``tinygan classifier --data-dir DIR``) is cached and
-wins over the shipped one (:func:`tinygan.classifier.choose_classifier`).
+wins over the shipped one (:func:`tinygan.quality.classifier.choose_classifier`).
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ import argparse
 import os
 from pathlib import Path
 
-from tinygan.classifier.cache import read_classifier, save_classifier
-from tinygan.classifier.data_split import ClassifierData, classifier_data
-from tinygan.classifier.network import Classifier
-from tinygan.classifier.training import ClassifierSettings, train_classifier
 from tinygan.data import bundled_mnist_dir
 from tinygan.data.mnist import DISPLAY_NAMES
+from tinygan.quality.classifier.cache import read_classifier, save_classifier
+from tinygan.quality.classifier.data_split import ClassifierData, classifier_data
+from tinygan.quality.classifier.network import Classifier
+from tinygan.quality.classifier.training import ClassifierSettings, train_classifier
 
 SHIPPED_DATASETS = ("mnist", "fashion-mnist")
 
@@ -106,7 +106,7 @@ def regenerate(
 def main(argv: list[str] | None = None) -> int:
     """Regenerate the shipped classifiers and print their held-out accuracy."""
     parser = argparse.ArgumentParser(
-        prog="python -m tinygan.classifier.shipped", description=main.__doc__
+        prog="python -m tinygan.quality.classifier.shipped", description=main.__doc__
     )
     parser.add_argument(
         "--dataset",

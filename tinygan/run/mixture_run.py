@@ -8,7 +8,7 @@ draws scatter plots and counts modes::
     <out>/training.gif         those frames, in order, at the end of the run
     <out>/modes.csv            modes captured, high-quality share and reverse KL of the same 2,500
                                points, every ``--modes-every`` steps (the measures of
-                               :func:`tinygan.metrics.mixture_modes`)
+                               :func:`tinygan.quality.metrics.mixture_modes`)
 
 This module owns the format of ``modes.csv``: :data:`MODES_COLUMNS` and :func:`read_modes_csv`,
 which anything that reads the measures back (plots, benchmark tables) should go through. One row a
@@ -33,8 +33,8 @@ from tinygan.atomic import appending, write_atomically
 from tinygan.backend import to_device
 from tinygan.data.mixtures import GaussianMixture2D
 from tinygan.ema import averaged_generator
-from tinygan.metrics.modes import MIXTURE_SAMPLES, mixture_modes
-from tinygan.train import Periodic, SampleGrid, Trainer
+from tinygan.quality.metrics.modes import MIXTURE_SAMPLES, mixture_modes
+from tinygan.run.train import Periodic, SampleGrid, Trainer
 from tinygan.viz import save_scatter, scatter_limits
 
 #: The measure file's name in the run folder.
@@ -165,7 +165,7 @@ class ModeMeasures(Periodic):
 
 
 class ScatterFrames(SampleGrid):
-    """:class:`~tinygan.train.SampleGrid`'s schedule, fixed noise, last frame and GIF, with each
+    """:class:`~tinygan.run.train.SampleGrid`'s schedule, fixed noise, last frame and GIF, with each
     frame a scatter plot of ``n`` generated points over the mixture's modes.
 
     Every frame shares one view (:func:`tinygan.viz.scatter_limits` of the centres), so the GIF
