@@ -8,11 +8,11 @@ leaves the others' results; the summary is rewritten after every part:
 
 1. **Tests**: ``pytest -q -k gpu tests/``, i.e. the CuPy kernels against the plain functions, the
    float64 gradient checks on the GPU and every test parametrised with the ``gpu`` device.
-2. **Training**: ``dcgan-tf`` (003) for 20 epochs and ``mlp-tf`` (000) for 20,000 iterations on the
+2. **Training**: ``dcgan-tf`` for 20 epochs and ``mlp-tf`` for 20,000 iterations on the
    MNIST test split, with ``--device gpu``, through ``examples/mnist_dcgan.py`` and
    ``examples/mnist_mlp_gan.py``; their run folders (sample grids, loss curves, logs) are kept.
-3. **Timing**: one training iteration of 000 at batch 64 and of 003 at batches 64 and 256, for
-   tinygan on CuPy and for PyTorch CUDA eager (the twins of ``benchmarks/torch_models.py``), each
+3. **Timing**: one training iteration of mlp-tf at batch 64 and of dcgan-tf at batches 64 and 256,
+   for tinygan on CuPy and for PyTorch CUDA eager (the twins of ``tinygan.interop.torch_models``), each
    library in one process of its own; a markdown table names the GPU.
 
 Everything goes under ``--out``: ``summary.md`` (the table, and each part's status and time),
@@ -39,7 +39,7 @@ ROOT = HERE.parent
 SEED = 0
 
 #: (preset, batch) configurations timed, in this order.
-TIMED = [("000", 64), ("003", 64), ("003", 256)]
+TIMED = [("mlp-tf", 64), ("dcgan-tf", 64), ("dcgan-tf", 256)]
 #: Contenders: key -> table label.
 LIBRARIES = {"tinygan": "tinygan (CuPy kernels)", "torch": "PyTorch CUDA eager"}
 WARMUP, REPEATS = 3, 20
@@ -47,8 +47,8 @@ WARMUP, REPEATS = 3, 20
 #: Seconds each part may take; the sum stays below eight minutes with room for start-up.
 TIME_LIMITS = {
     "tests": 130,
-    "train-003": 100,
-    "train-000": 120,
+    "train-dcgan-tf": 100,
+    "train-mlp-tf": 120,
     "time-tinygan": 40,
     "time-torch": 40,
 }
@@ -110,7 +110,8 @@ def step_for(library: str, preset_name: str, batch: int) -> Any:
     reals = [rng.uniform(low, high, size=shape).astype(np.float32) for _ in range(preset.d_steps)]
     if library == "torch":
         import torch
-        from torch_models import TorchGAN
+
+        from tinygan.interop.torch_models import TorchGAN
 
         class CudaTorchGAN(TorchGAN):
             """The twin with its networks and noise on the GPU (the timed code is TorchGAN's)."""
@@ -178,10 +179,10 @@ def plan(args: argparse.Namespace) -> list[Part]:
     data = ["--data-dir", str(args.data_dir), "--split", "test", "--no-download", "--no-progress"]
     common = ["--device", "gpu", *data, "--seed", str(SEED), "--overwrite"]
     train = {
-        "train-003": [str(ROOT / "examples/mnist_dcgan.py"), "--preset", "dcgan-tf"]
-        + ["--epochs", str(args.epochs_003)],
-        "train-000": [str(ROOT / "examples/mnist_mlp_gan.py"), "--preset", "mlp-tf"]
-        + ["--iterations", str(args.iterations_000)],
+        "train-dcgan-tf": [str(ROOT / "examples/mnist_dcgan.py"), "--preset", "dcgan-tf"]
+        + ["--epochs", str(args.epochs_dcgan_tf)],
+        "train-mlp-tf": [str(ROOT / "examples/mnist_mlp_gan.py"), "--preset", "mlp-tf"]
+        + ["--iterations", str(args.iterations_mlp_tf)],
     }
     parts = [Part("tests", [python, "-m", "pytest", "-q", "-k", "gpu", str(ROOT / "tests")], 0)]
     for name, command in train.items():
@@ -304,8 +305,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--parts", nargs="+", choices=list(TIME_LIMITS), help="run only these parts (default: all)"
     )
-    parser.add_argument("--epochs-003", type=int, default=20, help="dcgan-tf epochs (20)")
-    parser.add_argument("--iterations-000", type=int, default=20_000, help="mlp-tf iterations")
+    # the preset numbers' spellings of the two flags are kept for commands written before names
+    parser.add_argument(
+        "--epochs-dcgan-tf", "--epochs-003", type=int, default=20, help="dcgan-tf epochs (20)"
+    )
+    parser.add_argument(
+        "--iterations-mlp-tf",
+        "--iterations-000",
+        type=int,
+        default=20_000,
+        help="mlp-tf iterations",
+    )
     parser.add_argument(
         "--time-scale", type=float, default=1.0, help="multiply every part's time limit"
     )
@@ -321,7 +331,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker is not None:
-        sys.path.insert(0, str(HERE))  # torch_models and flops live beside this script
         print(json.dumps(worker(args.worker)), flush=True)
         return 0
     parts = [p for p in plan(args) if args.parts is None or p.name in args.parts]

@@ -1,8 +1,16 @@
-"""What do the presets learn in a short run? Train each image preset for a stated budget, then measure it.
+"""tinygan's sample quality: short runs beside PyTorch, whole schedules, and what measuring costs.
 
-    python benchmarks/quality.py --data-dir ../shared/data/mnist --split test
-    python benchmarks/quality.py --presets 000 004 --n 5000 --no-torch
-    python benchmarks/quality.py --quick                 # a smoke run: tiny budgets, 500 samples
+    python benchmarks/quality.py table --data-dir ../shared/data/mnist --split test
+    python benchmarks/quality.py table --presets mlp-tf mlp-book --n 5000 --no-torch
+    python benchmarks/quality.py table --quick           # a smoke run: tiny budgets, 500 samples
+    python benchmarks/quality.py schedules --mnist-dir DIR --runs runs/schedules [--train]
+    python benchmarks/quality.py cost --data-dir DIR --presets mlp-tf dcgan-fast
+
+``table`` is the default command (``python benchmarks/quality.py --quick`` is ``table --quick``);
+``schedules`` is :mod:`benchmarks.quality_schedules` (quality over whole training schedules: the
+best checkpoint, the EMA, dcgan-fast) and ``cost`` :mod:`benchmarks.quality_cost` (one quality
+measurement against one training run). The rest of this docstring is ``table``'s: what do the
+presets learn in a short run? Train each image preset for a stated budget, then measure it.
 
 On a busy machine prefix ``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1``: the small matrix products of
 these networks run several times faster on one thread than with BLAS threads fighting over the cores.
@@ -13,7 +21,8 @@ then ``N`` images are generated from the final checkpoint and scored by
 :class:`tinygan.quality.evaluate.QualityEvaluator`: FID, Inception Score, classes hit, class KL, precision and
 recall, all through the classifier of :mod:`tinygan.quality.classifier` (trained on first use and cached).
 
-Where PyTorch is installed, the same preset is trained again in PyTorch (``benchmarks/torch_models.py``:
+Where PyTorch is installed, the same preset is trained again in PyTorch (the twins of
+:mod:`tinygan.interop.torch_models`:
 the same layers, initial weights copied from a tinygan build with the run's seed, the same real
 batches in the same order, PyTorch's own noise stream, autograd and ``torch.optim.Adam``) for the
 same number of steps, and its samples (from the same latent vectors) are scored by the same
@@ -25,42 +34,49 @@ The table goes to stdout and to ``benchmarks/QUALITY.md`` (``--report``); the ra
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
 import sys
-import time
-from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
 
-import numpy as np
+if __name__ == "__main__" and not __package__:  # run as a file: import as `python -m` would
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from tinygan.data import BatchIterator, images_to_float, load_mnist
-from tinygan.models import Preset, get_preset
-from tinygan.quality.classifier.choice import choose_classifier
-from tinygan.quality.evaluate import QualityEvaluator, reference_images
-from tinygan.run.checkpoint import latest_checkpoint
-from tinygan.run.experiment import main as train_preset
-from tinygan.run.sampling import generate, load_generator
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+from importlib.util import find_spec  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from benchmarks import quality_cost, quality_schedules  # noqa: E402
+from benchmarks.common import SEED, shown_command, split_command  # noqa: E402
+from tinygan.data import BatchIterator, images_to_float, load_mnist  # noqa: E402
+from tinygan.models import Preset, get_preset  # noqa: E402
+from tinygan.quality.classifier.choice import choose_classifier  # noqa: E402
+from tinygan.quality.evaluate import QualityEvaluator, reference_images  # noqa: E402
+from tinygan.run.checkpoint import latest_checkpoint  # noqa: E402
+from tinygan.run.experiment import main as train_preset  # noqa: E402
+from tinygan.run.sampling import generate, load_generator  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-SEED = 0
+COMMANDS = ("table", "schedules", "cost")
 
 #: Training budget per preset: the ``tinygan train`` flag and its value. Small on purpose (minutes on
 #: two cores): these are early snapshots of each preset, not its full published run.
 BUDGETS: dict[str, tuple[str, int]] = {
-    "000": ("--iterations", 3000),
-    "004": ("--iterations", 3000),
-    "003": ("--epochs", 2),
-    "002": ("--iterations", 2),  # each step is 1 D + 5 G updates of a heavy network: minutes
+    "mlp-tf": ("--iterations", 3000),
+    "mlp-book": ("--iterations", 3000),
+    "dcgan-tf": ("--epochs", 2),
+    # each dcgan-keras step is 1 D + 5 G updates of a heavy network: minutes
+    "dcgan-keras": ("--iterations", 2),
 }
 QUICK_BUDGETS: dict[str, tuple[str, int]] = {
-    "000": ("--iterations", 50),
-    "004": ("--iterations", 50),
-    "003": ("--iterations", 3),
-    "002": ("--iterations", 1),
+    "mlp-tf": ("--iterations", 50),
+    "mlp-book": ("--iterations", 50),
+    "dcgan-tf": ("--iterations", 3),
+    "dcgan-keras": ("--iterations", 1),
 }
 
 
@@ -95,7 +111,8 @@ def train_torch(preset: Preset, steps: int, args: argparse.Namespace) -> tuple[A
     order is, so both engines see the same weights at step 0 and the same images at every step.
     """
     import torch
-    from torch_models import TorchGAN
+
+    from tinygan.interop.torch_models import TorchGAN
 
     init_seed, data_seed, noise_seed, _ = np.random.SeedSequence(args.seed).spawn(4)
     images, _ = load_mnist(args.split, args.data_dir, args.dataset, download=False)
@@ -174,8 +191,7 @@ def write_report(
     classifiers: list[tuple[str, Any, dict[str, Any]]],
     seconds: float,
 ) -> None:
-    from run import shown_command
-
+    """``QUALITY.md`` at ``path``: the command, the machine, the classifiers and the table."""
     threads = {v: os.environ.get(v, "unset") for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
     covered = sorted({row["preset"] for row in rows if row["engine"] == "PyTorch"})
     torch_note = (
@@ -189,7 +205,7 @@ def write_report(
             "",
             "Written by `benchmarks/quality.py`; repeat with",
             "",
-            f"    {shown_command('benchmarks/quality.py', sys.argv[1:])}",
+            f"    {shown_command('benchmarks/quality.py', args.command)}",
             "",
             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
             f"Python {platform.python_version()}, thread settings {threads}; total wall time "
@@ -222,18 +238,23 @@ def write_report(
 
 
 def kept_sections(path: Path) -> str:
-    """The part of the report that ``benchmarks/quality_schedules.py`` writes, kept as it is."""
-    from quality_schedules import BEGIN, END
-
+    """The part of the report that ``quality.py schedules`` writes, kept as it is."""
+    begin, end = quality_schedules.BEGIN, quality_schedules.END
     current = path.read_text() if path.is_file() else ""
-    if BEGIN not in current or END not in current:
+    if begin not in current or end not in current:
         return ""
-    section = current[current.index(BEGIN) : current.index(END) + len(END)]
+    section = current[current.index(begin) : current.index(end) + len(end)]
     return "\n" + section + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def table_parser() -> argparse.ArgumentParser:
+    """The ``table`` command's flags."""
+    parser = argparse.ArgumentParser(
+        prog="quality.py [table]",
+        description="Train each image preset for a small budget, in tinygan and in PyTorch, and "
+        "score both beside the real-data calibration.",
+        epilog="other commands: quality.py schedules ..., quality.py cost ... (each with --help)",
+    )
     parser.add_argument("--presets", nargs="+", default=list(BUDGETS), choices=list(BUDGETS))
     parser.add_argument("--n", type=int, default=10_000, help="generated images per model")
     parser.add_argument("--seed", type=int, default=SEED, help="training and latent seed")
@@ -248,18 +269,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, default=HERE / "QUALITY.md")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch runs")
     parser.add_argument("--quick", action="store_true", help="tiny budgets and 500 samples")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.n = min(args.n, 500)
+    return parser
+
+
+def score_presets(
+    args: argparse.Namespace, evaluator: QualityEvaluator, real: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Train and score each preset in tinygan (and PyTorch), printing the table as it grows."""
     budgets = QUICK_BUDGETS if args.quick else BUDGETS
     use_torch = not args.no_torch and find_spec("torch") is not None
-    start = time.perf_counter()
-
-    chosen = choose_classifier(args.dataset, args.data_dir, args.classifier_cache)
-    data, classifier = chosen.data, chosen.classifier
-    reference, reference_description = reference_images(data)
-    evaluator = QualityEvaluator(classifier, reference)
-    real = evaluator.calibration()
     rows: list[dict[str, Any]] = []
     for name in args.presets:
         preset = get_preset(name)
@@ -278,6 +296,23 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({**facts, "engine": "PyTorch", "seconds": seconds})
             rows[-1] |= evaluator.score(images)
         print(markdown_table(rows, real), flush=True)
+    return rows
+
+
+def table(argv: list[str], shown_argv: list[str]) -> int:
+    """The ``table`` command: train, score, print, write ``QUALITY.md`` and ``quality.json``."""
+    args = table_parser().parse_args(argv)
+    args.command = shown_argv
+    if args.quick:
+        args.n = min(args.n, 500)
+    start = time.perf_counter()
+
+    chosen = choose_classifier(args.dataset, args.data_dir, args.classifier_cache)
+    data, classifier = chosen.data, chosen.classifier
+    reference, reference_description = reference_images(data)
+    evaluator = QualityEvaluator(classifier, reference)
+    real = evaluator.calibration()
+    rows = score_presets(args, evaluator, real)
 
     classifiers = [(data.dataset, classifier, real)]
     if args.fashion_dir is not None and args.dataset != "fashion-mnist":
@@ -293,6 +328,19 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "quality.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     write_report(args.report, args, rows, real, reference_description, classifiers, seconds)
     print(f"wrote {args.report} and {args.out / 'quality.json'} ({seconds / 60:.1f} min)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command the arguments name (``table`` when they name none)."""
+    argv = sys.argv[1:] if argv is None else argv
+    command, rest = split_command(argv, COMMANDS)
+    if command == "schedules":
+        quality_schedules.main(rest)
+    elif command == "cost":
+        quality_cost.main(rest)
+    else:
+        return table(rest, argv)
     return 0
 
 

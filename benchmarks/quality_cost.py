@@ -1,6 +1,6 @@
 """What measuring quality during training costs: one measurement against one run, per preset.
 
-    python benchmarks/quality_cost.py --data-dir ../shared/data/mnist --presets mlp-tf dcgan-fast
+    python benchmarks/quality.py cost --data-dir ../shared/data/mnist --presets mlp-tf dcgan-fast
 
 Times one quality measurement as training makes it (:class:`tinygan.quality.evaluate.QualityCallback`:
 2,000 samples from the generator, classifier features, FID, IS, coverage, precision and recall
@@ -15,11 +15,10 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
-import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmarks.common import fresh_gan, time_steps, training_step
 
 #: Samples per measurement, as :class:`tinygan.quality.evaluate.QualityCallback` draws them.
 SAMPLES = 2000
@@ -27,15 +26,11 @@ SAMPLES = 2000
 
 def median_seconds(function: Any, repeats: int) -> float:
     """Median seconds of ``repeats`` calls after one untimed call."""
-    from run import time_steps
-
     return statistics.median(time_steps(function, 1, repeats, repeats, math.inf))
 
 
 def measure(preset_name: str, data_dir: Path, repeats: int) -> dict[str, Any]:
     """Seconds of one measurement and of one iteration, and the share five take of a full run."""
-    from run import fresh_gan, training_step
-
     from tinygan.models import get_preset
     from tinygan.quality.classifier import choose_classifier
     from tinygan.quality.evaluate import QualityEvaluator
@@ -68,7 +63,8 @@ def measure(preset_name: str, data_dir: Path, repeats: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """Measure each preset and print the table."""
+    parser = argparse.ArgumentParser(prog="quality.py cost", description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, required=True, help="MNIST folder")
     parser.add_argument("--presets", nargs="+", default=["mlp-tf", "dcgan-fast"])
     parser.add_argument("--repeats", type=int, default=5)
@@ -81,7 +77,3 @@ def main(argv: list[str] | None = None) -> None:
             f"| {r['preset']} | {r['measure_s']:.2f} | {r['step_ms']:.1f} | {r['steps']:,} steps, "
             f"{r['run_min']:.1f} min | {100 * r['share']:.1f}% of the run |"
         )
-
-
-if __name__ == "__main__":
-    main()

@@ -1,7 +1,7 @@
 """Quality over whole training schedules: what best-keeping, the EMA and dcgan-fast buy.
 
-    python benchmarks/quality_schedules.py --mnist-dir DIR --runs runs/schedules --train
-    python benchmarks/quality_schedules.py --mnist-dir DIR --runs runs/schedules   # evaluate only
+    python benchmarks/quality.py schedules --mnist-dir DIR --runs runs/schedules --train
+    python benchmarks/quality.py schedules --mnist-dir DIR --runs runs/schedules   # evaluate only
 
 Trains (with ``--train``; about an hour on 2 cores) and then scores with ``tinygan eval`` (N = 10,000,
 its default) every checkpoint named in :data:`RUNS`: the mlp-tf (000) schedule of 100k iterations at
@@ -221,9 +221,9 @@ def section(rows: list[dict[str, Any]], wall: dict[str, str], args: argparse.Nam
         BEGIN,
         "## Whole schedules: best-keeping, EMA and dcgan-fast",
         "",
-        "Written by `benchmarks/quality_schedules.py`; repeat with",
+        "Written by `benchmarks/quality.py schedules`; repeat with",
         "",
-        "    python benchmarks/quality_schedules.py --mnist-dir MNIST_DIR --fashion-dir FASHION_DIR "
+        "    python benchmarks/quality.py schedules --mnist-dir MNIST_DIR --fashion-dir FASHION_DIR "
         "--runs RUNS --train",
         "",
         "Each row is `tinygan eval` (N = 10,000 samples, latent seed 0, against the quality "
@@ -269,7 +269,9 @@ def write_section(text: str) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="quality.py schedules", description=__doc__.splitlines()[0]
+    )
     parser.add_argument(
         "--mnist-dir", type=Path, required=True, help="folder with MNIST's IDX files"
     )
@@ -283,6 +285,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Train (with ``--train``) and score the runs, rewrite their section of QUALITY.md, print it."""
     args = parse_args(argv)
     runs = RUNS + ([FASHION_RUN] if args.fashion_dir else [])
     if args.only:
@@ -295,7 +298,3 @@ def main(argv: list[str] | None = None) -> None:
     text = section(rows, {run.name: wall_minutes(run, args) for run in runs}, args)
     write_section(text)
     print(text)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,10 +1,11 @@
 """Where one training iteration's time goes: per layer, per kernel, the optimizers, the rest.
 
-    python benchmarks/run.py --profile 000
-    python benchmarks/run.py --profile 003 --batches 256 --repeats 5
+    python benchmarks/speed.py profile mlp-tf
+    python benchmarks/speed.py profile dcgan-tf --batch 256 --repeats 5
 
-The GAN of the preset is built as :mod:`run` builds it and stepped on synthetic batches, first plain
-(the iteration's median time, as the benchmark reports it), then with timers put around
+The GAN of the preset is built as :mod:`benchmarks.speed` times it and stepped on synthetic
+batches, first plain (the iteration's median time, as the benchmark reports it), then with timers
+put around
 
 * every leaf layer's ``forward`` and ``backward`` (instance attributes, so only this GAN is touched);
 * every overridable function (:mod:`tinygan.overrides`): the Numba kernel when one is registered,
@@ -29,6 +30,8 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
+
+from benchmarks.common import fresh_gan, synthetic_batches
 
 
 class Stopwatch:
@@ -135,8 +138,6 @@ def peak_temporaries_mb(step: Callable[[], Any]) -> float:
 def profile(preset_name: str, batch: int | None, repeats: int, warmup: int) -> dict[str, Any]:
     """Profile ``repeats`` iterations of the preset; returns the tables' rows (ms per iteration)."""
     import itertools
-
-    from run import fresh_gan, synthetic_batches
 
     from tinygan.models import get_preset
     from tinygan.overrides import active_kernels

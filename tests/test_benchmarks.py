@@ -1,13 +1,18 @@
-"""The benchmark harness: exact FLOP counts, the PyTorch twins of the presets, and a smoke run.
+"""The benchmark harness: exact FLOP counts, the PyTorch twins of the presets, a smoke run, and the
+folder itself (every module imports, none imports another back, the README names every script).
 
-The smoke run times preset 000 at batch 8 for two iterations per library, in subprocesses, and checks
+The smoke run times mlp-tf at batch 8 for two iterations per library, in subprocesses, and checks
 the reports it writes; no timing is asserted.
 """
 
 from __future__ import annotations
 
+import ast
+import importlib
 import importlib.util
 import json
+import os
+import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -15,20 +20,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
-
-import flops  # noqa: E402
-import run as bench  # noqa: E402
-
-from tinygan.models import PRESETS  # noqa: E402
-from tinygan.nn import Conv2D, ConvTranspose2D, Dense, ReLU, Sequential, sigmoid  # noqa: E402
-from tinygan.rounding import (  # noqa: E402
+from benchmarks import flops, speed
+from benchmarks.common import shown_command
+from tinygan.models import PRESETS
+from tinygan.nn import Conv2D, ConvTranspose2D, Dense, ReLU, Sequential, sigmoid
+from tinygan.rounding import (
     assert_forward_within_rounding,
     assert_layers_within_rounding,
     assert_within_rounding,
     backward_magnitudes,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "benchmarks"
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 requires_torch = pytest.mark.skipif(not HAS_TORCH, reason="PyTorch is not installed")
@@ -60,8 +64,8 @@ def test_backward_skips_the_first_input_gradient_unless_asked(rng):
     assert flops.backward_flops(costs, input_grad=True, weight_grads=True) == 2 * (first + second)
 
 
-def test_iteration_flops_of_preset_000_by_hand():
-    preset = PRESETS["000"]
+def test_iteration_flops_of_mlp_tf_by_hand():
+    preset = PRESETS["mlp-tf"]
     generator, discriminator = preset.build(np.random.default_rng(0))
     n = 64
     g1, g2 = 2 * 100 * 128, 2 * 128 * 784  # G 100-128-784
@@ -75,7 +79,7 @@ def test_iteration_flops_of_preset_000_by_hand():
 
 
 def test_iteration_flops_count_every_generator_step():
-    preset = PRESETS["002"]
+    preset = PRESETS["dcgan-keras"]
     assert (preset.d_steps, preset.g_steps) == (1, 5)
     generator, discriminator = preset.build(np.random.default_rng(0))
     count = flops.iteration_flops(preset, generator, discriminator, 2)
@@ -84,7 +88,7 @@ def test_iteration_flops_count_every_generator_step():
 
 
 def test_a_simultaneous_iteration_saves_the_generator_updates_forward_passes():
-    preset = PRESETS["000"]
+    preset = PRESETS["mlp-tf"]
     generator, discriminator = preset.build(np.random.default_rng(0))
     n = 64
     g1, g2 = 2 * 100 * 128, 2 * 128 * 784
@@ -108,7 +112,7 @@ def test_a_simultaneous_iteration_saves_the_generator_updates_forward_passes():
 
 
 def row(preset, batch, library, median_ms, vs_torch=None):
-    label = bench.LIBRARIES[library].label
+    label = speed.LIBRARIES[library].label
     return {
         "preset": preset,
         "batch": batch,
@@ -122,7 +126,7 @@ def row(preset, batch, library, median_ms, vs_torch=None):
 def test_reported_commands_name_no_folder_of_the_machine():
     argv = ["--data-dir", "/srv/data/mnist", "--out=/tmp/x", "--report", str(BENCHMARKS / "Q.md")]
     argv += ["--split", "test", "../rel"]
-    assert bench.shown_command("benchmarks/quality.py", argv) == (
+    assert shown_command("benchmarks/quality.py", argv) == (
         "python benchmarks/quality.py --data-dir DATA_DIR --out=OUT --report benchmarks/Q.md "
         "--split test ../rel"
     )
@@ -130,52 +134,53 @@ def test_reported_commands_name_no_folder_of_the_machine():
 
 def test_targets_prefer_numba_and_say_pass_miss_or_na():
     rows = [
-        row("000", 64, "tinygan-numpy", 30.0, vs_torch=0.6),
-        row("000", 64, "tinygan-numba", 10.0, vs_torch=0.4),
-        row("000", 64, "torch", 25.0),
-        row("003", 64, "tinygan-numpy", 200.0, vs_torch=1.2),
-        row("003", 64, "torch", 170.0),
+        row("mlp-tf", 64, "tinygan-numpy", 30.0, vs_torch=0.6),
+        row("mlp-tf", 64, "tinygan-numba", 10.0, vs_torch=0.4),
+        row("mlp-tf", 64, "torch", 25.0),
+        row("dcgan-tf", 64, "tinygan-numpy", 200.0, vs_torch=1.2),
+        row("dcgan-tf", 64, "torch", 170.0),
     ]
     startup = {"compile_s": 25.0, "import_median_s": 0.4}
-    verdicts = {t["target"].split(" (")[0]: t for t in bench.evaluate_targets(rows, startup)}
-    assert verdicts["tinygan/PyTorch, preset 000 batch 64"]["status"] == "PASS"
-    assert verdicts["tinygan/PyTorch, preset 000 batch 64"]["value"] == 0.4
-    assert verdicts["tinygan/PyTorch, preset 003 batch 64"]["status"] == "MISS"
-    assert verdicts["tinygan/PyTorch, preset 003 batch 256"]["status"] == "n/a"
+    verdicts = {t["target"].split(" (")[0]: t for t in speed.evaluate_targets(rows, startup)}
+    assert verdicts["tinygan/PyTorch, preset mlp-tf batch 64"]["status"] == "PASS"
+    assert verdicts["tinygan/PyTorch, preset mlp-tf batch 64"]["value"] == 0.4
+    assert verdicts["tinygan/PyTorch, preset dcgan-tf batch 64"]["status"] == "MISS"
+    assert verdicts["tinygan/PyTorch, preset dcgan-tf batch 256"]["status"] == "n/a"
     assert verdicts["Numba cold compile"]["status"] == "MISS"
     assert verdicts["warm `import tinygan`"]["status"] == "PASS"
 
 
 def test_torch_ratios_pair_rows_by_preset_and_batch():
-    rows = [row("003", 64, "tinygan-numpy", 90.0), row("003", 64, "torch", 100.0)]
-    rows.append(row("003", 256, "tinygan-numpy", 300.0))
-    bench.add_torch_ratios(rows)
+    rows = [row("dcgan-tf", 64, "tinygan-numpy", 90.0), row("dcgan-tf", 64, "torch", 100.0)]
+    rows.append(row("dcgan-tf", 256, "tinygan-numpy", 300.0))
+    speed.add_torch_ratios(rows)
     assert rows[0]["vs_torch"] == pytest.approx(0.9)
     assert rows[1]["vs_torch"] is None and rows[2]["vs_torch"] is None
 
 
 def test_default_plan_and_batch_override():
-    assert bench.plan(None, None) == [
-        ("000", None),
-        ("004", None),
-        ("002", None),
-        ("003", 64),
-        ("003", 256),
+    assert speed.plan(None, None) == [
+        ("mlp-tf", None),
+        ("mlp-book", None),
+        ("dcgan-keras", None),
+        ("dcgan-tf", 64),
+        ("dcgan-tf", 256),
     ]
-    assert bench.plan(["000", "003"], [8]) == [("000", 8), ("003", 8)]
+    assert speed.plan(["mlp-tf", "dcgan-tf"], [8]) == [("mlp-tf", 8), ("dcgan-tf", 8)]
 
 
 # -- the PyTorch twins -------------------------------------------------------------------------------
 
 
 @requires_torch
-@pytest.mark.parametrize("name", ["000", "004", "002", "003"])
+@pytest.mark.parametrize("name", ["mlp-tf", "mlp-book", "dcgan-keras", "dcgan-tf"])
 def test_torch_twin_computes_the_same_networks(name):
     """Each layer of the twin computes, from the input the twin gave it, what the tinygan layer
     computes, within the rounding bound of that layer; both networks' outputs are within the bound
     of the whole network (:mod:`tinygan.rounding`)."""
     from conftest import torch_layer_outputs
-    from torch_models import to_torch
+
+    from tinygan.interop.torch_models import to_torch
 
     preset = PRESETS[name]
     generator, discriminator = preset.build(np.random.default_rng(1))
@@ -221,9 +226,10 @@ def test_torch_gan_losses_and_gradients_match_tinygan():
     """The twin's losses and gradients in float64, where its rounding and tinygan's, in whatever
     order each sums, stay 10^12 times below the magnitude of the terms (GAN_ROUNDINGS)."""
     import torch
-    from torch_models import TorchGAN
 
-    preset = PRESETS["000"]
+    from tinygan.interop.torch_models import TorchGAN
+
+    preset = PRESETS["mlp-tf"]
     gan = preset.make_gan(np.random.default_rng(3), np.random.default_rng(4))
     G, D = gan.generator.astype(np.float64), gan.discriminator.astype(np.float64)
     twin = TorchGAN(preset, G, D, seed=0)
@@ -268,7 +274,8 @@ def test_torch_gan_losses_and_gradients_match_tinygan():
 @requires_torch
 def test_torch_gan_plays_a_simultaneous_step_as_tinygan_does():
     import torch
-    from torch_models import TorchGAN
+
+    from tinygan.interop.torch_models import TorchGAN
 
     preset = replace(PRESETS["mlp-tf"], simultaneous=True)
     gan = preset.make_gan(np.random.default_rng(3), np.random.default_rng(4))
@@ -292,7 +299,8 @@ def test_torch_gan_plays_a_simultaneous_step_as_tinygan_does():
 @pytest.mark.parametrize("inference_fakes", [False, True])
 def test_torch_gan_follows_the_presets_noise_and_fake_rules(reuse_noise, inference_fakes):
     import torch
-    from torch_models import TorchGAN
+
+    from tinygan.interop.torch_models import TorchGAN
 
     preset = replace(
         PRESETS["dcgan-fast"], reuse_noise=reuse_noise, inference_fakes=inference_fakes
@@ -317,7 +325,7 @@ def test_torch_gan_follows_the_presets_noise_and_fake_rules(reuse_noise, inferen
 def quick_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     libraries = ["tinygan-numpy"] + (["torch"] if HAS_TORCH else [])
-    report = bench.main(["--quick", "--libraries", *libraries, "--out", str(out)])
+    report = speed.main(["time", "--quick", "--libraries", *libraries, "--out", str(out)])
     return report, out
 
 
@@ -329,7 +337,7 @@ def test_quick_run_writes_json_and_markdown(quick_report):
     assert len(tinygan_rows) == 1
     r = tinygan_rows[0]
     assert (r["preset"], r["batch"], r["runs"], r["kernels"]) == (
-        "000",
+        "mlp-tf",
         8,
         2,
         "reference",
@@ -340,7 +348,8 @@ def test_quick_run_writes_json_and_markdown(quick_report):
     )
     assert r["floor_ratio"] > 0 and saved["peak"]["gflops"] > 0
     text = (out / "benchmark.md").read_text()
-    assert "| 000 | 8 | tinygan (NumPy, TINYGAN_NUMBA=0) |" in text
+    assert "| mlp-tf | 8 | tinygan (NumPy, TINYGAN_NUMBA=0) |" in text
+    assert "Command: `python benchmarks/speed.py time --quick --libraries" in text
     assert "## Targets" in text and saved["machine"]["cores"] >= 1
 
 
@@ -356,15 +365,15 @@ def test_quick_run_times_pytorch_side_by_side(quick_report):
 
 
 def test_missing_pytorch_is_noted_not_fatal(monkeypatch):
-    monkeypatch.setattr(bench, "find_spec", lambda name: None)
+    monkeypatch.setattr(speed, "find_spec", lambda name: None)
     notes: list[str] = []
-    chosen = bench.choose_libraries(["tinygan-numpy", "torch"], notes)
+    chosen = speed.choose_libraries(["tinygan-numpy", "torch"], notes)
     assert [library.key for library in chosen] == ["tinygan-numpy"]
     assert any("PyTorch is not installed" in note for note in notes)
 
 
 def test_profile_accounts_for_every_layer_and_the_optimizers(capsys):
-    report = bench.main(["--profile", "mlp-tf", "--batches", "8", "--repeats", "3"])
+    report = speed.main(["profile", "mlp-tf", "--batch", "8", "--repeats", "3"])
     text = capsys.readouterr().out
     assert (report["preset"], report["batch"], report["repeats"]) == ("mlp-tf", 8, 3)
     layers = {(row["network"], row["path"], row["phase"]) for row in report["layers"]}
@@ -379,8 +388,113 @@ def test_profile_accounts_for_every_layer_and_the_optimizers(capsys):
     assert any(row["kernel"] == "dense_weight_grad" for row in report["kernels"])
 
 
+def test_the_floor_counts_each_planned_iteration_beside_the_measured_peak(capsys):
+    report = speed.main(["floor", "--quick", "--presets", "000", "dcgan-tf", "--batches", "8"])
+    text = capsys.readouterr().out
+    mlp_tf, dcgan_tf = report["rows"]
+    assert (mlp_tf["preset"], mlp_tf["batch"], dcgan_tf["preset"]) == ("mlp-tf", 8, "dcgan-tf")
+    g1, g2, d1, d2 = 2 * 100 * 128, 2 * 128 * 784, 2 * 784 * 128, 2 * 128
+    assert mlp_tf["total"] == 8 * (3 * g1 + 4 * g2 + 6 * d1 + 8 * d2)
+    floor_ms = 1e3 * mlp_tf["total"] / (report["peak"]["gflops"] * 1e9)
+    assert f"| mlp-tf | 8 | {mlp_tf['d_step'] / 1e9:.3f} |" in text
+    assert text.splitlines()[4].endswith(f"| {floor_ms:.2f} |")
+
+
 def test_the_mixture_speed_script_times_packed_steps():
-    import modes_speed
+    from benchmarks.investigations import modes_speed
 
     times = modes_speed.time_steps("grid", 2, warmup=1, iterations=2)
     assert len(times) == 2 and all(t > 0 for t in times)
+
+
+# -- the folder --------------------------------------------------------------------------------------
+
+
+def benchmark_modules() -> dict[str, Path]:
+    """Every module of the benchmarks package by its dotted name, scripts included."""
+    modules = {}
+    for path in sorted(BENCHMARKS.rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
+
+
+def imported_modules(path: Path, modules: dict[str, Path]) -> set[str]:
+    """The benchmarks modules ``path`` imports anywhere in its code (functions included)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return {name for name in found if name in modules}
+
+
+@pytest.mark.parametrize("name", list(benchmark_modules()))
+def test_every_benchmark_module_imports_without_running(name):
+    module = importlib.import_module(name)
+    assert module.__doc__, f"{name} says what it is for"
+
+
+def test_no_benchmark_module_imports_another_back():
+    modules = benchmark_modules()
+    graph = {name: imported_modules(path, modules) for name, path in modules.items()}
+    assert graph["benchmarks.common"] == set(), "common imports nothing from benchmarks"
+
+    def cycle_from(name: str, trail: list[str]) -> list[str] | None:
+        if name in trail:
+            return trail[trail.index(name) :] + [name]
+        return next(
+            (c for c in (cycle_from(n, [*trail, name]) for n in graph[name]) if c is not None),
+            None,
+        )
+
+    for name in graph:
+        assert cycle_from(name, []) is None, f"import cycle: {' -> '.join(cycle_from(name, []))}"
+
+
+def test_scripts_import_their_helpers_through_the_package():
+    """A bare ``import run`` works only because Python puts a script's folder on the path."""
+    stems = {path.stem for path in BENCHMARKS.rglob("*.py")} - {"__init__"}
+    for path in BENCHMARKS.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            bare = [name for name in names if name.split(".")[0] in stems]
+            assert not bare, f"{path.relative_to(ROOT)} imports {bare} by bare name"
+
+
+def test_the_readme_names_every_script():
+    readme = (BENCHMARKS / "README.md").read_text()
+    for path in BENCHMARKS.rglob("*.py"):
+        if path.name != "__init__.py":
+            assert f"`{path.relative_to(BENCHMARKS)}`" in readme, f"README misses {path.name}"
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "speed.py",
+        "quality.py",
+        "investigations/alternate.py",
+        "investigations/handwritten_step.py",
+        "investigations/dcgan_fast_choice.py",
+    ],
+)
+def test_a_script_finds_the_package_when_run_as_a_file(script):
+    """Run from another folder with no PYTHONPATH: the script puts the repository on the path."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--help"],
+        cwd="/",
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage:")

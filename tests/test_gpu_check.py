@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -14,14 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def gpu_check():
-    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        del sys.modules[spec.name]
+    from benchmarks import gpu_check
+
+    return gpu_check
 
 
 def test_the_dry_run_lists_every_command(gpu_check, capsys, tmp_path):
@@ -58,7 +52,7 @@ def test_a_part_that_fails_or_hangs_is_recorded_and_the_rest_kept(gpu_check, tmp
             "time-tinygan", [sys.executable, "-c", f"print({json.dumps(json.dumps(result))})"], 10
         ),
         gpu_check.Part("tests", [sys.executable, "-c", "raise SystemExit(3)"], 10),
-        gpu_check.Part("train-000", [sys.executable, "-c", "import time; time.sleep(30)"], 1),
+        gpu_check.Part("train-mlp-tf", [sys.executable, "-c", "import time; time.sleep(30)"], 1),
     ]
     for part in parts:
         gpu_check.run_part(part, tmp_path, {})
@@ -92,7 +86,7 @@ def test_the_table_has_a_row_per_configuration_and_the_ratio(gpu_check):
     ]
     table = gpu_check.table(parts).splitlines()
     assert "on H" in table[0]
-    assert table[4] == "| 000 | 64 | 4.00 (3.00-5.00) | 2.00 (1.00-3.00) | 2.00 |"
+    assert table[4] == "| mlp-tf | 64 | 4.00 (3.00-5.00) | 2.00 (1.00-3.00) | 2.00 |"
     assert len(table) == 4 + len(gpu_check.TIMED)
     parts[1].result = {}
     assert gpu_check.table(parts).splitlines()[4].endswith("| n/a | n/a |")

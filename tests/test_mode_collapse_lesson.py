@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -38,8 +37,8 @@ def test_the_example_refuses_a_pack_that_packs_nothing(tmp_path, capsys):
 
 
 def test_the_benchmark_puts_its_rows_beside_the_papers(tmp_path):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    modes = load_script(ROOT / "benchmarks" / "modes.py")
+    from benchmarks import modes
+
     report = tmp_path / "MODES.md"
     argv = ["--targets", "ring", "--packs", "1", "2", "--seeds", "1", "--iterations", "10"]
     argv += ["--modes-every", "5", "--jobs", "2", "--out", str(tmp_path / "runs")]

@@ -1,14 +1,8 @@
 """benchmarks/quality_schedules.py: the targets it judges and the part of QUALITY.md it rewrites."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
-
-import quality_schedules as schedules  # noqa: E402
+from benchmarks import quality_schedules as schedules
 
 
 def row(run_name, label, fid, inception_score=5.0, classes_hit=10):
@@ -57,7 +51,7 @@ def test_the_commands_are_the_ones_the_runs_use(tmp_path):
 
 
 def test_dcgan_fast_candidates_build_time_and_tabulate(tmp_path, capsys, monkeypatch):
-    import dcgan_fast_choice
+    from benchmarks.investigations import dcgan_fast_choice
 
     preset = dcgan_fast_choice.candidate_preset(8, 4)
     generator, _ = preset.build(np.random.default_rng(0))
@@ -77,7 +71,7 @@ def test_dcgan_fast_candidates_build_time_and_tabulate(tmp_path, capsys, monkeyp
 
 
 def test_the_short_runs_report_keeps_the_schedules_section(tmp_path):
-    import quality
+    from benchmarks import quality
 
     path = tmp_path / "QUALITY.md"
     section = f"{schedules.BEGIN}\nthe schedules\n{schedules.END}"

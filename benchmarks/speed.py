@@ -1,11 +1,14 @@
-"""Time one training iteration of the presets: tinygan with Numba, tinygan on NumPy, and PyTorch.
+"""tinygan's speed: time one training iteration against PyTorch, profile it, or count its floor.
 
-    python benchmarks/run.py                          # everything (tens of minutes on 2 cores)
-    python benchmarks/run.py --presets 000 003 --repeats 20
-    python benchmarks/run.py --quick                  # a smoke run: preset 000, batch 8, 2 runs
-    python benchmarks/run.py --full-000 --data-dir ../shared/data/mnist --split test
-    python benchmarks/run.py --threads 1              # every library on one thread
-    python benchmarks/run.py --profile 000            # where one iteration's time goes
+    python benchmarks/speed.py time                     # everything (tens of minutes on 2 cores)
+    python benchmarks/speed.py time --presets mlp-tf dcgan-tf --repeats 20
+    python benchmarks/speed.py time --quick             # a smoke run: mlp-tf, batch 8, 2 runs
+    python benchmarks/speed.py time --full-mlp-tf --data-dir ../shared/data/mnist --split test
+    python benchmarks/speed.py time --threads 1         # every library on one thread
+    python benchmarks/speed.py profile mlp-tf           # where one iteration's time goes
+    python benchmarks/speed.py floor                    # product FLOPs, and their time at the peak
+
+``time`` is the default command: ``python benchmarks/speed.py --quick`` is ``time --quick``.
 
 One iteration is :meth:`tinygan.gan.GAN.train_step`: ``d_steps`` discriminator updates and ``g_steps``
 generator updates on synthetic real batches (uniform in the preset's value range). Every
@@ -14,47 +17,63 @@ the other, so the libraries' thread pools never compete for the cores and ``TINY
 fresh by each. The parent process imports nothing heavier than the standard library for the same
 reason; the subprocesses are this script again, called with ``--worker SPEC``.
 
-Reported per configuration: median / min / max milliseconds, tinygan / PyTorch (medians), achieved
-GFLOP/s and the ratio to the compute floor, i.e. the product FLOPs of one iteration
+``time`` reports per configuration: median / min / max milliseconds, tinygan / PyTorch (medians),
+achieved GFLOP/s and the ratio to the compute floor, i.e. the product FLOPs of one iteration
 (``benchmarks/flops.py`` says exactly what is counted) divided by the float32 GEMM peak measured here
 with a large NumPy matmul. Then the start-up costs (Numba's cold compile, ``import tinygan``), the
-optional full mlp-tf (000) run, and PASS / MISS per target. Tables go to stdout, and with the raw numbers
-to ``<out>/benchmark.md`` and ``<out>/benchmark.json``.
+optional full mlp-tf run, and PASS / MISS per target. Tables go to stdout, and with the raw numbers
+to ``<out>/benchmark.md`` and ``<out>/benchmark.json``. ``profile`` is :mod:`benchmarks.step_profile`
+in a subprocess; ``floor`` prints the FLOP count and the floor alone.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
-import shlex
-import statistics
-import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
-from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
+
+if __name__ == "__main__" and not __package__:  # run as a file: import as `python -m` would
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from importlib.metadata import PackageNotFoundError, version  # noqa: E402
+from importlib.util import find_spec  # noqa: E402
+from typing import Any  # noqa: E402
+
+from benchmarks.common import (  # noqa: E402
+    ROOT,
+    SEED,
+    cpu_count,
+    shown_command,
+    split_command,
+    subprocess_env,
+    thread_count,
+    time_steps,
+    timed,
+    training_step,
+)
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-SEED = 0
+COMMANDS = ("time", "profile", "floor")
 
 #: Presets timed by default, and the batch sizes other than the preset's own (None).
 DEFAULT_PLAN: dict[str, list[int | None]] = {
-    "000": [None],
-    "004": [None],
-    "002": [None],
-    "003": [64, 256],
+    "mlp-tf": [None],
+    "mlp-book": [None],
+    "dcgan-keras": [None],
+    "dcgan-tf": [64, 256],
 }
 
 #: tinygan / PyTorch median ratios to reach: (preset, batch, at most).
-RATIO_TARGETS = [("000", 64, 0.5), ("003", 64, 0.8), ("003", 256, 0.8)]
+RATIO_TARGETS = [("mlp-tf", 64, 0.5), ("dcgan-tf", 64, 0.8), ("dcgan-tf", 256, 0.8)]
 COMPILE_TARGET_S = 20.0
 IMPORT_TARGET_S = 1.0
 
@@ -96,44 +115,6 @@ LIBRARIES = {
 # pool, and the start-up worker times those very imports.
 
 
-def shown_command(script: str, argv: list[str]) -> str:
-    """``python SCRIPT ARGV`` as a report shows it, naming no folder of this machine.
-
-    A path inside the repository is shown relative to it; any other absolute path becomes a
-    placeholder named after its flag (``--data-dir /srv/mnist`` becomes ``--data-dir DATA_DIR``).
-    """
-    shown, flag = [], None
-    for arg in argv:
-        if arg.startswith("-"):
-            flag, _, value = arg.partition("=")
-            shown.append(f"{flag}={portable_path(value, flag)}" if value else arg)
-        else:
-            shown.append(portable_path(arg, flag))
-            flag = None
-    return shlex.join(["python", script, *shown])
-
-
-def portable_path(value: str, flag: str | None) -> str:
-    """``value`` unchanged unless it is an absolute path: then relative to the repository, or a
-    placeholder (see :func:`shown_command`)."""
-    if not os.path.isabs(value):
-        return value
-    try:
-        return str(Path(os.path.normpath(value)).relative_to(ROOT))
-    except ValueError:
-        return flag.lstrip("-").replace("-", "_").upper() if flag else "PATH"
-
-
-def cpu_count() -> int:
-    """Cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-
-
-def thread_count() -> int:
-    """Threads each library may use: ``$OMP_NUM_THREADS`` when set (``--threads``), else every core."""
-    return int(os.environ.get("OMP_NUM_THREADS") or cpu_count())
-
-
 def worker_peak(spec: dict[str, Any]) -> dict[str, Any]:
     """Best-of-``repeats`` GFLOP/s of an ``n x n`` float32 NumPy matmul, and the BLAS behind it."""
     import numpy as np
@@ -151,83 +132,13 @@ def worker_peak(spec: dict[str, Any]) -> dict[str, Any]:
     return {"gflops": 2 * n**3 / best / 1e9, "size": n, "repeats": repeats, "blas": blas_name}
 
 
-def fresh_gan(preset: Any) -> Any:
-    """The preset's GAN with the benchmark's fixed seeds (the same initial weights everywhere)."""
+def iteration_flops_of(preset: Any, batch: int) -> Any:
+    """:func:`benchmarks.flops.iteration_flops` of the preset's networks (only their shapes count)."""
     import numpy as np
 
-    return preset.make_gan(np.random.default_rng(SEED), np.random.default_rng(SEED + 2))
+    from benchmarks.flops import iteration_flops
 
-
-def synthetic_batches(preset: Any, batch: int, count: int) -> list[Any]:
-    """``count`` float32 real batches: uniform in the preset's value range (normal if unbounded)."""
-    import numpy as np
-
-    rng = np.random.default_rng(SEED + 1)
-    low, high = preset.value_range
-    shape = (batch, *preset.data_shape)
-    if np.isfinite(low) and np.isfinite(high):
-        return [rng.uniform(low, high, size=shape).astype(np.float32) for _ in range(count)]
-    return [rng.standard_normal(shape, dtype=np.float32) for _ in range(count)]
-
-
-def training_step(
-    library: str, preset: Any, batch: int
-) -> tuple[Callable[[], Any], dict[str, Any]]:
-    """A closure running one training iteration of ``preset`` in ``library``, and facts about the run.
-
-    Both libraries start from the same weights (the tinygan networks, copied into PyTorch) and cycle
-    through the same ``d_steps`` synthetic real batches.
-    """
-    import itertools
-
-    from flops import iteration_flops
-
-    from tinygan.overrides import active_kernels
-
-    gan = fresh_gan(preset)
-    batches = synthetic_batches(preset, batch, preset.d_steps)
-    info: dict[str, Any] = {
-        "batch": batch,
-        "flops": iteration_flops(preset, gan.generator, gan.discriminator, batch).total,
-    }
-    if library == "torch":
-        import torch
-        from torch_models import TorchGAN
-
-        torch.set_num_threads(thread_count())
-        model: Any = TorchGAN(preset, gan.generator, gan.discriminator, seed=SEED)
-        batches = [torch.from_numpy(real) for real in batches]
-        info.update(kernels=f"torch {torch.__version__}", threads=torch.get_num_threads())
-    else:
-        model = gan
-        info.update(kernels=active_kernels(), threads=thread_count())
-    cycle = itertools.cycle(batches)
-    return (lambda: model.train_step(lambda: next(cycle))), info
-
-
-def timed(function: Callable[[], Any]) -> float:
-    """Seconds one call of ``function`` takes."""
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
-
-
-def time_steps(
-    step: Callable[[], Any], warmup: int, repeats: int, min_repeats: int, budget_s: float
-) -> list[float]:
-    """Seconds per call of ``step`` after ``warmup`` untimed calls.
-
-    Stops after ``repeats`` calls, or earlier once ``min_repeats`` calls are done and ``budget_s``
-    seconds of timed calls have passed (the large presets take seconds per iteration).
-    """
-    for _ in range(warmup):
-        step()
-    times: list[float] = []
-    while len(times) < repeats:
-        times.append(timed(step))
-        if len(times) >= min_repeats and sum(times) > budget_s:
-            break
-    return times
+    return iteration_flops(preset, *preset.build(np.random.default_rng(SEED)), batch)
 
 
 def worker_train(spec: dict[str, Any]) -> dict[str, Any]:
@@ -235,9 +146,17 @@ def worker_train(spec: dict[str, Any]) -> dict[str, Any]:
     from tinygan.models import get_preset
 
     preset = get_preset(spec["preset"])
-    step, info = training_step(spec["library"], preset, spec["batch"] or preset.batch_size)
+    batch = spec["batch"] or preset.batch_size
+    step, info = training_step(spec["library"], preset, batch)
     times = time_steps(step, spec["warmup"], spec["repeats"], spec["min_repeats"], spec["budget_s"])
-    return {"times_s": times, "warmup": spec["warmup"], **info}
+    flops = iteration_flops_of(preset, batch).total
+    return {
+        "times_s": times,
+        "warmup": spec["warmup"],
+        "preset": preset.name,
+        "flops": flops,
+        **info,
+    }
 
 
 def worker_startup(spec: dict[str, Any]) -> dict[str, Any]:
@@ -246,6 +165,8 @@ def worker_startup(spec: dict[str, Any]) -> dict[str, Any]:
     Run with an empty ``NUMBA_CACHE_DIR`` the first iteration pays for compiling every kernel it
     meets; the second shows what the same work costs once compiled.
     """
+    from benchmarks.common import fresh_gan, synthetic_batches
+
     start = time.perf_counter()
     import tinygan  # noqa: F401  (the import being timed)
     from tinygan.models import PRESETS
@@ -266,10 +187,25 @@ def first_iterations(gan: Any, real: Any) -> list[float]:
 
 
 def worker_profile(spec: dict[str, Any]) -> dict[str, Any]:
-    """Where one iteration's time goes (:mod:`step_profile`)."""
-    from step_profile import profile
+    """Where one iteration's time goes (:mod:`benchmarks.step_profile`)."""
+    from benchmarks.step_profile import profile
 
     return profile(spec["preset"], spec["batch"], spec["repeats"], spec["warmup"])
+
+
+def worker_floor(spec: dict[str, Any]) -> dict[str, Any]:
+    """The product FLOPs of one iteration of each planned (preset, batch)."""
+    from tinygan.models import get_preset
+
+    rows = []
+    for name, batch in spec["plan"]:
+        preset = get_preset(name)
+        batch = batch or preset.batch_size
+        count = iteration_flops_of(preset, batch)
+        rows.append({"preset": preset.name, "batch": batch, "d_step": count.d_step})
+        rows[-1].update(g_step=count.g_step, d_steps=count.d_steps, g_steps=count.g_steps)
+        rows[-1]["total"] = count.total
+    return {"rows": rows}
 
 
 WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -277,6 +213,7 @@ WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "train": worker_train,
     "startup": worker_startup,
     "profile": worker_profile,
+    "floor": worker_floor,
 }
 
 
@@ -285,14 +222,6 @@ WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 
 class WorkerError(RuntimeError):
     """A measurement subprocess failed; the message ends with its stderr."""
-
-
-def subprocess_env(extra: dict[str, str]) -> dict[str, str]:
-    """This environment, with the working tree first on the import path and ``extra`` applied."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    env.update(extra)
-    return env
 
 
 def run_worker(spec: dict[str, Any], env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -335,13 +264,13 @@ def plan(presets: list[str] | None, batches: list[int] | None) -> list[tuple[str
     return [(name, batch) for name in names for batch in DEFAULT_PLAN.get(name, [None])]
 
 
-def make_row(preset: str, library: Library, result: dict[str, Any], peak_gflops: float) -> dict:
+def make_row(library: Library, result: dict[str, Any], peak_gflops: float) -> dict:
     """One table row from a train worker's answer: times in ms, GFLOP/s, ratio to the floor."""
     times_ms = [1e3 * t for t in result["times_s"]]
     median_ms = statistics.median(times_ms)
     floor_ms = 1e3 * result["flops"] / (peak_gflops * 1e9)
     return {
-        "preset": preset,
+        "preset": result["preset"],
         "batch": result["batch"],
         "library": library.key,
         "label": library.label,
@@ -398,10 +327,10 @@ def measure_speed(
             if library.key == "tinygan-numba" and result["kernels"] != "numba":
                 notes.append(f"tinygan-numba ran {result['kernels']}: Numba row dropped.")
                 continue
-            row = make_row(preset, library, result, peak_gflops)
+            row = make_row(library, result, peak_gflops)
             rows.append(row)
             print(
-                f"  {preset} batch {row['batch']:>4} {library.label:<34} "
+                f"  {row['preset']} batch {row['batch']:>4} {library.label:<34} "
                 f"median {row['median_ms']:10.1f} ms over {row['runs']} runs",
                 file=sys.stderr,
             )
@@ -443,14 +372,14 @@ def measure_startup(notes: list[str]) -> dict[str, Any]:
     return startup
 
 
-def run_full_000(args: argparse.Namespace) -> dict[str, Any]:
-    """Wall time of the full mlp-tf (000) run (``examples/mnist_mlp_gan.py``) with Numba on."""
-    out = Path(args.out) / "full-000-run"
+def run_full_mlp_tf(args: argparse.Namespace) -> dict[str, Any]:
+    """Wall time of the full mlp-tf run (``examples/mnist_mlp_gan.py``) with Numba on."""
+    out = Path(args.out) / "full-mlp-tf-run"
     command = [
         sys.executable,
         str(ROOT / "examples/mnist_mlp_gan.py"),
         "--iterations",
-        str(args.full_000_iterations),
+        str(args.full_mlp_tf_iterations),
         "--seed",
         str(SEED),
         "--out",
@@ -467,7 +396,7 @@ def run_full_000(args: argparse.Namespace) -> dict[str, Any]:
     )
     return {
         "command": shown_command("examples/mnist_mlp_gan.py", command[2:]),
-        "iterations": args.full_000_iterations,
+        "iterations": args.full_mlp_tf_iterations,
         "wall_s": time.perf_counter() - start,
         "returncode": done.returncode,
         "stderr_tail": done.stderr.strip()[-2000:] if done.returncode else "",
@@ -574,6 +503,14 @@ def fmt(value: float | None, spec: str, suffix: str = "") -> str:
     return "-" if value is None else f"{value:{spec}}{suffix}"
 
 
+def peak_line(peak: dict[str, Any]) -> str:
+    """The measured GEMM peak, as the reports state it."""
+    return (
+        f"float32 GEMM peak: {peak['gflops']:.1f} GFLOP/s "
+        f"(NumPy matmul {peak['size']}^2, best of {peak['repeats']})"
+    )
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The whole report as Markdown tables."""
     m = report["machine"]
@@ -584,62 +521,83 @@ def markdown(report: dict[str, Any]) -> str:
         f"{m['memory']}; Python {m['python']}, "
         f"numpy {m['numpy']} ({m['blas']}), numba {m['numba']}, torch {m['torch']}",
         f"- Command: `{report['command']}`",
-        f"- float32 GEMM peak: {report['peak']['gflops']:.1f} GFLOP/s "
-        f"(NumPy matmul {report['peak']['size']}^2, best of {report['peak']['repeats']})",
+        f"- {peak_line(report['peak'])}",
         "",
+        *iteration_lines(report["rows"]),
+        *target_lines(report["targets"]),
+        *startup_lines(report.get("startup")),
+        *full_run_lines(report.get("full_mlp_tf")),
+    ]
+    if report["notes"]:
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in report["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def iteration_lines(rows: list[dict]) -> list[str]:
+    """The table of training iterations, one row per (preset, batch, library)."""
+    lines = [
         "## One training iteration (d_steps D updates + g_steps G updates)",
         "",
         "| preset | batch | library | median ms | min ms | max ms | runs | tinygan / PyTorch "
         "| GFLOP/s | x floor |",
         "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in report["rows"]:
+    for r in rows:
         lines.append(
             f"| {r['preset']} | {r['batch']} | {r['label']} | {r['median_ms']:.1f} "
             f"| {r['min_ms']:.1f} | {r['max_ms']:.1f} | {r['runs']} | {fmt(r['vs_torch'], '.2f')} "
             f"| {r['gflops']:.1f} | {r['floor_ratio']:.1f} |"
         )
-    lines += [
+    return lines + [
         "",
         "x floor: median / (product FLOPs of the iteration / GEMM peak); 1.0 would be every "
         "matrix product at the peak and everything else free (benchmarks/flops.py).",
-        "",
-        "## Targets",
-        "",
-        "| target | value | limit | result |",
-        "|---|---:|---:|---|",
     ]
-    for t in report["targets"]:
+
+
+def target_lines(targets: list[dict]) -> list[str]:
+    """The PASS / MISS table of the targets."""
+    lines = ["", "## Targets", "", "| target | value | limit | result |", "|---|---:|---:|---|"]
+    for t in targets:
         value = fmt(t["value"], ".2f", f" {t['unit']}")
         status = t["status"] if t["status"] != "n/a" else f"n/a, {t['why']}"
         lines.append(f"| {t['target']} | {value} | {t['limit']} {t['unit']} | {status} |")
-    startup = report.get("startup")
-    if startup:
-        lines += ["", "## Start-up", ""]
-        lines.append(
-            f"- warm `import tinygan`: median {startup['import_median_s']:.3f} s over "
-            f"{len(startup['import_s'])} fresh processes"
-        )
-        if "cold" in startup:
-            lines += [
-                f"- cold start (empty NUMBA_CACHE_DIR): import + first iteration of every preset at "
-                f"batch {startup['cold']['batch']}: {startup['cold_start_s']:.2f} s, of which "
-                f"{startup['steady_steps_s']:.2f} s is the same iterations once compiled",
-                f"- warm start (the cache that run left): {startup['warm_start_s']:.2f} s",
-            ]
-    full = report.get("full_000")
-    if full:
-        outcome = "ok" if full["returncode"] == 0 else f"FAILED (exit {full['returncode']})"
+    return lines
+
+
+def startup_lines(startup: dict[str, Any] | None) -> list[str]:
+    """The start-up section (none when it was not measured)."""
+    if not startup:
+        return []
+    lines = [
+        "",
+        "## Start-up",
+        "",
+        f"- warm `import tinygan`: median {startup['import_median_s']:.3f} s over "
+        f"{len(startup['import_s'])} fresh processes",
+    ]
+    if "cold" in startup:
         lines += [
-            "",
-            "## Full mlp-tf (000) run",
-            "",
-            f"- {full['iterations']} iterations: {full['wall_s']:.1f} s wall ({outcome})",
-            f"- `{full['command']}`",
+            f"- cold start (empty NUMBA_CACHE_DIR): import + first iteration of every preset at "
+            f"batch {startup['cold']['batch']}: {startup['cold_start_s']:.2f} s, of which "
+            f"{startup['steady_steps_s']:.2f} s is the same iterations once compiled",
+            f"- warm start (the cache that run left): {startup['warm_start_s']:.2f} s",
         ]
-    if report["notes"]:
-        lines += ["", "## Notes", ""] + [f"- {note}" for note in report["notes"]]
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def full_run_lines(full: dict[str, Any] | None) -> list[str]:
+    """The full mlp-tf run's section (none when it did not run)."""
+    if not full:
+        return []
+    outcome = "ok" if full["returncode"] == 0 else f"FAILED (exit {full['returncode']})"
+    return [
+        "",
+        "## Full mlp-tf run",
+        "",
+        f"- {full['iterations']} iterations: {full['wall_s']:.1f} s wall ({outcome})",
+        f"- `{full['command']}`",
+    ]
 
 
 def write_report(report: dict[str, Any], out: Path) -> None:
@@ -649,16 +607,66 @@ def write_report(report: dict[str, Any], out: Path) -> None:
     (out / "benchmark.md").write_text(markdown(report))
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Flags; ``--quick`` changes the defaults of the ones not given."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--presets", nargs="+", help="presets to time (default: 000 004 002 003)")
+def floor_markdown(peak: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """``floor``'s table: each iteration's product GFLOP and the milliseconds they take at the peak."""
+    lines = [
+        peak_line(peak),
+        "",
+        "| preset | batch | D step GFLOP | G step GFLOP | iteration GFLOP "
+        "(d_steps x D + g_steps x G) | floor ms |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['preset']} | {r['batch']} | {r['d_step'] / 1e9:.3f} | {r['g_step'] / 1e9:.3f} "
+            f"| {r['total'] / 1e9:.3f} ({r['d_steps']} x D + {r['g_steps']} x G) "
+            f"| {1e3 * r['total'] / (peak['gflops'] * 1e9):.2f} |"
+        )
+    lines += ["", "What is counted: benchmarks/flops.py."]
+    return "\n".join(lines) + "\n"
+
+
+# -- the command line --------------------------------------------------------------------------------
+
+
+def add_plan_flags(parser: argparse.ArgumentParser) -> None:
+    """``--presets``, ``--batches`` and ``--threads``, shared by ``time`` and ``floor``."""
+    parser.add_argument(
+        "--presets",
+        nargs="+",
+        help="presets by name (default: mlp-tf mlp-book dcgan-keras dcgan-tf)",
+    )
     parser.add_argument(
         "--batches",
         nargs="+",
         type=int,
-        help="batch sizes for every preset (default: the preset's; 003 at 64 and 256)",
+        help="batch sizes for every preset (default: the preset's; dcgan-tf at 64 and 256)",
     )
+    add_threads_flag(parser)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: mlp-tf at batch 8, 2 runs, small GEMM, no start-up measurements",
+    )
+
+
+def add_threads_flag(parser: argparse.ArgumentParser) -> None:
+    """``--threads``, which every command passes on to its subprocesses."""
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="threads per library (default: every core; $OMP_NUM_THREADS if set)",
+    )
+
+
+def time_parser() -> argparse.ArgumentParser:
+    """The ``time`` command's flags; ``--quick`` changes the defaults of the ones not given."""
+    parser = argparse.ArgumentParser(
+        prog="speed.py [time]",
+        description=__doc__.splitlines()[0],
+        epilog="other commands: speed.py profile PRESET ..., speed.py floor ... (each with --help)",
+    )
+    add_plan_flags(parser)
     parser.add_argument("--repeats", type=int, help="timed iterations per configuration (10)")
     parser.add_argument("--min-repeats", type=int, default=3, help="timed iterations at least (3)")
     parser.add_argument("--warmup", type=int, help="untimed iterations first (1)")
@@ -675,87 +683,92 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=list(LIBRARIES),
         help="what to time (default: all three)",
     )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        help="threads per library (default: every core; $OMP_NUM_THREADS if set)",
-    )
     parser.add_argument("--out", type=Path, default=HERE / "results", help="report folder")
     parser.add_argument(
         "--no-startup", action="store_true", help="skip the compile and import measurements"
     )
     parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="smoke run: preset 000 at batch 8, 2 runs, small GEMM, no start-up measurements",
+        "--full-mlp-tf", action="store_true", help="also time the full mlp-tf run (needs MNIST)"
     )
     parser.add_argument(
-        "--full-000", action="store_true", help="also time the full mlp-tf (000) run (needs MNIST)"
+        "--full-mlp-tf-iterations", type=int, default=100_000, help=argparse.SUPPRESS
     )
-    parser.add_argument("--full-000-iterations", type=int, default=100_000, help=argparse.SUPPRESS)
-    parser.add_argument("--data-dir", type=Path, help="MNIST folder for --full-000")
+    parser.add_argument("--data-dir", type=Path, help="MNIST folder for --full-mlp-tf")
     parser.add_argument(
-        "--split", choices=["train", "test"], default="train", help="for --full-000"
+        "--split", choices=["train", "test"], default="train", help="for --full-mlp-tf"
     )
-    parser.add_argument(
-        "--profile",
-        metavar="PRESET",
-        help="instead of timing, show where one iteration of PRESET goes (first --batches value, "
-        "--repeats iterations, Numba kernels unless TINYGAN_NUMBA=0)",
+    return parser
+
+
+def profile_parser() -> argparse.ArgumentParser:
+    """The ``profile`` command's flags."""
+    parser = argparse.ArgumentParser(
+        prog="speed.py profile",
+        description="Where one training iteration of PRESET goes: per part, layer and kernel "
+        "(Numba kernels unless TINYGAN_NUMBA=0).",
     )
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    quick = {"presets": ["000"], "batches": [8], "repeats": 2, "warmup": 1}
-    normal = {"presets": None, "batches": None, "repeats": 10, "warmup": 1}
-    for name, default in (quick if args.quick else normal).items():
-        if getattr(args, name) is None:
-            setattr(args, name, default)
-    args.no_startup = args.no_startup or args.quick
+    parser.add_argument("preset", help="the preset, by name")
+    parser.add_argument("--batch", type=int, help="batch size (default: the preset's)")
+    parser.add_argument("--repeats", type=int, default=10, help="timed iterations (10)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed iterations first (2)")
+    add_threads_flag(parser)
+    return parser
+
+
+def floor_parser() -> argparse.ArgumentParser:
+    """The ``floor`` command's flags."""
+    parser = argparse.ArgumentParser(
+        prog="speed.py floor",
+        description="The product FLOPs of one training iteration and the time they would take at "
+        "the float32 GEMM peak measured here (benchmarks/flops.py says what is counted).",
+    )
+    add_plan_flags(parser)
+    return parser
+
+
+def parse_args(argv: list[str]) -> tuple[str, argparse.Namespace]:
+    """The command and its flags; ``--quick`` changes the defaults of the flags not given."""
+    command, rest = split_command(argv, COMMANDS)
+    parsers = {"time": time_parser, "profile": profile_parser, "floor": floor_parser}
+    args = parsers[command]().parse_args(rest)
+    if command == "profile":
+        return command, args
+    if args.quick:
+        args.presets = args.presets or ["mlp-tf"]
+        args.batches = args.batches or [8]
     args.peak_size, args.peak_repeats = (512, 3) if args.quick else (2048, 10)
-    return args
+    if command == "time":
+        if args.repeats is None:
+            args.repeats = 2 if args.quick else 10
+        if args.warmup is None:
+            args.warmup = 1
+        args.no_startup = args.no_startup or args.quick
+    return command, args
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Run the benchmark the flags describe; print the tables, write them, return the report."""
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
-    if args.threads:
-        # inherited by every subprocess; read by OpenBLAS, Numba and (through thread_count) PyTorch
-        for name in THREAD_VARIABLES:
-            os.environ[name] = str(args.threads)
-    if args.worker:
-        spec = json.loads(args.worker)
-        print(json.dumps(WORKERS[spec["kind"]](spec)))
-        return {}
-    if args.profile:
-        from step_profile import markdown as profile_markdown
+def measure_peak(args: argparse.Namespace) -> dict[str, Any]:
+    """The float32 GEMM peak, in a subprocess under the command's thread settings."""
+    print("measuring the GEMM peak ...", file=sys.stderr)
+    return run_worker({"kind": "peak", "size": args.peak_size, "repeats": args.peak_repeats})
 
-        spec = {
-            "kind": "profile",
-            "preset": args.profile,
-            "batch": args.batches[0] if args.batches else None,
-            "repeats": args.repeats,
-            "warmup": max(args.warmup, 2),
-        }
-        report = run_worker(spec)
-        print(profile_markdown(report))
-        return report
+
+def time_command(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
+    """Time the planned configurations; print the tables, write them, return the report."""
     notes: list[str] = []
     libraries = choose_libraries(args.libraries, notes)
-    print("measuring the GEMM peak ...", file=sys.stderr)
-    peak = run_worker({"kind": "peak", "size": args.peak_size, "repeats": args.peak_repeats})
+    peak = measure_peak(args)
     rows = measure_speed(args, libraries, peak["gflops"], notes)
     startup = None
     if not args.no_startup:
         print("measuring start-up ...", file=sys.stderr)
         startup = measure_startup(notes)
     report: dict[str, Any] = {
-        "command": shown_command("benchmarks/run.py", argv),
+        "command": shown_command("benchmarks/speed.py", ["time", *argv]),
         "machine": machine_description(peak),
         "peak": peak,
         "rows": rows,
         "startup": startup,
-        "full_000": run_full_000(args) if args.full_000 else None,
+        "full_mlp_tf": run_full_mlp_tf(args) if args.full_mlp_tf else None,
         "targets": evaluate_targets(rows, startup),
         "notes": notes,
     }
@@ -763,6 +776,44 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(markdown(report))
     print(f"written: {args.out / 'benchmark.md'}, {args.out / 'benchmark.json'}", file=sys.stderr)
     return report
+
+
+def profile_command(args: argparse.Namespace) -> dict[str, Any]:
+    """Profile the preset in a subprocess and print the three tables."""
+    from benchmarks.step_profile import markdown as profile_markdown
+
+    spec = {"kind": "profile", "preset": args.preset, "batch": args.batch}
+    spec.update(repeats=args.repeats, warmup=args.warmup)
+    report = run_worker(spec)
+    print(profile_markdown(report))
+    return report
+
+
+def floor_command(args: argparse.Namespace) -> dict[str, Any]:
+    """Count the planned iterations' product FLOPs and print them beside the measured peak."""
+    peak = measure_peak(args)
+    rows = run_worker({"kind": "floor", "plan": plan(args.presets, args.batches)})["rows"]
+    print(floor_markdown(peak, rows))
+    return {"peak": peak, "rows": rows}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the command the arguments name; returns its report (empty for a worker)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--worker"]:
+        spec = json.loads(argv[1])
+        print(json.dumps(WORKERS[spec["kind"]](spec)))
+        return {}
+    command, args = parse_args(argv)
+    if args.threads:
+        # inherited by every subprocess; read by OpenBLAS, Numba and (through thread_count) PyTorch
+        for name in THREAD_VARIABLES:
+            os.environ[name] = str(args.threads)
+    if command == "profile":
+        return profile_command(args)
+    if command == "floor":
+        return floor_command(args)
+    return time_command(args, argv[1:] if argv[:1] == ["time"] else argv)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """A direct convolution for one input channel, against tinygan's im2col + matrix-product kernel.
 
-    python benchmarks/direct_conv.py
+    python benchmarks/investigations/direct_conv.py
 
 The first layer of dcgan-tf's discriminator convolves 1-channel images (5x5, stride 2, "same",
 64 output channels). Its patch matrix has rows of only 25 values, a poor shape for a matrix product,
@@ -50,6 +50,7 @@ def _direct_conv_one_channel(x, taps, b, sh, sw, top, left, y):
 
 
 def median_ms(function: Callable[[], object], repeats: int = 20) -> float:
+    """Median milliseconds of ``repeats`` calls of ``function`` after one untimed call."""
     function()
     times = []
     for _ in range(repeats):
@@ -60,6 +61,7 @@ def median_ms(function: Callable[[], object], repeats: int = 20) -> float:
 
 
 def main() -> None:
+    """Check that both convolutions agree and print their times at three batch sizes."""
     rng = np.random.default_rng(0)
     W = rng.standard_normal((64, 1, 5, 5)).astype(np.float32)
     b = rng.standard_normal(64).astype(np.float32)

@@ -1,10 +1,10 @@
 """Milliseconds per training step of the 2-D mixture presets, for source trees in alternation.
 
-    python benchmarks/modes_speed.py                         # this tree: ring, pack 1 and 2
+    python benchmarks/investigations/modes_speed.py               # this tree: ring, pack 1 and 2
     git worktree add ../before <commit>
-    python benchmarks/modes_speed.py ../before . --rounds 5  # before and after a change
-    python benchmarks/modes_speed.py --threads 1             # one BLAS / Numba thread
-    python benchmarks/modes_speed.py --profile               # where one step's time goes
+    python benchmarks/investigations/modes_speed.py ../before . --rounds 5   # before and after
+    python benchmarks/investigations/modes_speed.py --threads 1   # one BLAS / Numba thread
+    python benchmarks/investigations/modes_speed.py --profile     # where one step's time goes
 
 Each cell is one fresh process (tree, pack): ``GAN.train_step`` of the preset at its batch of 100
 (``pack`` times 100 real points), ``--warmup`` untimed steps, then the median of ``--iterations``
@@ -73,6 +73,7 @@ def profile_step(preset_name: str, pack: int, iterations: int) -> None:
 
 
 def child_environment(tree: Path, threads: int | None) -> dict[str, str]:
+    """This environment with ``tree`` as the import path (its tinygan is timed) and ``threads``."""
     environment = {**os.environ, "PYTHONPATH": str(tree)}
     if threads is not None:
         for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -82,6 +83,7 @@ def child_environment(tree: Path, threads: int | None) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Time (or profile) the trees' steps in alternating processes and print the summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("trees", nargs="*", default=["."], help="source trees (default: .)")
     parser.add_argument("--preset", default="ring", choices=["ring", "grid"])

@@ -1,7 +1,9 @@
 """How dcgan-fast's width and batch size were chosen: train the candidates, compare quality and time.
 
-    python benchmarks/dcgan_fast_choice.py --data-dir ../shared/data/mnist --runs runs/choice --train
-    python benchmarks/dcgan_fast_choice.py --data-dir ../shared/data/mnist --runs runs/choice
+    python benchmarks/investigations/dcgan_fast_choice.py --data-dir ../shared/data/mnist \
+        --runs runs/choice --train
+    python benchmarks/investigations/dcgan_fast_choice.py --data-dir ../shared/data/mnist \
+        --runs runs/choice
 
 Each candidate is the dcgan-fast recipe (:func:`tinygan.models.dcgan_builder`) at one width and batch
 size (and optionally an EMA of G), trained for 2,000 steps on the MNIST test split with seed 1 and
@@ -23,13 +25,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if __name__ == "__main__" and not __package__:  # run as a file: import as `python -m` would
+    sys.path[0] = str(Path(__file__).resolve().parents[2])
+
+from benchmarks.common import time_steps, training_step  # noqa: E402
 
 #: (width, batch size, EMA decay or None)
 CANDIDATES = [(32, 64, None), (64, 64, None), (32, 128, None), (32, 64, 0.99)]
 
 
 def name(width: int, batch: int, ema: float | None) -> str:
+    """The candidate's run folder name, e.g. ``w32_b64_ema0.99``."""
     return f"w{width}_b{batch}" + (f"_ema{ema}" if ema else "")
 
 
@@ -41,6 +47,7 @@ def candidate_preset(width: int, batch: int) -> Any:
 
 
 def train(width: int, batch: int, ema: float | None, args: argparse.Namespace) -> None:
+    """Train one candidate for 2,000 steps through ``tinygan train``'s code."""
     from tinygan import models
     from tinygan.run.experiment import main
 
@@ -62,8 +69,6 @@ def step_ms(candidates: list[tuple[int, int]], repeats: int, rounds: int = 3) ->
     The candidates take turns, ``repeats`` iterations each per round, so that a machine whose speed
     drifts (a shared VM) slows them all alike.
     """
-    from run import time_steps, training_step
-
     steps = [training_step("tinygan", candidate_preset(w, b), b)[0] for w, b in candidates]
     for step in steps:
         time_steps(step, 3, 0, 0, math.inf)  # warm: kernels compiled, buffers allocated
@@ -75,6 +80,7 @@ def step_ms(candidates: list[tuple[int, int]], repeats: int, rounds: int = 3) ->
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Train the candidates (``--train``), time them, and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, required=True, help="MNIST folder")
     parser.add_argument("--runs", type=Path, required=True, help="where the candidate runs go")

@@ -1,6 +1,6 @@
 """mlp-tf's training iteration written out by hand, against ``GAN.train_step``: the framework's cost.
 
-    python benchmarks/handwritten_step.py --iterations 2000
+    python benchmarks/investigations/handwritten_step.py --iterations 2000
 
 The hand-written iteration does the same arithmetic as preset 000's ``GAN.train_step`` -- one D
 update on a real and a fake batch in one pass, one G update through D, Adam on both -- with the
@@ -18,9 +18,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
+if __name__ == "__main__" and not __package__:  # run as a file: import as `python -m` would
+    sys.path[0] = str(Path(__file__).resolve().parents[2])
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np  # noqa: E402
+
+from benchmarks.common import fresh_gan, synthetic_batches, timed  # noqa: E402
 
 BATCH = 64
 
@@ -86,8 +89,7 @@ def handwritten_step(rng: np.random.Generator, real: np.ndarray) -> Callable[[],
 
 
 def main(argv: list[str] | None = None) -> None:
-    from run import fresh_gan, synthetic_batches, timed
-
+    """Alternate the two iterations ``--iterations`` times and print each one's median."""
     from tinygan.models import get_preset
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -1,7 +1,7 @@
 """Each matrix product of an mlp-tf iteration, alone, at the current OpenBLAS thread count.
 
-    OPENBLAS_NUM_THREADS=1 python benchmarks/gemm_threads.py
-    OPENBLAS_NUM_THREADS=2 python benchmarks/gemm_threads.py
+    OPENBLAS_NUM_THREADS=1 python benchmarks/investigations/gemm_threads.py
+    OPENBLAS_NUM_THREADS=2 python benchmarks/investigations/gemm_threads.py
 
 Answers whether any product size of preset 000 runs faster on one thread than on two (it would
 then pay to switch the thread count per product). Median microseconds of 2,000 calls each.
@@ -28,6 +28,7 @@ PRODUCTS = {
 
 
 def main() -> None:
+    """Print each product's median microseconds."""
     rng = np.random.default_rng(0)
     for name, (m, k, n) in PRODUCTS.items():
         a = rng.random((m, k), dtype=np.float32)
