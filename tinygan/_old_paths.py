@@ -2,8 +2,8 @@
 
 tinygan's top level holds the learner's core; the command line, the training loop's callbacks and
 checkpoints live in :mod:`tinygan.run`, the metrics, the classifier and evaluation in
-:mod:`tinygan.quality`. Code written against the old paths keeps working: ``import tinygan.run.checkpoint``
-or ``from tinygan.quality.metrics.fid import fid`` returns the module at its new path. It is the same module
+:mod:`tinygan.quality`. Code written against the old paths keeps working: ``import tinygan.checkpoint``
+or ``from tinygan.metrics.fid import fid`` returns the module at its new path. It is the same module
 object, not a copy, so classes compare equal and module state is shared.
 
 New code should use the new paths; this table only keeps old imports alive.
@@ -19,25 +19,25 @@ import sys
 from types import ModuleType
 
 MOVED = {
-    "tinygan.run.alarms": "tinygan.run.alarms",
-    "tinygan.run.checkpoint": "tinygan.run.checkpoint",
-    "tinygan.run.cli": "tinygan.run.cli",
-    "tinygan.run.experiment": "tinygan.run.experiment",
-    "tinygan.run.flags": "tinygan.run.flags",
-    "tinygan.run.folder_lock": "tinygan.run.folder_lock",
-    "tinygan.run.mixture_run": "tinygan.run.mixture_run",
-    "tinygan.run.sampling": "tinygan.run.sampling",
-    "tinygan.run.train": "tinygan.run.train",
-    "tinygan.quality.classifier": "tinygan.quality.classifier",
-    "tinygan.quality.evaluate": "tinygan.quality.evaluate",
-    "tinygan.quality.metrics": "tinygan.quality.metrics",
+    "tinygan.alarms": "tinygan.run.alarms",
+    "tinygan.checkpoint": "tinygan.run.checkpoint",
+    "tinygan.cli": "tinygan.run.cli",
+    "tinygan.experiment": "tinygan.run.experiment",
+    "tinygan.flags": "tinygan.run.flags",
+    "tinygan.folder_lock": "tinygan.run.folder_lock",
+    "tinygan.mixture_run": "tinygan.run.mixture_run",
+    "tinygan.sampling": "tinygan.run.sampling",
+    "tinygan.train": "tinygan.run.train",
+    "tinygan.classifier": "tinygan.quality.classifier",
+    "tinygan.evaluate": "tinygan.quality.evaluate",
+    "tinygan.metrics": "tinygan.quality.metrics",
 }
 
 
 def new_path(name: str) -> str | None:
     """Where module ``name`` lives now, or None when it did not move.
 
-    A module inside a moved package moved with it: ``tinygan.quality.metrics.fid`` is now
+    A module inside a moved package moved with it: ``tinygan.metrics.fid`` is now
     ``tinygan.quality.metrics.fid``.
     """
     for old, new in MOVED.items():
