@@ -78,20 +78,91 @@ theorems make the comparison exact: among pairs of distributions at the same tot
 pairs with mode collapse move apart under packing much faster than the pairs without it. So the
 packed discriminator's loss penalises the generators that drop modes most, and the generator's
 gradient through it pushes mass back onto the modes it missed.
+
+*Conditioning* (Mirza and Osindero, "Conditional Generative Adversarial Nets", 2014, arXiv
+1411.1784). With ``num_classes = K`` both players are told a class :math:`y` of the data, and the
+game becomes
+
+.. math:: \min_G \max_D \mathbb{E}_{(x, y) \sim p_{data}}[\log D(x, y)]
+          + \mathbb{E}_{z \sim p_z,\, y \sim p(y)}[\log(1 - D(G(z, y), y))]:
+
+D judges whether :math:`x` is a real sample *of class* :math:`y`, so the generator must learn
+:math:`p_{data}(x \mid y)` for every :math:`y`, and a user can ask it for a given digit.
+
+tinygan conditions by concatenation, as the paper did. :math:`G(z, y) = G([z, \mathrm{onehot}(y)])`:
+the one-hot code of the class is appended to the noise. :math:`D(x, y)` sees :math:`x` with the
+code appended: flat samples (N, F) gain K features, images (N, C, H, W) gain K channels, plane
+``k`` all ones when the sample is of class ``k`` and all zeros otherwise (the conditional DCGAN's
+way: every position the first convolution visits sees the class). The networks themselves are
+plain networks whose first layer takes K more inputs; the step builds their conditioned inputs
+(:func:`condition_samples`). Appending a constant, :math:`x \mapsto [x, c]`, has the slice as the
+adjoint of its linear part: the gradient reaching :math:`x` is the first C rows (or channels) of
+the gradient with respect to D's input, and the part on the code is dropped, since labels are
+data, not something trained (:func:`drop_label_gradient`).
+
+Why concatenation: it adds nothing to either network but the width of its first layer, works the
+same for an MLP and a convolutional network, and its backward pass is a slice; ten classes of
+28x28 digits need no more. The alternative is the *projection* discriminator (Miyato and Koyama,
+"cGANs with Projection Discriminator", ICLR 2018, arXiv 1802.05637): :math:`D(x, y) =
+\psi(\phi(x)) + e_y^\top \phi(x)`, an inner product of D's top features :math:`\phi(x)` with a
+learned embedding :math:`e_y` of the class. It comes from splitting the best discriminator's
+logit, :math:`\log p_{data}(x, y) / p_g(x, y) = \log p_{data}(y \mid x) / p_g(y \mid x) + \log
+p_{data}(x) / p_g(x)`, and modelling both class posteriors as softmaxes over the same features
+:math:`\phi(x)`: the first term becomes :math:`e_y^\top \phi(x)` (plus a term in :math:`x` alone),
+the second :math:`\psi(\phi(x))`. It conditions where D's features are abstract instead of at its
+raw input, and it is what scales to ImageNet's thousand classes, at the price of a new layer (the
+embedding) and a D split into a feature extractor and a head.
+
+*Which classes the fakes get.* The expectation over :math:`y` in the game is over the data's
+label distribution :math:`p(y)`. A step makes its fakes for the labels of its real batch: a draw
+from :math:`p(y)` without having to know it (MNIST's digits are not exactly balanced), and D then
+sees each class as often among fakes as among real samples, so the class mix tells it nothing.
+Drawing no labels leaves the noise generator's stream as it is without conditioning, and it makes
+WGAN-GP's interpolates well defined: :math:`\hat x = \epsilon x + (1 - \epsilon) G(z, y)` lies
+between two samples of the same class. The generator updates use the labels of the step's last
+real batch too.
+
+*Conditioning and packing* compose: the code is appended to each sample before the samples are
+packed, so a pack is ``m`` (sample, class) pairs side by side, and D's first layer takes
+``m * (F + K)`` features or ``m * (C + K)`` channels. The packed D tests :math:`p_{data}(x, y)^m`
+against the generator's joint distribution to the power ``m``, and since the fakes take the real
+batch's labels, a fake pack holds the classes of the real pack at the same place.
+
+*Conditioning and the gradient penalties.* A penalty constrains D's gradient with respect to the
+samples alone: the code's entries of D's input gradient are masked out before the penalty sees it
+(:meth:`GAN.penalty_backward`). R1 on the code's entries would push D to ignore the class, and
+WGAN-GP's Lipschitz constraint is about moving :math:`x`, not about moving between classes.
+
+*Labels* are integer arrays of shape (N,) with values in ``[0, K)``, refused otherwise
+(:func:`check_labels`). NumPy labels are checked in full and moved to the parameters' device.
+Labels already on a device are checked for their dtype and shape only: reading their smallest and
+largest values back would synchronise with the device at every step, which a training loop avoids;
+check labels on the host (:func:`check_labels`) before moving them there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from numbers import Real
 from typing import Any
 
-from tinygan.backend import Array, get_array_module, move_rng
+import numpy as np
+
+from tinygan.backend import Array, device_of, get_array_module, move_rng, to_device
 from tinygan.losses import GanLoss, clip_weights, gan_loss
 from tinygan.nn.activations import sigmoid
 from tinygan.nn.layer import Layer
 from tinygan.optim import Optimizer
-from tinygan.penalties import PENALTIES, check_second_passes, gradient_penalty
+from tinygan.penalties import (
+    PENALTIES,
+    check_second_passes,
+    gradient_penalty,
+    interpolates,
+    penalty_backward,
+    r1,
+    wgan_gp,
+)
 
 NOISE_KINDS = ("uniform", "normal")
 GENERATOR_LOSSES = ("nonsaturating", "minimax")
@@ -121,6 +192,70 @@ def unpack_gradient(dpacked: Array, pack: int) -> Array:
     """
     rest = dpacked.shape[2:]
     return dpacked.reshape(dpacked.shape[0] * pack, dpacked.shape[1] // pack, *rest)
+
+
+def check_labels(labels: Any, n: int, num_classes: int) -> Array:
+    """``labels`` as an integer array of shape (n,) with values in ``[0, num_classes)``.
+
+    A list or a NumPy array is checked in full and returned as a NumPy array; an array on a device
+    only for its dtype and shape (see the module docstring: its range would be a synchronisation).
+
+    Raises
+    ------
+    ValueError
+        One line saying what is wrong: no integers, the wrong shape, or a class out of range.
+    """
+    if device_of(labels) == "cpu":
+        labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu":
+        raise ValueError(f"labels must be integers (class indices), got {labels.dtype} values")
+    if labels.shape != (n,):
+        raise ValueError(f"labels must have shape ({n},), one class per sample, got {labels.shape}")
+    if device_of(labels) == "cpu" and n and (labels.min() < 0 or labels.max() >= num_classes):
+        bad = labels[(labels < 0) | (labels >= num_classes)]
+        raise ValueError(
+            f"labels must be classes in [0, {num_classes}); {len(bad)} of {n} are not, the "
+            f"first is {bad[0]}"
+        )
+    return labels
+
+
+def one_hot(labels: Array, num_classes: int, dtype: Any) -> Array:
+    """(N,) class indices as (N, num_classes) rows of ``dtype``: 1 in column ``labels[n]``, else 0."""
+    xp = get_array_module(labels)
+    return (labels[:, None] == xp.arange(num_classes)).astype(dtype)
+
+
+def append_code(samples: Array, code: Array) -> Array:
+    """``samples`` (N, F) or (N, C, ...) with the rows of ``code`` (N, K) appended along axis 1.
+
+    Images get K constant planes, plane ``k`` filled with ``code[n, k]`` for sample ``n``.
+    """
+    xp = get_array_module(samples)
+    if samples.ndim > 2:
+        planes = code.reshape(*code.shape, *(1,) * (samples.ndim - 2))
+        code = xp.broadcast_to(planes, (*code.shape, *samples.shape[2:]))
+    return xp.concatenate([samples, code.astype(samples.dtype, copy=False)], axis=1)
+
+
+def condition_samples(samples: Array, labels: Any, num_classes: int) -> Array:
+    """The samples with their classes' one-hot codes appended (see the module docstring).
+
+    Flat samples (N, F) become (N, F + K): the generator's input ``[z, onehot(y)]`` and an MLP
+    discriminator's. Images (N, C, H, W) become (N, C + K, H, W), plane ``C + k`` all ones for the
+    samples of class ``k``. ``labels`` are checked by :func:`check_labels` and moved to the
+    samples' device.
+    """
+    labels = to_device(check_labels(labels, samples.shape[0], num_classes), device_of(samples))
+    return append_code(samples, one_hot(labels, num_classes, samples.dtype))
+
+
+def drop_label_gradient(dconditioned: Array, num_classes: int) -> Array:
+    """The gradient with respect to the samples, from the one with respect to their conditioned
+    form: the adjoint of :func:`condition_samples` in the samples is the slice that keeps their
+    own features or channels (the code is a constant, and its gradient goes nowhere)."""
+    xp = get_array_module(dconditioned)
+    return xp.ascontiguousarray(dconditioned[:, : dconditioned.shape[1] - num_classes])
 
 
 def draw_noise(rng: Any, n: int, latent_dim: int, kind: str, dtype: Any) -> Array:
@@ -208,6 +343,12 @@ class GAN:
         Samples the discriminator judges at once (PacGAN's packing, see the module docstring; 1:
         off). D's first layer must take ``pack`` times the inputs of one sample, and every batch
         of samples, real or generated, ``pack`` times the discriminator's batch.
+    num_classes : int, optional
+        Condition both networks on a class in ``[0, num_classes)`` (see the module docstring):
+        G's first layer must take ``latent_dim + num_classes`` inputs and D's the samples' features
+        or channels plus ``num_classes`` (times ``pack``). Every step and :meth:`generate` then
+        take integer ``labels``, and :meth:`train_step`'s batches are (samples, labels) pairs.
+        None: unconditional.
     """
 
     def __init__(
@@ -233,6 +374,7 @@ class GAN:
         inference_fakes: bool = False,
         reuse_noise: bool = False,
         pack: int = 1,
+        num_classes: int | None = None,
     ) -> None:
         if noise not in NOISE_KINDS:
             raise ValueError(f"noise must be one of {NOISE_KINDS}, got {noise!r}")
@@ -264,10 +406,20 @@ class GAN:
             if penalty not in PENALTIES:
                 raise ValueError(f"penalty must be one of {PENALTIES} or None, got {penalty!r}")
             check_second_passes(discriminator)
+            if penalty_weight is not None and not (
+                isinstance(penalty_weight, Real)
+                and not isinstance(penalty_weight, bool)
+                and penalty_weight >= 0
+            ):
+                raise ValueError(f"penalty_weight must be a number >= 0, got {penalty_weight!r}")
         if d_steps < 1 or g_steps < 1:
             raise ValueError("d_steps and g_steps must be at least 1")
         if isinstance(pack, bool) or not isinstance(pack, int) or pack < 1:
             raise ValueError(f"pack must be a positive int, got {pack!r}")
+        if num_classes is not None and (
+            isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2
+        ):
+            raise ValueError(f"num_classes must be an int >= 2 or None, got {num_classes!r}")
         if simultaneous and (d_steps, g_steps) != (1, 1):
             raise ValueError(
                 f"simultaneous updates take d_steps = g_steps = 1, got {d_steps} and {g_steps}"
@@ -280,6 +432,7 @@ class GAN:
         self.d_steps, self.g_steps = int(d_steps), int(g_steps)
         self.simultaneous, self.inference_fakes = bool(simultaneous), bool(inference_fakes)
         self.reuse_noise, self.pack = bool(reuse_noise), pack
+        self.num_classes = num_classes
         #: One discriminator pass over the real and fake batches stacked, instead of one each:
         #: the same math when no layer of D mixes the samples of a batch (see
         #: :meth:`discriminator_loss_backward`).
@@ -304,12 +457,42 @@ class GAN:
         rng = self.rng if rng is None else rng
         return draw_noise(rng, n, self.latent_dim, self.noise, self.dtype)
 
-    def generate(self, z: Array, training: bool = False) -> Array:
-        """G(z) in evaluation mode (running BatchNorm statistics, no dropout) by default."""
-        return self.generator.forward(z, training=training)[0]
+    def generate(self, z: Array, labels: Any = None, training: bool = False) -> Array:
+        """G(z), or G(z, y) for the ``labels`` y of a conditional GAN, in evaluation mode (running
+        BatchNorm statistics, no dropout) by default."""
+        return self.generator.forward(self.conditioned(z, labels), training=training)[0]
 
-    def discriminator_loss_backward(self, real: Array, fake: Array) -> tuple[Array, Array, Array]:
-        """L_D on a real and a fake batch of samples (packed here); adds its gradient into D's grads.
+    def conditioned(self, samples: Array, labels: Any) -> Array:
+        """``samples`` (or noise) with their labels' codes appended (:func:`condition_samples`);
+        unchanged for an unconditional GAN, which takes no labels."""
+        if self.num_classes is None:
+            if labels is not None:
+                raise ValueError("labels given to an unconditional GAN (num_classes is None)")
+            return samples
+        if labels is None:
+            raise ValueError(
+                f"a conditional GAN needs labels: an integer array of {samples.shape[0]} classes "
+                f"in [0, {self.num_classes})"
+            )
+        return condition_samples(samples, labels, self.num_classes)
+
+    def discriminator_input(self, samples: Array, labels: Any = None) -> Array:
+        """What D is shown of a batch of samples: conditioned on their labels, then packed."""
+        return pack_samples(self.conditioned(samples, labels), self.pack)
+
+    def sample_gradient(self, dinput: Array) -> Array:
+        """The adjoint of :meth:`discriminator_input`: the gradient with respect to D's input,
+        unpacked to one per sample, less the part on the labels' code."""
+        dsamples = unpack_gradient(dinput, self.pack)
+        if self.num_classes is None:
+            return dsamples
+        return drop_label_gradient(dsamples, self.num_classes)
+
+    def discriminator_loss_backward(
+        self, real: Array, fake: Array, labels: Any = None
+    ) -> tuple[Array, Array, Array]:
+        """L_D on a real and a fake batch of samples (conditioned on ``labels``, the classes of
+        both, and packed here); adds its gradient into D's grads.
 
         Returns (L_D, mean D(x), mean D(G(z))). D's parameter gradients are the sum of both terms'.
         When no layer of D mixes the samples of a batch (no BatchNorm: ``join_d_batches``), each
@@ -317,7 +500,7 @@ class GAN:
         the same math as a pass over each, and one matrix product over 2N rows costs less than two
         over N. With BatchNorm each batch keeps its own pass, normalised by its own statistics.
         """
-        real, fake = pack_samples(real, self.pack), pack_samples(fake, self.pack)
+        real, fake = self.discriminator_input(real, labels), self.discriminator_input(fake, labels)
         if not self.join_d_batches:
             logits_real, cache_real = self.discriminator.forward(real)
             logits_fake, cache_fake = self.discriminator.forward(fake)
@@ -347,13 +530,38 @@ class GAN:
         respect to each batch's outputs."""
         return self.loss.discriminator(logits_real, logits_fake)
 
-    def penalty_backward(self, real: Array, fake: Array) -> Array:
+    def penalty_backward(self, real: Array, fake: Array, labels: Any = None) -> Array:
         """The gradient penalty on D at the packs of ``real`` and ``fake``; adds its parameter
-        gradient into D's grads, on top of the loss's."""
-        real, fake = pack_samples(real, self.pack), pack_samples(fake, self.pack)
-        return gradient_penalty(
-            self.discriminator, real, fake, self.penalty, self.penalty_weight, self.rng
-        )
+        gradient into D's grads, on top of the loss's.
+
+        A conditional GAN's penalty is on the gradient with respect to the samples alone (see
+        the module docstring): its points are the real samples (R1) or the interpolates of the
+        real and fake packs, one weight per pack as without labels (WGAN-GP), each conditioned
+        on its class, and the code's entries of D's input gradient are masked out.
+        """
+        if self.num_classes is None:
+            real, fake = pack_samples(real, self.pack), pack_samples(fake, self.pack)
+            return gradient_penalty(
+                self.discriminator, real, fake, self.penalty, self.penalty_weight, self.rng
+            )
+        if self.penalty == "r1":
+            points, penalty = real, r1
+        else:
+            packs = interpolates(
+                pack_samples(real, self.pack), pack_samples(fake, self.pack), self.rng
+            )
+            points, penalty = unpack_gradient(packs, self.pack), wgan_gp
+        weight = {} if self.penalty_weight is None else {"weight": self.penalty_weight}
+        xp = get_array_module(points)
+        code = xp.zeros((points.shape[0], self.num_classes), dtype=points.dtype)
+        mask = pack_samples(append_code(xp.ones_like(points), code), self.pack)
+
+        def on_samples(g: Array) -> tuple[Array, Array]:
+            value, dg = penalty(g * mask, **weight)
+            return value, dg * mask
+
+        inputs = self.discriminator_input(points, labels)
+        return penalty_backward(self.discriminator, inputs, on_samples)[0]
 
     def update_discriminator(self) -> None:
         """D's optimizer step on the gradients gathered, then the weight clipping, if any."""
@@ -361,19 +569,22 @@ class GAN:
         if self.clip is not None:
             clip_weights(self.discriminator, self.clip)
 
-    def discriminator_step(self, real: Array, z: Array | None = None) -> tuple[Array, Array, Array]:
+    def discriminator_step(
+        self, real: Array, z: Array | None = None, labels: Any = None
+    ) -> tuple[Array, Array, Array]:
         """One update of D on a real batch and the fakes G(z) (G is not updated).
 
-        ``z`` defaults to a fresh draw of one noise vector per real sample. The loss returned
-        includes the gradient penalty.
+        ``z`` defaults to a fresh draw of one noise vector per real sample. A conditional GAN
+        takes the real samples' ``labels`` and makes its fakes G(z, y) for the same labels. The
+        loss returned includes the gradient penalty.
         """
         if z is None:
             z = self.sample_noise(real.shape[0])
-        fake = self.generate(z, training=not self.inference_fakes)
+        fake = self.generate(z, labels, training=not self.inference_fakes)
         self.d_optimizer.zero_grad()
-        loss, d_real, d_fake = self.discriminator_loss_backward(real, fake)
+        loss, d_real, d_fake = self.discriminator_loss_backward(real, fake, labels)
         if self.penalty is not None:
-            loss = loss + self.penalty_backward(real, fake)
+            loss = loss + self.penalty_backward(real, fake, labels)
         self.update_discriminator()
         return loss, d_real, d_fake
 
@@ -381,55 +592,60 @@ class GAN:
         """The generator's loss on D's outputs for G(z), and its gradient with respect to them."""
         return self.loss.generator(logits_fake)
 
-    def generator_loss_backward(self, z: Array) -> Array:
-        """L_G for the noise batch ``z``; adds its gradient into G's grads, leaving D's untouched.
+    def generator_loss_backward(self, z: Array, labels: Any = None) -> Array:
+        """L_G for the noise batch ``z`` (and ``labels``, for a conditional GAN); adds its gradient
+        into G's grads, leaving D's untouched.
 
         The chain rule runs through D: ``dfake = D.backward(dlogits, param_grads=False)`` is
-        dL_G/dG(z) (for the packs, unpacked to one gradient per sample), and
-        ``G.backward(dfake, input_grad=False)`` turns it into G's parameter gradients.
+        dL_G/dG(z) (for the packs, unpacked to one gradient per sample, and for conditioned
+        inputs, less the part on the code), and ``G.backward(dfake, input_grad=False)`` turns it
+        into G's parameter gradients.
         """
-        fake, cache_g = self.generator.forward(z)
-        logits_fake, cache_d = self.discriminator.forward(pack_samples(fake, self.pack))
+        fake, cache_g = self.generator.forward(self.conditioned(z, labels))
+        logits_fake, cache_d = self.discriminator.forward(self.discriminator_input(fake, labels))
         loss, dlogits = self.generator_loss_and_grad(logits_fake)
-        dpacks = self.discriminator.backward(dlogits, cache_d, param_grads=False)
-        dfake = unpack_gradient(dpacks, self.pack)
+        dinput = self.discriminator.backward(dlogits, cache_d, param_grads=False)
+        dfake = self.sample_gradient(dinput)
         self.generator.backward(dfake, cache_g, input_grad=False)  # nobody needs dL/dz
         return loss
 
-    def generator_step(self, batch_size: int, z: Array | None = None) -> Array:
+    def generator_step(self, batch_size: int, z: Array | None = None, labels: Any = None) -> Array:
         """One update of G through a frozen D on G(z); returns the generator loss.
 
         ``z`` defaults to a fresh draw of ``batch_size`` noise vectors (``batch_size`` samples:
-        ``pack`` times the discriminator's batch).
+        ``pack`` times the discriminator's batch). A conditional GAN takes ``batch_size``
+        ``labels``, the classes of its fakes G(z, y).
         """
         if z is None:
             z = self.sample_noise(batch_size)
         self.g_optimizer.zero_grad()
-        loss = self.generator_loss_backward(z)
+        loss = self.generator_loss_backward(z, labels)
         self.g_optimizer.step()
         if self.ema is not None:
             self.ema.update(self.generator)
         return loss
 
-    def simultaneous_step(self, real: Array) -> StepStats:
+    def simultaneous_step(self, real: Array, labels: Any = None) -> StepStats:
         """Both updates from one G(z): D's gradient from L_D, G's through D as it was, then both step.
 
         The fake batch's D cache serves two backward passes: one for D's parameters (the L_D term)
-        and one to the images for the generator loss, which leaves D's gradients alone.
+        and one to the images for the generator loss, which leaves D's gradients alone. A
+        conditional GAN takes the real samples' ``labels``, and its fakes are made for them.
         """
-        fake, cache_g = self.generator.forward(self.sample_noise(real.shape[0]))
-        logits_real, cache_real = self.discriminator.forward(pack_samples(real, self.pack))
-        logits_fake, cache_fake = self.discriminator.forward(pack_samples(fake, self.pack))
+        z = self.conditioned(self.sample_noise(real.shape[0]), labels)
+        fake, cache_g = self.generator.forward(z)
+        logits_real, cache_real = self.discriminator.forward(self.discriminator_input(real, labels))
+        logits_fake, cache_fake = self.discriminator.forward(self.discriminator_input(fake, labels))
         d_loss, dlogits_real, dlogits_fake = self.discriminator_loss(logits_real, logits_fake)
         g_loss, dlogits_g = self.generator_loss_and_grad(logits_fake)
         self.d_optimizer.zero_grad()
         self.g_optimizer.zero_grad()
         self.discriminator.backward(dlogits_real, cache_real, input_grad=False)
         self.discriminator.backward(dlogits_fake, cache_fake, input_grad=False)
-        dpacks = self.discriminator.backward(dlogits_g, cache_fake, param_grads=False)
-        self.generator.backward(unpack_gradient(dpacks, self.pack), cache_g, input_grad=False)
+        dinput = self.discriminator.backward(dlogits_g, cache_fake, param_grads=False)
+        self.generator.backward(self.sample_gradient(dinput), cache_g, input_grad=False)
         if self.penalty is not None:
-            d_loss = d_loss + self.penalty_backward(real, fake)
+            d_loss = d_loss + self.penalty_backward(real, fake, labels)
         self.update_discriminator()
         self.g_optimizer.step()
         if self.ema is not None:
@@ -441,16 +657,32 @@ class GAN:
         """``d_steps`` discriminator updates (each on a new real batch and noise batch), then
         ``g_steps`` generator updates (on fresh noise, or the last D update's with ``reuse_noise``);
         or one simultaneous update of both (``simultaneous``). A real batch holds ``pack`` samples
-        per discriminator input, and G makes as many."""
+        per discriminator input, and G makes as many.
+
+        For a conditional GAN ``next_real_batch()`` returns a pair (samples, labels); every update
+        makes its fakes for the labels of its real batch, the generator updates for those of the
+        last one."""
         if self.simultaneous:
-            return self.simultaneous_step(next_real_batch())
+            return self.simultaneous_step(*self.split_batch(next_real_batch()))
         for _ in range(self.d_steps):
-            real = next_real_batch()
+            real, labels = self.split_batch(next_real_batch())
             z = self.sample_noise(real.shape[0])
-            d_loss, d_real, d_fake = self.discriminator_step(real, z)
+            d_loss, d_real, d_fake = self.discriminator_step(real, z, labels)
         for _ in range(self.g_steps):
-            g_loss = self.generator_step(real.shape[0], z if self.reuse_noise else None)
+            g_loss = self.generator_step(real.shape[0], z if self.reuse_noise else None, labels)
         return StepStats(d_loss=d_loss, g_loss=g_loss, d_real=d_real, d_fake=d_fake)
+
+    def split_batch(self, batch: Any) -> tuple[Array, Any]:
+        """(samples, labels) of a batch: a conditional GAN's batches are such pairs, an
+        unconditional GAN's are the samples alone (labels None)."""
+        if self.num_classes is None:
+            return batch, None
+        if not (isinstance(batch, tuple | list) and len(batch) == 2):
+            raise ValueError(
+                "a conditional GAN trains on (samples, labels) pairs, got a batch of "
+                f"{type(batch).__name__}"
+            )
+        return batch[0], batch[1]
 
     def layers(self) -> list[Layer]:
         """Generator and discriminator, for moving or saving both."""

@@ -53,9 +53,15 @@ from tinygan.optim import Adam, Optimizer, RMSprop
 #: The optimizers a preset may train with, by name.
 OPTIMIZERS = ("adam", "rmsprop")
 
-#: ``build(rng, dtype=np.float32, pack=1)``: a fresh ``(generator, discriminator)``, the
-#: discriminator's first layer taking ``pack`` samples at once (:mod:`tinygan.gan`'s packing).
+#: ``build(rng, dtype=np.float32, pack=1, num_classes=None)``: a fresh ``(generator,
+#: discriminator)``, the discriminator's first layer taking ``pack`` samples at once
+#: (:mod:`tinygan.gan`'s packing); with ``num_classes``, both first layers also take the one-hot
+#: code of a class (:mod:`tinygan.gan`'s conditioning): G's ``num_classes`` more inputs, D's
+#: ``num_classes`` more features or channels per sample.
 Builder = Callable[..., tuple[Layer, Layer]]
+
+#: The classes of the data a conditional preset learns: MNIST's (and Fashion-MNIST's) ten.
+MNIST_CLASSES = 10
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,11 @@ class Preset:
     ``penalty_weight`` (a gradient penalty) and ``spectral_norm`` (D's Dense and Conv2D layers
     spectrally normalised) keep D in check; every tutorial leaves them off. ``optimizer`` is
     ``"adam"`` (with ``betas`` and ``eps``) or ``"rmsprop"`` (tinygan's defaults for rho and eps).
+
+    ``conditional`` makes the GAN conditional on the class of each sample, one of
+    ``num_classes`` (:mod:`tinygan.gan`'s conditioning): G(z, y) and D(x, y), built with the
+    wider first layers. Every preset is unconditional; the MLP and DCGAN presets can be made
+    conditional (``replace(preset, conditional=True)``), the 1-D and 2-D ones have no classes.
     """
 
     name: str
@@ -128,6 +139,13 @@ class Preset:
     penalty_weight: float | None = None
     spectral_norm: bool = False
     optimizer: str = "adam"
+    conditional: bool = False
+    num_classes: int = MNIST_CLASSES
+
+    @property
+    def classes(self) -> int | None:
+        """The number of classes the networks are conditioned on; None when unconditional."""
+        return self.num_classes if self.conditional else None
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -144,8 +162,15 @@ class Preset:
     @property
     def packed_shape(self) -> tuple[int, ...]:
         """The shape of one input of the discriminator: ``pack`` samples side by side, along the
-        features of a flat sample or the channels of an image."""
-        return (self.pack * self.data_shape[0], *self.data_shape[1:])
+        features of a flat sample or the channels of an image, each with its class's code
+        appended when conditional."""
+        width = self.data_shape[0] + (self.classes or 0)
+        return (self.pack * width, *self.data_shape[1:])
+
+    def networks(self, rng: np.random.Generator, dtype: Any = np.float32) -> tuple[Layer, Layer]:
+        """A fresh ``(generator, discriminator)`` for this preset's packing and conditioning,
+        weights drawn from ``rng``."""
+        return self.build(rng, dtype, pack=self.pack, num_classes=self.classes)
 
     def make_gan(
         self, init_rng: np.random.Generator, noise_rng: Any, device: str = "cpu", **overrides: Any
@@ -156,7 +181,7 @@ class Preset:
         preset fields first (e.g. ``real_label=1.0``).
         """
         preset = replace(self, **overrides)
-        generator, discriminator = preset.build(init_rng, pack=preset.pack)
+        generator, discriminator = preset.networks(init_rng)
         if preset.spectral_norm:
             discriminator = spectrally_normalized(discriminator, init_rng)
         g_optimizer, d_optimizer = preset.make_optimizers(generator, discriminator)
@@ -178,6 +203,7 @@ class Preset:
             inference_fakes=preset.inference_fakes,
             reuse_noise=preset.reuse_noise,
             pack=preset.pack,
+            num_classes=preset.classes,
         )
         return gan.to(device)
 
@@ -232,19 +258,27 @@ def mlp(
 
 
 def build_mlp_tf(
-    rng: np.random.Generator, dtype: Any = np.float32, pack: int = 1
+    rng: np.random.Generator, dtype: Any = np.float32, pack: int = 1, num_classes: int | None = None
 ) -> tuple[Layer, Layer]:
     """The TensorFlow tutorial's MLP GAN: G 100-128-784 sigmoid, D 784-128-1, weights N(0, 0.05^2), biases 0.1."""
     weights, biases = init.normal(5e-2), init.constant(0.1)
-    generator = mlp([100, 128, 784], ReLU, Sigmoid(), weights, biases, rng, dtype)
-    discriminator = mlp([784 * pack, 128, 1], ReLU, None, weights, biases, rng, dtype)
+    k = num_classes or 0
+    generator = mlp([100 + k, 128, 784], ReLU, Sigmoid(), weights, biases, rng, dtype)
+    discriminator = mlp([(784 + k) * pack, 128, 1], ReLU, None, weights, biases, rng, dtype)
     return generator, discriminator
 
 
+def no_classes(num_classes: int | None, gan: str) -> None:
+    """Refuse conditioning, in one line, for a builder whose ``gan`` learns data without classes."""
+    if num_classes is not None:
+        raise ValueError(f"num_classes: the {gan} GAN's data have no classes to condition on")
+
+
 def build_gaussian_1d(
-    rng: np.random.Generator, dtype: Any = np.float32, pack: int = 1
+    rng: np.random.Generator, dtype: Any = np.float32, pack: int = 1, num_classes: int | None = None
 ) -> tuple[Layer, Layer]:
     """The Keras tutorial's 1-D Gaussian GAN: G 16-32-1 linear, D 1-32-1, Glorot-uniform weights, zero biases."""
+    no_classes(num_classes, "1-D Gaussian")
     weights, biases = init.glorot_uniform(), init.zeros()
     generator = mlp([16, 32, 1], ReLU, None, weights, biases, rng, dtype)
     discriminator = mlp([pack, 32, 1], ReLU, None, weights, biases, rng, dtype)
@@ -252,12 +286,13 @@ def build_gaussian_1d(
 
 
 def build_mlp_book(
-    rng: np.random.Generator, dtype: Any = np.float32, pack: int = 1
+    rng: np.random.Generator, dtype: Any = np.float32, pack: int = 1, num_classes: int | None = None
 ) -> tuple[Layer, Layer]:
     """The TensorFlow book's MLP GAN: G 128-256-784 sigmoid, D 784-256-1, weights N(0, 0.01^2), zero biases."""
     weights, biases = init.normal(1e-2), init.zeros()
-    generator = mlp([128, 256, 784], ReLU, Sigmoid(), weights, biases, rng, dtype)
-    discriminator = mlp([784 * pack, 256, 1], ReLU, None, weights, biases, rng, dtype)
+    k = num_classes or 0
+    generator = mlp([128 + k, 256, 784], ReLU, Sigmoid(), weights, biases, rng, dtype)
+    discriminator = mlp([(784 + k) * pack, 256, 1], ReLU, None, weights, biases, rng, dtype)
     return generator, discriminator
 
 
@@ -272,15 +307,16 @@ def child_rng(rng: np.random.Generator) -> np.random.Generator:
 
 
 def build_dcgan_keras(
-    rng: np.random.Generator, dtype: Any = np.float32, pack: int = 1
+    rng: np.random.Generator, dtype: Any = np.float32, pack: int = 1, num_classes: int | None = None
 ) -> tuple[Layer, Layer]:
     """The Keras tutorial's DCGAN: upsampling + conv generator, conv + max-pool + dropout discriminator.
 
     Keras' defaults throughout (Glorot-uniform kernels, zero biases), except the discriminator's first
     convolution, initialised N(0, 0.02^2) as in the tutorial.
     """
+    k = num_classes or 0
     generator = Sequential(
-        Dense(100, 512, rng=rng, dtype=dtype),
+        Dense(100 + k, 512, rng=rng, dtype=dtype),
         LeakyReLU(0.2),
         Dense(512, 128 * 7 * 7, rng=rng, dtype=dtype),
         LeakyReLU(0.2),
@@ -294,7 +330,15 @@ def build_dcgan_keras(
         Tanh(),
     )
     discriminator = Sequential(
-        Conv2D(pack, 256, 5, padding="same", weight_init=init.normal(0.02), rng=rng, dtype=dtype),
+        Conv2D(
+            (1 + k) * pack,
+            256,
+            5,
+            padding="same",
+            weight_init=init.normal(0.02),
+            rng=rng,
+            dtype=dtype,
+        ),
         LeakyReLU(0.2),
         MaxPool2D(2, 2),
         Dropout(0.3, rng=child_rng(rng)),
@@ -312,15 +356,16 @@ def build_dcgan_keras(
 
 
 def build_dcgan_tf(
-    rng: np.random.Generator, dtype: Any = np.float32, pack: int = 1
+    rng: np.random.Generator, dtype: Any = np.float32, pack: int = 1, num_classes: int | None = None
 ) -> tuple[Layer, Layer]:
     """The TensorFlow tutorial's DCGAN: Dense -> BN -> transposed convolutions 7 -> 14 -> 28, tanh output.
 
     The generator's layers carry no bias (BatchNorm's beta plays that role); Keras' Glorot-uniform
     kernels and BatchNormalization defaults.
     """
+    k = num_classes or 0
     generator = Sequential(
-        Dense(100, 7 * 7 * 64, bias=False, rng=rng, dtype=dtype),
+        Dense(100 + k, 7 * 7 * 64, bias=False, rng=rng, dtype=dtype),
         keras_batchnorm(7 * 7 * 64, dtype),
         ReLU(),
         Reshape((64, 7, 7)),
@@ -334,7 +379,7 @@ def build_dcgan_tf(
         Tanh(),
     )
     discriminator = Sequential(
-        Conv2D(pack, 64, 5, stride=2, padding="same", rng=rng, dtype=dtype),
+        Conv2D((1 + k) * pack, 64, 5, stride=2, padding="same", rng=rng, dtype=dtype),
         LeakyReLU(0.2),
         Dropout(0.3, rng=child_rng(rng)),
         Conv2D(64, 128, 5, stride=2, padding="same", rng=rng, dtype=dtype),
@@ -357,12 +402,18 @@ def dcgan_builder(width: int) -> Builder:
     """
 
     def build(
-        rng: np.random.Generator, dtype: Any = np.float32, pack: int = 1
+        rng: np.random.Generator,
+        dtype: Any = np.float32,
+        pack: int = 1,
+        num_classes: int | None = None,
     ) -> tuple[Layer, Layer]:
         weights = init.normal(0.02)
+        k = num_classes or 0
         conv = {"kernel_size": 4, "stride": 2, "padding": 1, "weight_init": weights, "rng": rng}
         generator = Sequential(
-            Dense(100, 2 * width * 7 * 7, bias=False, weight_init=weights, rng=rng, dtype=dtype),
+            Dense(
+                100 + k, 2 * width * 7 * 7, bias=False, weight_init=weights, rng=rng, dtype=dtype
+            ),
             BatchNorm(2 * width * 7 * 7, dtype=dtype),
             ReLU(),
             Reshape((2 * width, 7, 7)),
@@ -373,7 +424,7 @@ def dcgan_builder(width: int) -> Builder:
             Tanh(),
         )
         discriminator = Sequential(
-            Conv2D(pack, width, dtype=dtype, **conv),
+            Conv2D((1 + k) * pack, width, dtype=dtype, **conv),
             LeakyReLU(0.2),
             Conv2D(width, 2 * width, bias=False, dtype=dtype, **conv),
             BatchNorm(2 * width, dtype=dtype),
@@ -388,7 +439,7 @@ def dcgan_builder(width: int) -> Builder:
 
 
 def build_mixture_gan(
-    rng: np.random.Generator, dtype: Any = np.float32, pack: int = 1
+    rng: np.random.Generator, dtype: Any = np.float32, pack: int = 1, num_classes: int | None = None
 ) -> tuple[Layer, Layer]:
     """VEEGAN's and PacGAN's networks for the 2-D ring and grid, as PacGAN's code builds them.
 
@@ -398,6 +449,7 @@ def build_mixture_gan(
     Discriminator: three maxout layers of 200 units of 5 pieces (the first takes ``pack`` points)
     and a Dense logit, no BatchNorm. Every weight drawn from N(0, 0.02^2), every bias 0.
     """
+    no_classes(num_classes, "2-D mixture")
     weights, zeros = init.normal(0.02), init.zeros()
     dense = {"weight_init": weights, "bias_init": zeros, "rng": rng, "dtype": dtype}
     hidden: list[Layer] = []

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from tinygan.backend import to_device, to_numpy
-from tinygan.gan import draw_noise
+from tinygan.gan import check_labels, condition_samples, draw_noise
 from tinygan.models import Preset
 from tinygan.nn.layer import Layer
 from tinygan.run.checkpoint import load_for_inference
@@ -119,6 +119,33 @@ def load_latents(path: str | os.PathLike, preset: Preset) -> np.ndarray:
         raise ValueError(f"{path}: {error}") from None
 
 
+def check_sample_labels(labels: Any, n: int, preset: Preset) -> np.ndarray | None:
+    """The classes of ``n`` samples of ``preset`` as an integer array (n,), or None when
+    unconditional.
+
+    A conditional preset takes one class for all samples (an int) or one per sample (an integer
+    array, checked by :func:`tinygan.gan.check_labels`); an unconditional one takes none.
+
+    Raises
+    ------
+    ValueError
+        One line: labels missing for a conditional preset, given for an unconditional one, or not
+        ``n`` classes of the preset's.
+    """
+    if preset.classes is None:
+        if labels is not None:
+            raise ValueError(f"labels given for preset {preset.name}, which is not conditional")
+        return None
+    if labels is None:
+        raise ValueError(
+            f"preset {preset.name} is conditional: give labels, one class in "
+            f"[0, {preset.classes}) for all samples or one per sample"
+        )
+    if isinstance(labels, int | np.integer) and not isinstance(labels, bool):
+        labels = np.full(n, labels)
+    return check_labels(labels, n, preset.classes)
+
+
 def generate_batches(
     generator: Layer,
     preset: Preset,
@@ -127,6 +154,7 @@ def generate_batches(
     latents: np.ndarray | None = None,
     device: str = "cpu",
     batch_size: int = 256,
+    labels: Any = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """:func:`generate`, one batch of ``batch_size`` at a time: memory stays bounded whatever ``n``.
 
@@ -135,7 +163,8 @@ def generate_batches(
     """
     if latents is not None:
         latents = check_latents(latents, preset)
-        chunks = (latents[i : i + batch_size] for i in range(0, len(latents), batch_size))
+        n = len(latents)
+        chunks = (latents[i : i + batch_size] for i in range(0, n, batch_size))
     elif n is None or n < 1:
         raise ValueError("give a positive n, or latents")
     else:
@@ -145,11 +174,21 @@ def generate_batches(
             draw_noise(rng, min(batch_size, n - i), preset.latent_dim, preset.noise, np.float32)
             for i in range(0, n, batch_size)
         )
-    return ((_images(generator, preset, chunk, device, batch_size), chunk) for chunk in chunks)
+    classes = check_sample_labels(labels, n, preset)
+    return (
+        (_images(generator, preset, chunk, device, batch_size, classes, start), chunk)
+        for start, chunk in zip(range(0, n, batch_size), chunks, strict=True)
+    )
 
 
 def _images(
-    generator: Layer, preset: Preset, latents: np.ndarray, device: str, batch_size: int
+    generator: Layer,
+    preset: Preset,
+    latents: np.ndarray,
+    device: str,
+    batch_size: int,
+    classes: np.ndarray | None,
+    start: int,
 ) -> np.ndarray:
     # A matrix product may round differently for different batch sizes, so every chunk is padded to
     # the same size: an image then depends only on its latent vector and its row in the chunk. The
@@ -158,6 +197,10 @@ def _images(
     # while a vector moved to another row may differ by float32 rounding.
     padded = np.zeros((batch_size, latents.shape[1]), dtype=np.float32)
     padded[: len(latents)] = latents
+    if classes is not None:  # G(z, y): the classes of the chunk's samples, class 0 in the padding
+        padded_classes = np.zeros(batch_size, dtype=np.int64)
+        padded_classes[: len(latents)] = classes[start : start + len(latents)]
+        padded = condition_samples(padded, padded_classes, preset.classes)
     images = to_numpy(generator(to_device(padded, device)))[: len(latents)]
     low, high = preset.value_range
     pixels = (images.reshape(len(latents), *preset.image_size) - low) / (high - low)
@@ -172,16 +215,22 @@ def generate(
     latents: np.ndarray | None = None,
     device: str = "cpu",
     batch_size: int = 256,
+    labels: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Images in [0, 1] of shape (n, *preset.image_size) and the latents (n, latent_dim) behind them.
 
     Give either ``latents`` (checked by :func:`check_latents`) or ``n`` (with an optional
-    ``seed``). The generator runs in evaluation mode (running BatchNorm statistics), in batches of
-    ``batch_size``. The same latents give the same images bit for bit; one vector generated alone
-    matches its image from a batch to within float32 rounding. All ``n`` images are held at once:
-    :func:`generate_batches` gives them a batch at a time.
+    ``seed``). A conditional preset's generator also needs ``labels``: the class of every image
+    (an integer array of n classes) or of all of them (one int); an unconditional one takes none
+    (:func:`check_sample_labels`). The generator runs in evaluation mode (running BatchNorm
+    statistics), in batches of ``batch_size``. The same latents (and labels) give the same images
+    bit for bit; one vector generated alone matches its image from a batch to within float32
+    rounding. All ``n`` images are held at once: :func:`generate_batches` gives them a batch at a
+    time.
     """
-    batches = list(generate_batches(generator, preset, n, seed, latents, device, batch_size))
+    batches = list(
+        generate_batches(generator, preset, n, seed, latents, device, batch_size, labels)
+    )
     return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
 
 
