@@ -96,6 +96,7 @@ def shuffled_batches(
 
 def main(argv: list[str] | None = None) -> dict[str, list[float]]:
     """Train; returns the printed losses and mean discriminator outputs, by step."""
+    # Long: a whole GAN training read top to bottom in one function is what this example is for.
     args = parse_args(argv)
     rng = np.random.default_rng(args.seed)  # the one source of randomness: weights, order and z
 

@@ -287,6 +287,71 @@ class StepStats:
         return {name: float(value) for name, value in vars(self).items()}
 
 
+def chosen_loss(
+    loss: GanLoss | None,
+    generator_loss: str,
+    real_label: float,
+    fake_label: float,
+    generator_target: float,
+) -> GanLoss:
+    """The game's loss: ``loss`` when given, else the cross-entropy game its other arguments name.
+
+    Raises ``ValueError`` when both are given, since one of them would be silently ignored.
+    """
+    if generator_loss not in GENERATOR_LOSSES:
+        raise ValueError(
+            f"generator_loss must be one of {GENERATOR_LOSSES}, got {generator_loss!r}"
+        )
+    cross_entropy = (generator_loss, real_label, fake_label, generator_target)
+    if loss is None:
+        return gan_loss(
+            generator_loss,
+            real_label=real_label,
+            fake_label=fake_label,
+            generator_target=generator_target,
+        )
+    if cross_entropy != ("nonsaturating", 1.0, 0.0, 1.0):
+        raise ValueError(
+            "give either loss or the cross-entropy's generator_loss and labels, not both"
+        )
+    if not isinstance(loss, GanLoss):
+        raise ValueError(f"loss must be a GanLoss, got {type(loss).__name__}")
+    return loss
+
+
+def check_step_rules(
+    discriminator: Layer,
+    clip: float | None,
+    penalty: str | None,
+    penalty_weight: float | None,
+    d_steps: int,
+    g_steps: int,
+    simultaneous: bool,
+    pack: int,
+) -> None:
+    """Refuse, with a ``ValueError`` naming the argument, a combination no step can play."""
+    if clip is not None and not clip > 0:
+        raise ValueError(f"clip must be a positive number or None, got {clip!r}")
+    if penalty is not None:
+        if penalty not in PENALTIES:
+            raise ValueError(f"penalty must be one of {PENALTIES} or None, got {penalty!r}")
+        check_second_passes(discriminator)
+        if penalty_weight is not None and not (
+            isinstance(penalty_weight, Real)
+            and not isinstance(penalty_weight, bool)
+            and penalty_weight >= 0
+        ):
+            raise ValueError(f"penalty_weight must be a number >= 0, got {penalty_weight!r}")
+    if d_steps < 1 or g_steps < 1:
+        raise ValueError("d_steps and g_steps must be at least 1")
+    if isinstance(pack, bool) or not isinstance(pack, int) or pack < 1:
+        raise ValueError(f"pack must be a positive int, got {pack!r}")
+    if simultaneous and (d_steps, g_steps) != (1, 1):
+        raise ValueError(
+            f"simultaneous updates take d_steps = g_steps = 1, got {d_steps} and {g_steps}"
+        )
+
+
 class GAN:
     """A generator, a discriminator, their optimizers, and the rules of the game.
 
@@ -378,52 +443,14 @@ class GAN:
     ) -> None:
         if noise not in NOISE_KINDS:
             raise ValueError(f"noise must be one of {NOISE_KINDS}, got {noise!r}")
-        if generator_loss not in GENERATOR_LOSSES:
-            raise ValueError(
-                f"generator_loss must be one of {GENERATOR_LOSSES}, got {generator_loss!r}"
-            )
-        if loss is None:
-            loss = gan_loss(
-                generator_loss,
-                real_label=real_label,
-                fake_label=fake_label,
-                generator_target=generator_target,
-            )
-        elif (generator_loss, real_label, fake_label, generator_target) != (
-            "nonsaturating",
-            1.0,
-            0.0,
-            1.0,
-        ):
-            raise ValueError(
-                "give either loss or the cross-entropy's generator_loss and labels, not both"
-            )
-        if not isinstance(loss, GanLoss):
-            raise ValueError(f"loss must be a GanLoss, got {type(loss).__name__}")
-        if clip is not None and not clip > 0:
-            raise ValueError(f"clip must be a positive number or None, got {clip!r}")
-        if penalty is not None:
-            if penalty not in PENALTIES:
-                raise ValueError(f"penalty must be one of {PENALTIES} or None, got {penalty!r}")
-            check_second_passes(discriminator)
-            if penalty_weight is not None and not (
-                isinstance(penalty_weight, Real)
-                and not isinstance(penalty_weight, bool)
-                and penalty_weight >= 0
-            ):
-                raise ValueError(f"penalty_weight must be a number >= 0, got {penalty_weight!r}")
-        if d_steps < 1 or g_steps < 1:
-            raise ValueError("d_steps and g_steps must be at least 1")
-        if isinstance(pack, bool) or not isinstance(pack, int) or pack < 1:
-            raise ValueError(f"pack must be a positive int, got {pack!r}")
+        loss = chosen_loss(loss, generator_loss, real_label, fake_label, generator_target)
+        check_step_rules(
+            discriminator, clip, penalty, penalty_weight, d_steps, g_steps, simultaneous, pack
+        )
         if num_classes is not None and (
             isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2
         ):
             raise ValueError(f"num_classes must be an int >= 2 or None, got {num_classes!r}")
-        if simultaneous and (d_steps, g_steps) != (1, 1):
-            raise ValueError(
-                f"simultaneous updates take d_steps = g_steps = 1, got {d_steps} and {g_steps}"
-            )
         self.generator, self.discriminator = generator, discriminator
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.latent_dim, self.rng, self.noise = int(latent_dim), rng, noise

@@ -99,32 +99,13 @@ def classifier_data(
     """
     on_disk = {split: find_dataset_files(split, data_dir, dataset) for split in ("train", "test")}
     present = [split for split, files in on_disk.items() if files is not None]
-    name = DISPLAY_NAMES[dataset]
     if len(present) == 1 and not download:
         (split,) = present
-        images, labels = load_mnist(split, data_dir, dataset, download=False)
-        order = np.random.default_rng(SPLIT_SEED).permutation(len(images))
-        cut = len(images) - round(HELDOUT_FRACTION * len(images))
-        train, heldout = order[:cut], order[cut:]
-        description = (
-            f"{name} {split} split only: {len(train)} images for training, {len(heldout)} held out "
-            f"(fixed random cut, seed {SPLIT_SEED})"
-        )
-        return ClassifierData(
-            dataset,
-            images[train],
-            labels[train],
-            images[heldout],
-            labels[heldout],
-            split,
-            split,
-            description,
-            on_disk[split][0].parent,
-        )
+        return cut_lone_split(dataset, split, data_dir, on_disk[split][0].parent)
     train_images, train_labels = load_mnist("train", data_dir, dataset, download=download)
     heldout_images, heldout_labels = load_mnist("test", data_dir, dataset, download=download)
     description = (
-        f"{name} train split ({len(train_images)} images) for training, "
+        f"{DISPLAY_NAMES[dataset]} train split ({len(train_images)} images) for training, "
         f"test split ({len(heldout_images)} images) held out"
     )
     folder = find_dataset_files("train", data_dir, dataset)[0].parent
@@ -136,6 +117,31 @@ def classifier_data(
         heldout_labels,
         "train",
         "test",
+        description,
+        folder,
+    )
+
+
+def cut_lone_split(
+    dataset: str, split: str, data_dir: str | os.PathLike | None, folder: Path
+) -> ClassifierData:
+    """The only split on disk, cut 80 / 20 by a fixed permutation into training and held-out parts."""
+    images, labels = load_mnist(split, data_dir, dataset, download=False)
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(images))
+    cut = len(images) - round(HELDOUT_FRACTION * len(images))
+    train, heldout = order[:cut], order[cut:]
+    description = (
+        f"{DISPLAY_NAMES[dataset]} {split} split only: {len(train)} images for training, "
+        f"{len(heldout)} held out (fixed random cut, seed {SPLIT_SEED})"
+    )
+    return ClassifierData(
+        dataset,
+        images[train],
+        labels[train],
+        images[heldout],
+        labels[heldout],
+        split,
+        split,
         description,
         folder,
     )
