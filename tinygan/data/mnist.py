@@ -344,24 +344,7 @@ def load_mnist(
         files = _download_split(split, data_dir, dataset)
     images_path, labels_path = files
     images, labels = read_idx(images_path), read_idx(labels_path)
-    if images.dtype != np.uint8 or images.shape[1:] != IMAGE_SHAPE:
-        raise CorruptDatasetError(
-            f"{images_path}: expected uint8 images of shape (N, 28, 28), "
-            f"found {images.dtype} of shape {images.shape}"
-        )
-    if labels.dtype != np.uint8 or labels.ndim != 1:
-        raise CorruptDatasetError(
-            f"{labels_path}: expected uint8 labels of shape (N,), "
-            f"found {labels.dtype} of shape {labels.shape}"
-        )
-    if len(images) != len(labels):
-        raise CorruptDatasetError(
-            f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels"
-        )
-    if labels.size and labels.max() >= NUM_CLASSES:
-        raise CorruptDatasetError(
-            f"{labels_path}: label {labels.max()} out of range 0..{NUM_CLASSES - 1}"
-        )
+    _check_split(images_path, images, labels_path, labels)
     return images, labels
 
 
@@ -474,6 +457,30 @@ def _split_files(split: str, dataset: str) -> tuple[str, str]:
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
     return SPLITS[split]
+
+
+def _check_split(
+    images_path: Path, images: np.ndarray, labels_path: Path, labels: np.ndarray
+) -> None:
+    """Raise :class:`CorruptDatasetError` unless the two files hold a split: shapes, dtypes, range."""
+    if images.dtype != np.uint8 or images.shape[1:] != IMAGE_SHAPE:
+        raise CorruptDatasetError(
+            f"{images_path}: expected uint8 images of shape (N, 28, 28), "
+            f"found {images.dtype} of shape {images.shape}"
+        )
+    if labels.dtype != np.uint8 or labels.ndim != 1:
+        raise CorruptDatasetError(
+            f"{labels_path}: expected uint8 labels of shape (N,), "
+            f"found {labels.dtype} of shape {labels.shape}"
+        )
+    if len(images) != len(labels):
+        raise CorruptDatasetError(
+            f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels"
+        )
+    if labels.size and labels.max() >= NUM_CLASSES:
+        raise CorruptDatasetError(
+            f"{labels_path}: label {labels.max()} out of range 0..{NUM_CLASSES - 1}"
+        )
 
 
 def _existing(folder: Path, name: str) -> Path | None:
