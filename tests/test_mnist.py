@@ -21,9 +21,9 @@ from conftest import mnist_dir
 from tinygan.data import (
     CorruptDatasetError,
     DatasetNotFoundError,
-    OptionNames,
     bundled_mnist_dir,
     default_data_dir,
+    download,
     find_dataset_files,
     images_to_float,
     load_mnist,
@@ -33,18 +33,12 @@ from tinygan.data import (
     search_folders,
 )
 from tinygan.rounding import assert_within_rounding
+from tinygan.run.flags import DATA_FLAGS  # how the training commands spell the options
 
 TYPE_CODES = {"u1": 0x08, "i1": 0x09, "i2": 0x0B, "i4": 0x0C, "f4": 0x0D, "f8": 0x0E}
 TEST_FILES = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 # The Debian package dataset-fashion-mnist installs the four .gz files here.
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-# How the training commands spell the options (tinygan train, the examples).
-COMMAND_FLAGS = OptionNames(
-    data_dir="--data-dir DIR",
-    split="--split {}",
-    download_off="--no-download",
-    download_on="leave out --no-download",
-)
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -101,7 +95,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(url: str, timeout: float | None = None) -> None:
         pytest.fail(f"unexpected network access to {url}")
 
-    monkeypatch.setattr(mnist, "urlopen", refuse)
+    monkeypatch.setattr(download, "urlopen", refuse)
 
 
 @pytest.fixture
@@ -119,8 +113,10 @@ def server(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
             raise response
         return response if isinstance(response, FakeResponse) else FakeResponse(response)
 
-    monkeypatch.setattr(mnist, "urlopen", fake_urlopen)
-    monkeypatch.setitem(mnist.MIRRORS, "mnist", ("http://first.invalid/", "http://second.invalid/"))
+    monkeypatch.setattr(download, "urlopen", fake_urlopen)
+    monkeypatch.setitem(
+        download.MIRRORS, "mnist", ("http://first.invalid/", "http://second.invalid/")
+    )
     return served
 
 
@@ -131,7 +127,7 @@ def publish(monkeypatch: pytest.MonkeyPatch, images: np.ndarray, labels: np.ndar
         content = gzip.compress(idx_bytes(array))
         published[f"{name}.gz"] = content
         md5 = hashlib.md5(content).hexdigest()
-        monkeypatch.setitem(mnist.CHECKSUMS["mnist"], f"{name}.gz", md5)
+        monkeypatch.setitem(download.CHECKSUMS["mnist"], f"{name}.gz", md5)
     return published
 
 
@@ -366,7 +362,7 @@ def test_a_missing_train_split_points_to_the_test_split_on_disk(
         load_mnist("train", tmp_path, download=download)
     hint = f"The test split is in {tmp_path / 'mnist'}: to use it instead, pass"
     assert f'{hint} split="test".' in str(error.value)
-    assert f"{hint} --split test." in error.value.describe(COMMAND_FLAGS)
+    assert f"{hint} --split test." in error.value.describe(DATA_FLAGS)
     assert error.value.other_split == ("test", tmp_path / "mnist")
     assert listing(tmp_path) == before
     assert len(server["requests"]) == (2 if download else 0)  # both mirrors, first file
@@ -375,7 +371,7 @@ def test_a_missing_train_split_points_to_the_test_split_on_disk(
 def test_messages_name_the_options_in_the_callers_terms(tmp_path: Path) -> None:
     with pytest.raises(DatasetNotFoundError) as error:
         load_mnist("train", tmp_path, download=False)
-    python, command = str(error.value), error.value.describe(COMMAND_FLAGS)
+    python, command = str(error.value), error.value.describe(DATA_FLAGS)
     assert "pass data_dir=... or set $TINYGAN_DATA" in python
     assert "Nothing was downloaded (download=False): pass download=True to fetch them." in python
     assert "pass --data-dir DIR or set $TINYGAN_DATA" in command
@@ -433,7 +429,7 @@ def test_bundled_mnist_test_split_is_the_published_one() -> None:
     assert labels.shape == (10000,) and labels.dtype == np.uint8
     for name in TEST_FILES:
         md5 = hashlib.md5((folder / f"{name}.gz").read_bytes()).hexdigest()
-        assert md5 == mnist.CHECKSUMS["mnist"][f"{name}.gz"]
+        assert md5 == download.CHECKSUMS["mnist"][f"{name}.gz"]
     notice = (folder / "README.txt").read_text()
     for credit in ("Yann LeCun", "Corinna Cortes", "Burges", "Attribution-Share Alike 3.0"):
         assert credit in notice
@@ -490,7 +486,7 @@ def test_the_stand_in_after_a_failed_download_says_so_in_command_terms(
 ) -> None:
     monkeypatch.delenv("TINYGAN_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    images, _, notice = load_mnist_or_bundled(option_names=COMMAND_FLAGS)  # the default cache
+    images, _, notice = load_mnist_or_bundled(option_names=DATA_FLAGS)  # the default cache
     assert len(images) == 10000
     cache = tmp_path / "xdg" / "tinygan"
     assert notice.startswith(f"MNIST train split not found in {cache} and the download failed")
@@ -614,9 +610,9 @@ def test_download_file_interrupted_by_keyboard_keeps_nothing(
                 raise KeyboardInterrupt
             return super().read(size)
 
-    monkeypatch.setattr(mnist, "urlopen", lambda url, timeout: Interrupted(b"x" * 1000))
+    monkeypatch.setattr(download, "urlopen", lambda url, timeout: Interrupted(b"x" * 1000))
     with pytest.raises(KeyboardInterrupt):
-        mnist.download_file("http://first.invalid/f.gz", tmp_path / "f.gz", "0" * 32)
+        download.download_file("http://first.invalid/f.gz", tmp_path / "f.gz", "0" * 32)
     assert listing(tmp_path) == []
 
 
@@ -640,8 +636,8 @@ def test_download_over_http_from_local_server(
     thread.start()
     try:
         base = f"http://127.0.0.1:{httpd.server_address[1]}/"
-        monkeypatch.setattr(mnist, "urlopen", urllib.request.urlopen)
-        monkeypatch.setitem(mnist.MIRRORS, "mnist", (base + "missing/", base))
+        monkeypatch.setattr(download, "urlopen", urllib.request.urlopen)
+        monkeypatch.setitem(download.MIRRORS, "mnist", (base + "missing/", base))
         loaded_images, loaded_labels = load_mnist("test", tmp_path / "cache")
     finally:
         httpd.shutdown()
@@ -652,13 +648,31 @@ def test_download_over_http_from_local_server(
 
 
 def test_checksums_table_is_complete() -> None:
-    for dataset, mirrors in mnist.MIRRORS.items():
+    for dataset, mirrors in download.MIRRORS.items():
         assert mirrors
         names = {f"{name}.gz" for files in mnist.SPLITS.values() for name in files}
-        assert set(mnist.CHECKSUMS[dataset]) == names
+        assert set(download.CHECKSUMS[dataset]) == names
         assert all(
-            len(md5) == 32 and int(md5, 16) >= 0 for md5 in mnist.CHECKSUMS[dataset].values()
+            len(md5) == 32 and int(md5, 16) >= 0 for md5 in download.CHECKSUMS[dataset].values()
         )
+
+
+def test_the_reader_and_the_downloads_are_also_offered_where_they_were() -> None:
+    from tinygan.data import idx
+
+    assert all(hasattr(mnist, name) for name in mnist.__all__)
+    assert mnist.read_idx is idx.read_idx and mnist.IDX_DTYPES is idx.IDX_DTYPES
+    assert mnist.CorruptDatasetError is idx.CorruptDatasetError
+    for name in ("MIRRORS", "CHECKSUMS", "DOWNLOAD_TIMEOUT", "download_file"):
+        assert getattr(mnist, name) is getattr(download, name)
+
+
+def test_the_data_layer_words_its_advice_in_python_not_in_flags() -> None:
+    package = Path(mnist.__file__).parent
+    for path in package.glob("*.py"):
+        source = path.read_text()
+        for flag in ("--data-dir", "--split", "--download", "--no-download"):
+            assert flag not in source, f"{path.name} spells the command line's {flag}"
 
 
 # --- images_to_float ------------------------------------------------------------------------------
@@ -710,7 +724,7 @@ def test_real_mnist_test_split() -> None:
     for path in find_dataset_files("test", mnist_dir(), dataset="mnist"):
         if path.suffix == ".gz":  # the published files: their MD5 must match the download table
             md5 = hashlib.md5(path.read_bytes()).hexdigest()
-            assert md5 == mnist.CHECKSUMS["mnist"][path.name]
+            assert md5 == download.CHECKSUMS["mnist"][path.name]
 
 
 @pytest.mark.skipif(

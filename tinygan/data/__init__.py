@@ -1,5 +1,9 @@
 """Datasets as NumPy arrays: MNIST / Fashion-MNIST loading, 1-D Gaussian targets, the 2-D ring and grid,
-Stacked MNIST, shuffled minibatches."""
+Stacked MNIST, shuffled minibatches.
+
+MNIST loading is three files, one idea each: ``idx.py`` (the file format), ``download.py``
+(mirrors, checksums, atomic writes) and ``mnist.py`` (the splits, where they are looked for, the
+bundled fallback)."""
 
 from tinygan.data.batches import BatchIterator
 from tinygan.data.gaussian import GaussianMixture

@@ -1,4 +1,4 @@
-"""MNIST and Fashion-MNIST: finding, downloading and reading the IDX files.
+"""MNIST and Fashion-MNIST: the splits, where their files are looked for, the bundled fallback.
 
 Both datasets ship as four files with the same names (Fashion-MNIST is a drop-in replacement)::
 
@@ -7,24 +7,9 @@ Both datasets ship as four files with the same names (Fashion-MNIST is a drop-in
     t10k-images-idx3-ubyte    10000 images (the "test" split)
     t10k-labels-idx1-ubyte    10000 labels
 
-usually gzip-compressed with a ``.gz`` suffix; either form is accepted.
-
-The IDX format
---------------
-An IDX file is a header followed by one flat array in C (row-major) order, every number big-endian::
-
-    byte 0, 1    0x00 0x00          magic: always zero
-    byte 2       type code          0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32,
-                                    0x0D float32, 0x0E float64
-    byte 3       ndim               number of dimensions
-    4 * ndim     d_0, ..., d_{ndim-1}   each size as a 4-byte big-endian unsigned integer
-    then         d_0 * ... * d_{ndim-1} items of the declared type
-
-So ``train-images-idx3-ubyte`` starts with ``00 00 08 03``, then 60000, 28, 28, then
-60000 * 28 * 28 = 47,040,000 pixel bytes; the label file starts with ``00 00 08 01`` and 60000.
-:func:`read_idx` checks every part of this (magic, type code, payload length) and raises
-:class:`CorruptDatasetError` naming the file and the problem, rather than letting NumPy fail on
-a malformed buffer.
+usually gzip-compressed with a ``.gz`` suffix; either form is accepted. Their format is IDX
+(:mod:`tinygan.data.idx`); missing files are fetched from the public mirrors
+(:mod:`tinygan.data.download`).
 
 Where the files are looked for
 ------------------------------
@@ -42,31 +27,58 @@ offline still sees real digits.
 
 Error messages
 --------------
-:class:`DatasetNotFoundError` keeps the facts (folders searched, files present, download failures) and
-words its advice through an :class:`OptionNames`: ``str(error)`` names :func:`load_mnist`'s keyword
-arguments (``data_dir=...``, ``download=True``), while a command prints ``error.describe(flags)``,
-the same facts with its own flags (``--data-dir DIR``, ``--download``).
+:class:`DatasetNotFoundError` keeps the facts (folders searched, files present, download failures)
+and words its advice through an :class:`OptionNames`: ``str(error)`` names :func:`load_mnist`'s
+keyword arguments (``data_dir=...``, ``download=True``), while a program with options of its own
+(a command line) prints ``error.describe(its_option_names)``: the same facts, advice in its terms.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import math
 import os
-import struct
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from http.client import HTTPException
 from pathlib import Path
-from typing import IO
-from urllib.request import urlopen
 
 import numpy as np
-from tqdm import tqdm
 
-from tinygan.atomic import write_atomically
+# The IDX reader's and the downloads' public names are importable from this module too (__all__);
+# CHECKSUMS, DOWNLOAD_TIMEOUT, download_file and IDX_DTYPES are imported only for that.
+from tinygan.data.download import (
+    CHECKSUMS,
+    DOWNLOAD_TIMEOUT,
+    MIRRORS,
+    DownloadError,
+    download_file,
+    download_files,
+)
+from tinygan.data.idx import IDX_DTYPES, CorruptDatasetError, read_idx
+
+__all__ = [
+    "CHECKSUMS",
+    "DATASETS",
+    "DISPLAY_NAMES",
+    "DOWNLOAD_TIMEOUT",
+    "IDX_DTYPES",
+    "IMAGE_SHAPE",
+    "MIRRORS",
+    "NUM_CLASSES",
+    "PYTHON_OPTIONS",
+    "SPLITS",
+    "CorruptDatasetError",
+    "DatasetNotFoundError",
+    "OptionNames",
+    "bundled_mnist_dir",
+    "default_data_dir",
+    "download_file",
+    "find_dataset_files",
+    "images_to_float",
+    "load_mnist",
+    "load_mnist_or_bundled",
+    "read_idx",
+    "search_folders",
+    "user_cache_root",
+]
 
 DATASETS = ("mnist", "fashion-mnist")
 
@@ -75,70 +87,31 @@ SPLITS = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 
-MIRRORS = {
-    "mnist": (
-        "https://ossci-datasets.s3.amazonaws.com/mnist/",
-        "https://storage.googleapis.com/cvdf-datasets/mnist/",
-    ),
-    "fashion-mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
-}
-
-# MD5 of the published .gz files. Only downloads are checked against them: copies that came another
-# way (a Linux distribution's package, say) are often re-compressed, which changes the .gz bytes but
-# not the data, so local files are checked by their IDX structure instead (see read_idx).
-CHECKSUMS = {
-    "mnist": {
-        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-        "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
-        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
-        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
-    },
-    "fashion-mnist": {
-        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
-        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
-    },
-}
-
-DOWNLOAD_TIMEOUT = 30.0
-"""Seconds a download may wait on the network for any one read before it gives up."""
-
-IDX_DTYPES = {
-    0x08: np.dtype(">u1"),
-    0x09: np.dtype(">i1"),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
-
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
 
 DISPLAY_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
 """How messages and reports spell each of :data:`DATASETS`."""
 
-_CHUNK_BYTES = 1 << 16
-
 
 @dataclass(frozen=True)
 class OptionNames:
     """How a message names the options that decide where data comes from.
 
-    Library calls are advised in :func:`load_mnist`'s keywords (the defaults); a command passes its
-    own flags, so that its users read advice they can type.
+    The defaults are :func:`load_mnist`'s keywords, the advice a Python caller can act on. A
+    program with options of its own (a command line) builds an instance worded in them, so that
+    its users read advice they can type.
 
     Attributes
     ----------
     data_dir : str
-        How to name another data folder: ``"data_dir=..."``; a command: ``"--data-dir DIR"``.
+        How to name another data folder: ``"data_dir=..."``.
     split : str
-        How to choose a split, ``{}`` standing for its name: ``'split="{}"'``; ``"--split {}"``.
+        How to choose a split, ``{}`` standing for its name: ``'split="{}"'``.
     download_off : str
-        What kept downloads off: ``"download=False"``; ``"--no-download"``.
+        What kept downloads off: ``"download=False"``.
     download_on : str
-        What to do to allow them: ``"pass download=True"``; ``"leave out --no-download"``.
+        What to do to allow them: ``"pass download=True"``.
     """
 
     data_dir: str = "data_dir=..."
@@ -251,10 +224,6 @@ class DatasetNotFoundError(FileNotFoundError):
         return "\n".join(lines)
 
 
-class CorruptDatasetError(ValueError):
-    """A dataset file is malformed, truncated, or (for a download) fails its checksum."""
-
-
 def default_data_dir() -> Path:
     """The folder datasets are read from and downloaded to when no ``data_dir`` is given.
 
@@ -291,69 +260,6 @@ def bundled_mnist_dir() -> Path:
         installed package: read from it, never write to it.
     """
     return Path(__file__).resolve().parent / "bundled"
-
-
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read an IDX file (see the module docstring) into a NumPy array.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The file; a name ending in ``.gz`` is decompressed with gzip, anything else is read as is.
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape and dtype from the header (e.g. uint8 of shape (60000, 28, 28)), in native byte
-        order, writable.
-
-    Raises
-    ------
-    CorruptDatasetError
-        Bad gzip stream, a magic number other than ``00 00``, an unknown type code, or a payload
-        shorter or longer than the header declares.
-    """
-    path = Path(path)
-    compressed = path.name.endswith(".gz")
-    # Reading the whole file first (MNIST's largest is 47 MB) bounds the memory by the real data:
-    # a corrupt header that claims huge dimensions is caught by the length check, not by an
-    # allocation that fails.
-    try:
-        with gzip.open(path, "rb") if compressed else open(path, "rb") as file:
-            content = file.read()
-    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
-        raise CorruptDatasetError(f"{path}: not a valid gzip file ({error})") from error
-
-    if len(content) < 4:
-        raise CorruptDatasetError(f"{path}: {len(content)} bytes, too short for an IDX header")
-    if content[:2] != b"\x00\x00":
-        hint = " (it looks gzip-compressed: name it *.gz)" if content[:2] == b"\x1f\x8b" else ""
-        raise CorruptDatasetError(
-            f"{path}: bad magic number {content[:4].hex(' ')}, an IDX file starts with 00 00{hint}"
-        )
-    type_code, ndim = content[2], content[3]
-    if type_code not in IDX_DTYPES:
-        known = ", ".join(f"0x{code:02X}" for code in IDX_DTYPES)
-        raise CorruptDatasetError(
-            f"{path}: unknown IDX type code 0x{type_code:02X} (known: {known})"
-        )
-    header_bytes = 4 + 4 * ndim
-    if len(content) < header_bytes:
-        raise CorruptDatasetError(
-            f"{path}: header declares {ndim} dimensions but the file ends after {len(content)} bytes"
-        )
-    shape = struct.unpack(f">{ndim}I", content[4:header_bytes])
-    dtype = IDX_DTYPES[type_code]
-    expected = math.prod(shape) * dtype.itemsize
-    found = len(content) - header_bytes
-    if found != expected:
-        problem = "truncated" if found < expected else "has trailing bytes"
-        raise CorruptDatasetError(
-            f"{path}: {problem}: header declares shape {shape} of {dtype.name} "
-            f"({expected} bytes of data) but the file holds {found}"
-        )
-    array = np.frombuffer(content, dtype=dtype, offset=header_bytes).reshape(shape)
-    return array.astype(dtype.newbyteorder("="))  # a native-order, writable copy
 
 
 def find_dataset_files(
@@ -438,24 +344,7 @@ def load_mnist(
         files = _download_split(split, data_dir, dataset)
     images_path, labels_path = files
     images, labels = read_idx(images_path), read_idx(labels_path)
-    if images.dtype != np.uint8 or images.shape[1:] != IMAGE_SHAPE:
-        raise CorruptDatasetError(
-            f"{images_path}: expected uint8 images of shape (N, 28, 28), "
-            f"found {images.dtype} of shape {images.shape}"
-        )
-    if labels.dtype != np.uint8 or labels.ndim != 1:
-        raise CorruptDatasetError(
-            f"{labels_path}: expected uint8 labels of shape (N,), "
-            f"found {labels.dtype} of shape {labels.shape}"
-        )
-    if len(images) != len(labels):
-        raise CorruptDatasetError(
-            f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels"
-        )
-    if labels.size and labels.max() >= NUM_CLASSES:
-        raise CorruptDatasetError(
-            f"{labels_path}: label {labels.max()} out of range 0..{NUM_CLASSES - 1}"
-        )
+    _check_split(images_path, images, labels_path, labels)
     return images, labels
 
 
@@ -570,6 +459,30 @@ def _split_files(split: str, dataset: str) -> tuple[str, str]:
     return SPLITS[split]
 
 
+def _check_split(
+    images_path: Path, images: np.ndarray, labels_path: Path, labels: np.ndarray
+) -> None:
+    """Raise :class:`CorruptDatasetError` unless the two files hold a split: shapes, dtypes, range."""
+    if images.dtype != np.uint8 or images.shape[1:] != IMAGE_SHAPE:
+        raise CorruptDatasetError(
+            f"{images_path}: expected uint8 images of shape (N, 28, 28), "
+            f"found {images.dtype} of shape {images.shape}"
+        )
+    if labels.dtype != np.uint8 or labels.ndim != 1:
+        raise CorruptDatasetError(
+            f"{labels_path}: expected uint8 labels of shape (N,), "
+            f"found {labels.dtype} of shape {labels.shape}"
+        )
+    if len(images) != len(labels):
+        raise CorruptDatasetError(
+            f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels"
+        )
+    if labels.size and labels.max() >= NUM_CLASSES:
+        raise CorruptDatasetError(
+            f"{labels_path}: label {labels.max()} out of range 0..{NUM_CLASSES - 1}"
+        )
+
+
 def _existing(folder: Path, name: str) -> Path | None:
     """``folder/name`` or ``folder/name.gz``, whichever is a file (raw first), else None."""
     for candidate in (folder / name, folder / f"{name}.gz"):
@@ -607,85 +520,13 @@ def _bundled_notice(error: DatasetNotFoundError, count: int, option_names: Optio
 def _download_split(
     split: str, data_dir: str | os.PathLike | None, dataset: str
 ) -> tuple[Path, Path]:
-    """Download the missing files of ``split`` into ``data_dir/<dataset>/``; return both paths.
-
-    A folder this creates (the target and any missing parent, the default cache included) is
-    removed again if the download fails and leaves it empty: a failed attempt must not leave
-    folders that look like a dataset's home but hold nothing.
-    """
-    target = search_folders(data_dir, dataset)[-1]
-    created = [folder for folder in (target, *target.parents) if not folder.exists()]
-    paths = []
+    """Download the files of ``split`` missing from ``data_dir/<dataset>/``; return both paths."""
+    folder = search_folders(data_dir, dataset)[-1]
+    names = _split_files(split, dataset)
+    missing = [f"{name}.gz" for name in names if _existing(folder, name) is None]
     try:
-        for name in _split_files(split, dataset):
-            path = _existing(target, name)
-            if path is None:
-                path = _download_from_mirrors(split, data_dir, dataset, f"{name}.gz", target)
-            paths.append(path)
-    except BaseException:
-        for folder in created:  # deepest first; a folder holding a finished file stays
-            try:
-                folder.rmdir()
-            except OSError:
-                break
-        raise
-    return paths[0], paths[1]
-
-
-def _download_from_mirrors(
-    split: str, data_dir: str | os.PathLike | None, dataset: str, filename: str, target: Path
-) -> Path:
-    """Try each mirror in turn; the first verified download wins."""
-    failures = []
-    for mirror in MIRRORS[dataset]:
-        url = mirror + filename
-        try:
-            download_file(url, target / filename, CHECKSUMS[dataset][filename])
-        except (OSError, HTTPException, CorruptDatasetError) as error:
-            failures.append((url, str(error)))
-        else:
-            return target / filename
-    raise DatasetNotFoundError(split, data_dir, dataset, failures)
-
-
-def download_file(
-    url: str, destination: str | os.PathLike, md5: str, timeout: float = DOWNLOAD_TIMEOUT
-) -> None:
-    """Fetch ``url`` to ``destination`` if and only if its MD5 is ``md5``.
-
-    The bytes go to a temporary file in the destination folder, which is renamed into place
-    (``os.replace``, atomic on one file system) only after the checksum matched. A transfer that
-    fails or is interrupted, or a checksum mismatch, leaves no file behind; a URL that cannot be
-    opened (no network, say) does not even create the destination folder.
-
-    Raises
-    ------
-    OSError
-        Network failure (``urllib.error.URLError``, ``TimeoutError``) or a file system error.
-    CorruptDatasetError
-        The downloaded bytes do not have the expected MD5.
-    """
-
-    # The connection is opened before write_atomically creates the destination folder.
-    with urlopen(url, timeout=timeout) as response:
-
-        def fetch(out: IO[bytes]) -> None:
-            digest = hashlib.md5(usedforsecurity=False)
-            size = response.headers.get("Content-Length")
-            with tqdm(
-                total=int(size) if size else None,
-                unit="B",
-                unit_scale=True,
-                desc=Path(destination).name,
-            ) as progress:
-                while chunk := response.read(_CHUNK_BYTES):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    progress.update(len(chunk))
-            if digest.hexdigest() != md5:  # raising here discards the temporary file
-                raise CorruptDatasetError(
-                    f"checksum mismatch: MD5 {digest.hexdigest()}, expected {md5}; "
-                    "the file was discarded"
-                )
-
-        write_atomically(destination, fetch)
+        download_files(dataset, missing, folder)
+    except DownloadError as error:
+        raise DatasetNotFoundError(split, data_dir, dataset, error.failures) from None
+    images, labels = (_existing(folder, name) for name in names)
+    return images, labels

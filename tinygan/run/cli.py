@@ -20,10 +20,10 @@ import os
 import sys
 from pathlib import Path
 
-from tinygan.data import OptionNames
 from tinygan.models import PRESETS
 from tinygan.run.experiment import TRAIN_PRESETS, run_from_command_line
 from tinygan.run.flags import (
+    DATA_FLAGS_OPT_IN,
     DEVICE_NAMES,
     FlagParser,
     add_debug_flag,
@@ -75,14 +75,6 @@ def train_command(argv: list[str]) -> int:
     run_from_command_line(args, parser.prog)
     return 0
 
-
-# Data errors of eval and classifier advise these commands' flags, not load_mnist's keywords.
-DATA_FLAGS = OptionNames(
-    data_dir="--data-dir DIR",
-    split="--split {}",
-    download_off="no --download",
-    download_on="pass --download",
-)
 
 CHECKPOINT_HELP = (
     "a .npz written during training, or a run folder (its checkpoints/best.npz when the run kept "
@@ -203,7 +195,7 @@ def eval_command(argv: list[str]) -> int:
             classifier_cache=args.classifier_cache,
         )
     except DatasetNotFoundError as error:
-        raise SystemExit(f"tinygan eval: {error.describe(DATA_FLAGS)}") from None
+        raise SystemExit(f"tinygan eval: {error.describe(DATA_FLAGS_OPT_IN)}") from None
     except (NonFiniteCheckpointError, NoRoomError) as error:
         usage_error(parser.prog, str(error))
     except (OSError, ValueError, KeyError) as error:  # corrupt data, missing checkpoints too
@@ -245,7 +237,7 @@ def classifier_command(argv: list[str]) -> int:
         load_classifier(data, cache_dir=args.classifier_cache, progress=not args.no_progress)
         choose_classifier(args.dataset, args.data_dir, args.classifier_cache)
     except DatasetNotFoundError as error:
-        raise SystemExit(f"{parser.prog}: {error.describe(DATA_FLAGS)}") from None
+        raise SystemExit(f"{parser.prog}: {error.describe(DATA_FLAGS_OPT_IN)}") from None
     return 0
 
 

@@ -56,7 +56,6 @@ from tinygan.data import (
     BatchIterator,
     CorruptDatasetError,
     DatasetNotFoundError,
-    OptionNames,
     bundled_mnist_dir,
     find_dataset_files,
     images_to_float,
@@ -76,6 +75,7 @@ from tinygan.run.checkpoint import (
     find_resumable,
 )
 from tinygan.run.flags import (
+    DATA_FLAGS,
     check_gpu,
     check_writable_folder,
     one_line_errors,
@@ -368,15 +368,6 @@ def fresh_settings(given: dict[str, Any]) -> dict[str, Any]:
     if settings.get("seed") is None:
         settings["seed"] = new_seed()
     return settings
-
-
-#: How data messages name the options, from the command line.
-DATA_FLAGS = OptionNames(
-    data_dir="--data-dir DIR",
-    split="--split {}",
-    download_off="--no-download",
-    download_on="leave out --no-download",
-)
 
 
 def load_training_data(prog: str, preset: Preset, settings: dict[str, Any]) -> np.ndarray:

@@ -18,9 +18,11 @@ import math
 import os
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
+from tinygan.data import OptionNames
 from tinygan.losses import GAN_LOSSES, WEIGHT_CLIP
 from tinygan.models import describe_presets, get_preset
 from tinygan.penalties import PENALTIES, R1_WEIGHT, WGAN_GP_WEIGHT
@@ -29,6 +31,18 @@ DATASET_NAMES = ("mnist", "fashion-mnist")
 #: ``emulated`` runs the GPU code paths on the CPU (:mod:`tinygan.testing`), to check them without one.
 DEVICE_NAMES = ("cpu", "gpu", "emulated")
 SPLIT_NAMES = ("train", "test")
+
+#: How the training commands' data errors and notices name the options (in place of load_mnist's
+#: keywords). These commands download missing data unless given --no-download.
+DATA_FLAGS = OptionNames(
+    data_dir="--data-dir DIR",
+    split="--split {}",
+    download_off="--no-download",
+    download_on="leave out --no-download",
+)
+#: The same for the commands that download only when asked to (``tinygan eval``, ``tinygan
+#: classifier``: --download).
+DATA_FLAGS_OPT_IN = replace(DATA_FLAGS, download_off="no --download", download_on="pass --download")
 
 
 class FlagParser(argparse.ArgumentParser):
