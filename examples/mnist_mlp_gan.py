@@ -12,8 +12,8 @@ size 128, Adam 2e-4, batch 100, a 1x10 strip every 10 epochs, 100 epochs.
 
 One training step, in tinygan/gan.py, is the whole algorithm: a discriminator update on a real and a
 generated batch, then a generator update through the frozen discriminator. This script only wires a
-preset, the data and the callbacks together (tinygan/run/experiment.py); examples/train_loop.py writes
-the same training out as one plain loop.
+preset, the data and the callbacks together (tinygan/run/experiment.py, which builds them in
+tinygan/run/build.py); examples/train_loop.py writes the same training out as one plain loop.
 """
 
 from tinygan.run.experiment import main

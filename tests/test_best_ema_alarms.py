@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -258,17 +259,19 @@ def test_load_generator_prefers_the_ema_weights_and_old_checkpoints_still_load(t
 
 def test_quality_is_measured_a_few_times_per_long_run_by_default(capsys):
     from tinygan.run.experiment import AUTO_QUALITY_TIMES, quality_interval
+    from tinygan.run.settings import RunSettings
 
-    settings = {"dataset": "mnist"}
+    settings = RunSettings(preset="mlp-tf", seed=0, dataset="mnist")
     assert quality_interval(settings, 999) is None  # short runs: no measuring, no message
     assert capsys.readouterr().out == ""
     assert quality_interval(settings, 10_000) == 10_000 // AUTO_QUALITY_TIMES
     # the end of the run is the fifth measurement
     assert quality_interval(settings, 1001) == -(-1001 // AUTO_QUALITY_TIMES)
     assert f"measuring sample quality {AUTO_QUALITY_TIMES} times" in capsys.readouterr().out
-    assert quality_interval({**settings, "quality_every": 7}, 10) == 7
-    assert quality_interval({**settings, "quality_every": 7, "no_quality": True}, 10**5) is None
-    assert quality_interval({**settings, "no_quality": True}, 10**5) is None
+    assert quality_interval(replace(settings, quality_every=7), 10) == 7
+    both = replace(settings, quality_every=7, no_quality=True)
+    assert quality_interval(both, 10**5) is None
+    assert quality_interval(replace(settings, no_quality=True), 10**5) is None
 
 
 def test_quality_every_and_no_quality_together_are_refused_in_one_line(tmp_path, capsys):

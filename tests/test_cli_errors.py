@@ -16,6 +16,7 @@ from tinygan.run.checkpoint import checkpoint_files
 from tinygan.run.cli import main as cli
 from tinygan.run.experiment import describe_data, main
 from tinygan.run.folder_lock import LOCK_NAME
+from tinygan.run.settings import RunSettings
 from tinygan.run.train import Trainer
 
 
@@ -282,6 +283,9 @@ def test_a_relative_data_dir_is_stored_absolute_and_resumes_from_anywhere(
 
 
 def test_the_run_summary_names_the_data_actually_used():
-    assert describe_data({"bundled_data": True}, 10_000) == "10,000 bundled MNIST test digits"
-    settings = {"dataset": "fashion-mnist", "split": "train", "data_folder": "/data/fashion"}
+    bundled = RunSettings(preset="mlp-tf", seed=0, bundled_data=True)
+    assert describe_data(bundled, 10_000) == "10,000 bundled MNIST test digits"
+    settings = RunSettings(
+        preset="mlp-tf", seed=0, dataset="fashion-mnist", data_folder="/data/fashion"
+    )
     assert describe_data(settings, 60_000) == "60,000 Fashion-MNIST train images from /data/fashion"

@@ -20,7 +20,8 @@ import os
 import sys
 from pathlib import Path
 
-from tinygan.models import PRESETS
+from tinygan.models import PRESETS, Preset
+from tinygan.nn.layer import Layer
 from tinygan.run.experiment import TRAIN_PRESETS, run_from_command_line
 from tinygan.run.flags import (
     DATA_FLAGS_OPT_IN,
@@ -257,8 +258,31 @@ Needs: pip install "tinygan[torch]".
 
 def export_command(argv: list[str]) -> int:
     """``tinygan export CHECKPOINT``: a trained network as ONNX or as a PyTorch state dict."""
-    import importlib.util
+    parser = export_parser()
+    args = parser.parse_args(argv)
+    out = args.out or Path(f"{args.network}{EXPORT_FORMATS[args.format]}")
+    # checked before the checkpoint is read, so a missing extra or a bad path costs nothing
+    check_export_target(parser.prog, args.format, out)
 
+    from tinygan.interop import load_network
+    from tinygan.run.checkpoint import NonFiniteCheckpointError
+
+    try:
+        network, preset = load_network(args.checkpoint, args.network)
+    except NonFiniteCheckpointError as error:
+        usage_error(parser.prog, str(error))
+    except (OSError, ValueError, KeyError) as error:
+        raise SystemExit(f"tinygan export: {error}") from None
+    try:
+        how = write_export(network, preset, args.network, args.format, out)
+    except OSError as error:
+        raise SystemExit(f"tinygan export: cannot write {out}: {error.strerror or error}") from None
+    print(f"tinygan: {args.network} of preset {preset.name} -> {out} ({how})")
+    return 0
+
+
+def export_parser() -> FlagParser:
+    """The flags of ``tinygan export``."""
     parser = FlagParser(
         prog="tinygan export",
         description="Export a checkpoint's generator or discriminator to ONNX or PyTorch.",
@@ -279,54 +303,46 @@ def export_command(argv: list[str]) -> int:
         "--out", type=Path, help="file to write (default: <network>.onnx or <network>.pt)"
     )
     add_debug_flag(parser)
-    args = parser.parse_args(argv)
-    # Checked before the checkpoint is read, so a missing extra or a bad path costs nothing.
-    module = "onnx" if args.format == "onnx" else "torch"
+    return parser
+
+
+def check_export_target(prog: str, export_format: str, out: Path) -> None:
+    """Stop with one line when the format's package is missing or ``out`` cannot be written."""
+    import importlib.util
+
+    module = "onnx" if export_format == "onnx" else "torch"
     if importlib.util.find_spec(module) is None:
         usage_error(
-            parser.prog,
-            f"--format {args.format} needs the {module} package: pip install "
-            f'"tinygan[{args.format}]"',
+            prog,
+            f"--format {export_format} needs the {module} package: pip install "
+            f'"tinygan[{export_format}]"',
         )
-    out = args.out or Path(f"{args.network}{EXPORT_FORMATS[args.format]}")
     if out.is_dir():
-        usage_error(parser.prog, f"--out {out} is a folder; give a file name")
+        usage_error(prog, f"--out {out} is a folder; give a file name")
     # The file's folder may be missing (it is created when the file is written), but the nearest
     # folder that exists must accept files, and nothing on the way may be a file.
     existing = next(parent for parent in out.absolute().parents if parent.exists())
     if not existing.is_dir():
-        usage_error(parser.prog, f"--out {out} is below the file {existing}")
+        usage_error(prog, f"--out {out} is below the file {existing}")
     if not os.access(existing, os.W_OK | os.X_OK):
-        usage_error(parser.prog, f"--out {out} is not writable ({existing} is read-only)")
+        usage_error(prog, f"--out {out} is not writable ({existing} is read-only)")
 
-    from tinygan.interop import load_network
-    from tinygan.run.checkpoint import NonFiniteCheckpointError
 
-    try:
-        network, preset = load_network(args.checkpoint, args.network)
-    except NonFiniteCheckpointError as error:
-        usage_error(parser.prog, str(error))
-    except (OSError, ValueError, KeyError) as error:
-        raise SystemExit(f"tinygan export: {error}") from None
-    try:
-        if args.format == "onnx":
-            from tinygan.interop.onnx_export import export_onnx
+def write_export(network: Layer, preset: Preset, which: str, export_format: str, out: Path) -> str:
+    """Write ``network`` (the preset's ``which``) to ``out``; returns how to load the file."""
+    if export_format == "onnx":
+        from tinygan.interop.onnx_export import export_onnx
 
-            export_onnx(network, preset, args.network, out)
-            how = "run it with onnxruntime.InferenceSession"
-        else:
-            from tinygan.interop.torch_models import export_torch
+        export_onnx(network, preset, which, out)
+        return "run it with onnxruntime.InferenceSession"
+    from tinygan.interop.torch_models import export_torch
 
-            export_torch(network, preset, args.network, out)
-            build = "build_generator" if args.network == "generator" else "build_discriminator"
-            how = (
-                f"load it with tinygan.interop.torch_models.{build}({preset.name!r})"
-                f".load_state_dict(torch.load({str(out)!r}))"
-            )
-    except OSError as error:
-        raise SystemExit(f"tinygan export: cannot write {out}: {error.strerror or error}") from None
-    print(f"tinygan: {args.network} of preset {preset.name} -> {out} ({how})")
-    return 0
+    export_torch(network, preset, which, out)
+    build = "build_generator" if which == "generator" else "build_discriminator"
+    return (
+        f"load it with tinygan.interop.torch_models.{build}({preset.name!r})"
+        f".load_state_dict(torch.load({str(out)!r}))"
+    )
 
 
 COMMANDS = {

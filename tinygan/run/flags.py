@@ -138,14 +138,16 @@ def usage_error(prog: str, message: str) -> NoReturn:
     raise SystemExit(2)
 
 
+#: Why ``--device gpu`` is refused where no usable GPU is there.
+GPU_NEEDED = '--device gpu needs CuPy and a working NVIDIA GPU (pip install -e ".[gpu]")'
+
+
 def check_gpu(prog: str, device: str) -> None:
     """Stop with one line when ``--device gpu`` is asked for and no usable GPU is there."""
     from tinygan.backend import gpu_available
 
     if device == "gpu" and not gpu_available():
-        usage_error(
-            prog, '--device gpu needs CuPy and a working NVIDIA GPU (pip install -e ".[gpu]")'
-        )
+        usage_error(prog, GPU_NEEDED)
 
 
 def add_debug_flag(parser: argparse.ArgumentParser) -> None:
@@ -186,19 +188,37 @@ def training_parser(
     """The flags shared by every image example and by ``tinygan train``.
 
     ``presets`` and ``default_preset`` may be given by name or alias; ``--preset`` accepts either
-    and parses to the name.
+    and parses to the name. The flags are added group by group, in the order ``--help`` lists them.
     """
     presets = [get_preset(name).name for name in presets]
-    default_preset = get_preset(default_preset).name
     parser = FlagParser(prog=prog, description=description)
+    add_preset_flag(parser, presets, get_preset(default_preset).name)
+    add_length_flags(parser)
+    add_output_flags(parser)
+    add_data_flags(parser)
+    add_schedule_flags(parser)
+    add_extension_flags(parser)
+    add_step_rule_flags(parser, presets)
+    add_game_flags(parser)
+    parser.add_argument("--no-download", action="store_true", help="never download the dataset")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_debug_flag(parser)
+    return parser
+
+
+def add_preset_flag(parser: argparse.ArgumentParser, presets: list[str], default: str) -> None:
+    """``--preset`` (by name or alias); the preset trained without it is ``default``."""
     parser.add_argument(
         "--preset",
         type=preset_argument(presets),
         metavar="PRESET",
-        help=f"system to train, by name or alias: {describe_presets(presets)} "
-        f"(default: {default_preset})",
+        help=f"system to train, by name or alias: {describe_presets(presets)} (default: {default})",
     )
-    parser.set_defaults(default_preset=default_preset)
+    parser.set_defaults(default_preset=default)
+
+
+def add_length_flags(parser: argparse.ArgumentParser) -> None:
+    """How long and how fast a run trains, and its seed."""
     length = parser.add_mutually_exclusive_group()
     length.add_argument(
         "--iterations", type=positive_int, help="training steps (default: the preset's full run)"
@@ -216,12 +236,20 @@ def training_parser(
         "the saved one",
     )
     parser.add_argument("--seed", type=seed_int, help="random seed (default: a fresh one, printed)")
+
+
+def add_output_flags(parser: argparse.ArgumentParser) -> None:
+    """Where the run writes, and whether an earlier run there may be deleted."""
     parser.add_argument("--out", type=Path, help="output folder (default: runs/<preset name>)")
     parser.add_argument(
         "--overwrite",
         action="store_true",
         help="delete the outputs of an earlier run in --out before starting",
     )
+
+
+def add_data_flags(parser: argparse.ArgumentParser) -> None:
+    """The images a run trains on, and the device it trains on."""
     parser.add_argument(
         "--data-dir",
         type=Path,
@@ -237,6 +265,10 @@ def training_parser(
         choices=DEVICE_NAMES,
         help="default: cpu (emulated: GPU-style arrays on the CPU, to test the GPU code paths)",
     )
+
+
+def add_schedule_flags(parser: argparse.ArgumentParser) -> None:
+    """How often a run draws samples, logs and saves checkpoints, and ``--resume``."""
     parser.add_argument(
         "--sample-every",
         type=positive_int,
@@ -265,6 +297,11 @@ def training_parser(
     parser.add_argument(
         "--resume", action="store_true", help="continue from the newest good checkpoint in --out"
     )
+
+
+def add_extension_flags(parser: argparse.ArgumentParser) -> None:
+    """What tinygan adds to the tutorials' runs: quality measurements, PacGAN's packing, mode
+    counts and the generator's moving average."""
     parser.add_argument(
         "--quality-every",
         type=positive_int,
@@ -299,6 +336,10 @@ def training_parser(
         help="keep a moving average of the generator's weights with this decay (e.g. 0.999), "
         "saved in checkpoints and used for samples and quality (default: off)",
     )
+
+
+def add_step_rule_flags(parser: argparse.ArgumentParser, presets: list[str]) -> None:
+    """How a training step is played; the help names the ``presets`` that play each rule."""
     rules = parser.add_argument_group(
         "step rules",
         "How a training step is played. Each preset's default is its tutorial's (docs/presets.md); "
@@ -325,6 +366,10 @@ def training_parser(
         "the Keras tutorials' G.predict does; --no-inference-fakes uses training mode "
         f"({preset_defaults(presets, 'inference_fakes')})",
     )
+
+
+def add_game_flags(parser: argparse.ArgumentParser) -> None:
+    """The GAN loss and what keeps the discriminator in check."""
     game = parser.add_argument_group(
         "loss and regularisers",
         "What D and G minimise and what keeps D in check (default: the preset's cross-entropy "
@@ -371,7 +416,3 @@ def training_parser(
         action=argparse.BooleanOptionalAction,
         help="spectrally normalise D's Dense and Conv2D layers (default: off)",
     )
-    parser.add_argument("--no-download", action="store_true", help="never download the dataset")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    add_debug_flag(parser)
-    return parser
