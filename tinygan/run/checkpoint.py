@@ -39,7 +39,7 @@ import zipfile
 import zlib
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -49,7 +49,10 @@ from tinygan.gan import GAN
 from tinygan.models import Preset, get_preset
 from tinygan.nn.layer import Layer
 from tinygan.nn.spectral_norm import spectrally_normalized
-from tinygan.run.train import NonFiniteLossError, Periodic, Trainer
+from tinygan.run.callbacks import NonFiniteLossError, Periodic
+
+if TYPE_CHECKING:  # annotations only: loading a checkpoint does not import the training loop
+    from tinygan.run.train import Trainer
 
 CHECKPOINT_PATTERN = re.compile(r"step_(\d+)\.npz$")
 #: The generator with the lowest FID so far, beside the rotating ``step_*.npz`` files (never pruned,
@@ -267,27 +270,14 @@ def load_for_inference(
     if network not in NETWORKS:
         raise ValueError(f"network must be one of {NETWORKS}, got {network!r}")
     archive = read_checkpoint(path)
-    bad = non_finite_entry(archive)
-    if bad is not None:
-        values = archive[bad]
-        counts = (("NaN", np.isnan(values).sum()), ("infinite", np.isinf(values).sum()))
-        found = ", ".join(f"{count} {kind}" for kind, count in counts if count)
-        raise NonFiniteCheckpointError(
-            f"{path}: array {bad} is not finite ({found} of {values.size} values); "
-            "networks loaded from it would compute NaN"
-        )
+    _refuse_non_finite(path, archive)
     metadata = checkpoint_metadata(archive)
-    if "preset" not in metadata:
-        raise CheckpointError(f"{path} does not say which preset it belongs to; cannot rebuild it")
-    # the run's packing (runs from before --pack had none) shapes the discriminator's first layer
-    settings = metadata.get("settings", {})
-    pack = int(settings.get("pack") or 1)
-    spectral = bool(settings.get("spectral_norm"))  # D's layers as the run trained them
-    preset = replace(get_preset(metadata["preset"]), pack=pack, spectral_norm=spectral)
+    preset = _trained_preset(path, metadata)
     if network == "discriminator" and not any(key.startswith("D.") for key in archive):
         raise CheckpointError(f"{path}: holds no discriminator parameters")
-    generator, discriminator = preset.build(np.random.default_rng(0), pack=pack)  # loaded below
-    if spectral:
+    # any initial weights: the saved ones are loaded below
+    generator, discriminator = preset.build(np.random.default_rng(0), pack=preset.pack)
+    if preset.spectral_norm:
         discriminator = spectrally_normalized(discriminator)
     try:
         if network == "generator":
@@ -298,6 +288,31 @@ def load_for_inference(
         message = _one_line(error).strip("\"'")  # a KeyError's text comes quoted
         raise CheckpointError(f"{path}: does not fit preset {preset.name}: {message}") from None
     return (generator if network == "generator" else discriminator), preset, metadata
+
+
+def _refuse_non_finite(path: str | os.PathLike, archive: dict[str, np.ndarray]) -> None:
+    """Raise :class:`NonFiniteCheckpointError` naming the first array holding a NaN or an inf."""
+    bad = non_finite_entry(archive)
+    if bad is None:
+        return
+    values = archive[bad]
+    counts = (("NaN", np.isnan(values).sum()), ("infinite", np.isinf(values).sum()))
+    found = ", ".join(f"{count} {kind}" for kind, count in counts if count)
+    raise NonFiniteCheckpointError(
+        f"{path}: array {bad} is not finite ({found} of {values.size} values); "
+        "networks loaded from it would compute NaN"
+    )
+
+
+def _trained_preset(path: str | os.PathLike, metadata: dict[str, Any]) -> Preset:
+    """The preset a checkpoint's run trained, with the packing and spectral norm it used."""
+    if "preset" not in metadata:
+        raise CheckpointError(f"{path} does not say which preset it belongs to; cannot rebuild it")
+    # the run's packing (runs from before --pack had none) shapes the discriminator's first layer
+    settings = metadata.get("settings", {})
+    pack = int(settings.get("pack") or 1)
+    spectral = bool(settings.get("spectral_norm"))  # D's layers as the run trained them
+    return replace(get_preset(metadata["preset"]), pack=pack, spectral_norm=spectral)
 
 
 def apply_state(archive: dict[str, np.ndarray], gan: GAN, trainer: Trainer | None = None) -> None:
@@ -440,7 +455,7 @@ class Checkpoint(Periodic):
     * when training ends, also by Ctrl-C, SIGTERM, SIGHUP or divergence.
 
     Only the ``keep`` newest files stay (``keep=0``: all). A state with a non-finite number is never
-    written: :class:`~tinygan.run.train.NonFiniteLossError` is raised instead.
+    written: :class:`~tinygan.run.callbacks.NonFiniteLossError` is raised instead.
 
     The in-memory copy is the last state whose losses were read back and found finite (the trainer's
     ``on_log``), or the last one written. When the run diverges, or stops in the middle of a step (an

@@ -517,15 +517,19 @@ def quality_data_dir(settings: dict[str, Any]) -> Any:
 def quality_callbacks(
     preset: Preset, settings: dict[str, Any], metadata: dict[str, Any], every: int, grid: SampleGrid
 ) -> tuple[Any, Any]:
-    """Quality metrics every ``every`` steps, against real images the classifier never saw, and the
-    best generator's grid at the end (a :class:`QualityCallback` and a :class:`BestGrid`)."""
+    """Quality metrics every ``every`` steps, against real images the classifier never saw, each
+    row keeping the best generator and raising the collapse alarms, and the best generator's grid
+    at the end (a :class:`QualityCallback` and a :class:`BestGrid`)."""
     from tinygan.quality.classifier import choose_classifier
-    from tinygan.quality.evaluate import BestGrid, QualityCallback, QualityEvaluator
+    from tinygan.quality.evaluate import QualityCallback, QualityEvaluator
+    from tinygan.run.alarms import CollapseAlarm
+    from tinygan.run.best import BestGrid, KeepBest
 
     chosen = choose_classifier(settings["dataset"], quality_data_dir(settings))
     evaluator = QualityEvaluator(chosen.classifier, chosen.data.heldout_images)
-    quality = QualityCallback(every, evaluator, preset, metadata=metadata)
-    return quality, BestGrid(grid, quality)
+    best = KeepBest(metadata)
+    quality = QualityCallback(every, evaluator, preset, listeners=[best, CollapseAlarm()])
+    return quality, BestGrid(grid, best)
 
 
 def write_config(out_dir: Path, config: dict[str, Any]) -> None:
@@ -831,7 +835,7 @@ def train_in_folder(
         raise SystemExit(EXIT_WRITE_FAILED) from None
     modes = f"; {measures.summary()}" if preset.mixture else ""
     print(f"tinygan: done, {trainer.step} steps; outputs in {out_dir}{modes}")
-    best = quality.summary() if quality is not None else None
+    best = best_grid.best.summary() if best_grid is not None else None
     if best:
         grid_line = f", drawn in {best_grid.path}" if best_grid.path else ""
         print(f"tinygan: {best}: {checkpoint_dir / 'best.npz'}{grid_line}")
