@@ -62,17 +62,19 @@ class ScriptedEvaluator:
         return {"n": 10, **{key: 0.0 for key in METRICS}}
 
 
+#: The checkpoint tests' toy run's G maps 4 numbers to 9 pixels: a 3x3 "preset" for sampling.
+TOY_PRESET = SimpleNamespace(
+    latent_dim=4, noise="uniform", value_range=(0.0, 1.0), image_size=(3, 3), classes=None
+)
+
+
 def quality_run(out_dir: Path, fids: list[float], classes: list[int] | None = None):
     """The checkpoint tests' small run, measured every step by scripted scores."""
     trainer = fresh_run(out_dir)
     checkpoint = Checkpoint(every_steps=1, keep=1, metadata={"preset": "toy"})
-    # the toy run's G maps 4 numbers to 9 pixels: a 3x3 "preset" for the sample generation
-    preset = SimpleNamespace(
-        latent_dim=4, noise="uniform", value_range=(0.0, 1.0), image_size=(3, 3)
-    )
     best = KeepBest(metadata={"preset": "toy"})
     evaluator = ScriptedEvaluator(fids, classes)
-    quality = QualityCallback(1, evaluator, preset, n=20, listeners=[best, CollapseAlarm()])
+    quality = QualityCallback(1, evaluator, TOY_PRESET, n=20, listeners=[best, CollapseAlarm()])
     trainer.callbacks += [checkpoint, quality]
     return trainer, best
 

@@ -7,21 +7,15 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-from test_best_ema_alarms import ScriptedEvaluator
+from test_best_ema_alarms import TOY_PRESET, ScriptedEvaluator
 from test_checkpoint import fresh_run
 
 from tinygan.quality.evaluate import QualityCallback
 from tinygan.run import callbacks
 from tinygan.run.callbacks import RowListener
 from tinygan.run.records import QUALITY_COLUMNS
-
-# the toy run's G maps 4 numbers to 9 pixels: a 3x3 "preset" for the sample generation
-TOY_PRESET = SimpleNamespace(
-    latent_dim=4, noise="uniform", value_range=(0.0, 1.0), image_size=(3, 3)
-)
 
 
 class Recorder(RowListener):
@@ -75,10 +69,10 @@ def test_a_resumed_run_hands_its_listeners_the_rows_up_to_its_step(tmp_path):
     assert seen == [("a", ["2", "4"]), ("b", ["2", "4"])]
 
 
-def test_loading_a_checkpoint_or_sampling_does_not_import_the_training_loop():
+def test_loading_a_checkpoint_sampling_or_evaluating_does_not_import_the_training_loop():
     code = (
-        "import sys, tinygan.run.checkpoint, tinygan.run.sampling, tinygan.run.best, "
-        "tinygan.run.alarms; print('tinygan.run.train' in sys.modules)"
+        "import sys, tinygan.run.checkpoint, tinygan.run.sampling, tinygan.quality.evaluate; "
+        "print('tinygan.run.train' in sys.modules)"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     done = subprocess.run(

@@ -32,7 +32,7 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -56,12 +56,9 @@ from tinygan.quality.metrics import (
     mode_coverage,
     precision_recall,
 )
-from tinygan.run.callbacks import Periodic, RowListener
+from tinygan.run.callbacks import Periodic, RowListener, TrainerView
 from tinygan.run.records import QUALITY_CSV, QUALITY_METRICS, append_quality_row, read_quality_rows
 from tinygan.run.sampling import check_memory, generate, generate_batches, load_generator
-
-if TYPE_CHECKING:  # annotations only: measuring does not need the training loop itself
-    from tinygan.run.train import Trainer
 
 #: The metrics, in the order of their columns in ``quality.csv`` (:mod:`tinygan.run.records`).
 METRICS = QUALITY_METRICS
@@ -289,7 +286,6 @@ def evaluate_checkpoint(
         The features of ``n`` images would not fit in this machine's memory; checked before any
         image is generated (the images themselves are scored a batch at a time, never all kept).
     """
-    # over 60 lines only by its signature and docstring: twelve parameters, each explained
     start = time.perf_counter()
     generator, preset, metadata = load_generator(path, device)
     dataset = dataset or metadata.get("dataset", "mnist")
@@ -407,22 +403,22 @@ class QualityCallback(Periodic):
         self.listeners = list(listeners)
         self.rows: list[dict[str, Any]] = []
 
-    def path(self, trainer: Trainer) -> Path:
+    def path(self, trainer: TrainerView) -> Path:
         return Path(trainer.out_dir) / self.filename
 
-    def on_train_begin(self, trainer: Trainer) -> None:
+    def on_train_begin(self, trainer: TrainerView) -> None:
         earlier = read_quality_rows(self.path(trainer), trainer.step)
         for listener in self.listeners:
             listener.on_start(trainer, earlier)
 
-    def act(self, trainer: Trainer) -> None:
+    def act(self, trainer: TrainerView) -> None:
         self.measure(trainer)
 
-    def on_train_end(self, trainer: Trainer) -> None:
+    def on_train_end(self, trainer: TrainerView) -> None:
         if trainer.step and (not self.rows or self.rows[-1]["step"] != trainer.step):
             self.measure(trainer)
 
-    def score(self, trainer: Trainer) -> dict[str, Any]:
+    def score(self, trainer: TrainerView) -> dict[str, Any]:
         """The row of ``n`` samples of the generator as it is now (listeners add to it)."""
         with averaged_generator(trainer.gan) as generator:
             images, _ = generate(generator, self.preset, self.n, self.seed, device=trainer.device)
@@ -432,7 +428,7 @@ class QualityCallback(Periodic):
         row |= {f"real_{key}": real[key] for key in METRICS}
         return row
 
-    def measure(self, trainer: Trainer) -> dict[str, Any]:
+    def measure(self, trainer: TrainerView) -> dict[str, Any]:
         """Score the generator, hand the row to the listeners, record it, and return it."""
         row = self.score(trainer)
         for listener in self.listeners:

@@ -22,24 +22,21 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from tinygan.run.best import best_so_far_line
-from tinygan.run.callbacks import Callback, RowListener
+from tinygan.run.callbacks import Callback, RowListener, TrainerView
 from tinygan.run.records import WARNINGS_CSV, append_warning, warning_kinds
 
-if TYPE_CHECKING:  # annotations only: the alarms do not need the training loop itself
-    from tinygan.run.train import Trainer
 
-
-def given_kinds(trainer: Trainer) -> set[str]:
+def given_kinds(trainer: TrainerView) -> set[str]:
     """The kinds of warning this run has given up to the trainer's step (read on a resume)."""
     return warning_kinds(trainer.out_dir / WARNINGS_CSV, trainer.step)
 
 
-def give_warning(trainer: Trainer, kind: str, message: str) -> str:
+def give_warning(trainer: TrainerView, kind: str, message: str) -> str:
     """Print the warning line and append it to ``warnings.csv``; returns the line."""
     line = f"tinygan: warning: step {trainer.step}: {message}; {best_so_far_line(trainer)}"
     print(line, file=sys.stderr, flush=True)
@@ -122,14 +119,14 @@ class CollapseAlarm(RowListener):
     def __init__(self, watch: CollapseWatch | None = None) -> None:
         self.watch = watch or CollapseWatch()
 
-    def on_start(self, trainer: Trainer, earlier: list[dict[str, str]]) -> None:
+    def on_start(self, trainer: TrainerView, earlier: list[dict[str, str]]) -> None:
         # a resumed run carries on with the coverage and recall reached so far, and does not
         # repeat a warning it gave
         for row in earlier:
             self.watch.observe(row)
         self.watch.fired |= given_kinds(trainer)
 
-    def on_row(self, trainer: Trainer, row: dict[str, Any]) -> None:
+    def on_row(self, trainer: TrainerView, row: dict[str, Any]) -> None:
         alarms = self.watch.check(row)
         for kind, message in alarms:
             give_warning(trainer, kind, message)
@@ -158,11 +155,11 @@ class LossAlarm(Callback):
         self.streak = 0
         self.fired = False
 
-    def on_train_begin(self, trainer: Trainer) -> None:
+    def on_train_begin(self, trainer: TrainerView) -> None:
         self.streak = 0
         self.fired = self.KIND in given_kinds(trainer)
 
-    def on_log(self, trainer: Trainer) -> None:
+    def on_log(self, trainer: TrainerView) -> None:
         history = trainer.history
         if self.fired or not history["g_loss"]:
             return

@@ -11,12 +11,12 @@ metadata's ``best`` holds the step and the scores. It is never rotated away and 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from tinygan.backend import to_device, to_numpy
-from tinygan.run.callbacks import Callback, RowListener
+from tinygan.run.callbacks import Callback, RowListener, TrainerView
 from tinygan.run.checkpoint import (
     BEST_NAME,
     best_checkpoint_info,
@@ -26,13 +26,11 @@ from tinygan.run.checkpoint import (
 )
 from tinygan.run.records import QUALITY_METRICS
 from tinygan.run.sampling import load_generator
+from tinygan.run.train import SampleGrid
 from tinygan.viz import save_image_grid
 
-if TYPE_CHECKING:  # annotations only: nothing here needs the training loop itself
-    from tinygan.run.train import SampleGrid, Trainer
 
-
-def best_so_far_line(trainer: Trainer, folder: str = "checkpoints") -> str:
+def best_so_far_line(trainer: TrainerView, folder: str = "checkpoints") -> str:
     """Where the best generator so far is, for a warning."""
     best = best_checkpoint_info(trainer.out_dir / folder)
     if best is None:
@@ -64,16 +62,16 @@ class KeepBest(RowListener):
         self.metadata, self.folder = metadata or {}, folder
         self.best: dict[str, Any] | None = None  # step and scores of the best generator so far
 
-    def path(self, trainer: Trainer) -> Path:
+    def path(self, trainer: TrainerView) -> Path:
         return Path(trainer.out_dir) / self.folder / BEST_NAME
 
-    def on_start(self, trainer: Trainer, earlier: list[dict[str, str]]) -> None:
+    def on_start(self, trainer: TrainerView, earlier: list[dict[str, str]]) -> None:
         self.best = best_checkpoint_info(Path(trainer.out_dir) / self.folder)
 
-    def on_row(self, trainer: Trainer, row: dict[str, Any]) -> None:
+    def on_row(self, trainer: TrainerView, row: dict[str, Any]) -> None:
         self.keep_if_best(trainer, row)
 
-    def keep_if_best(self, trainer: Trainer, row: dict[str, Any]) -> bool:
+    def keep_if_best(self, trainer: TrainerView, row: dict[str, Any]) -> bool:
         """Write ``best.npz`` when ``row`` has a lower FID than the best so far; whether it did."""
         fid = float(row["fid"])
         if not np.isfinite(fid):
@@ -123,7 +121,7 @@ class BestGrid(Callback):
         self.grid, self.best = grid, best
         self.path: Path | None = None  # the PNG, once written
 
-    def on_train_end(self, trainer: Trainer) -> None:
+    def on_train_end(self, trainer: TrainerView) -> None:
         best = self.best.path(trainer)
         if not best.is_file() or self.grid.noise is None:
             return

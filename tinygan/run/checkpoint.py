@@ -39,7 +39,7 @@ import zipfile
 import zlib
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -49,10 +49,7 @@ from tinygan.gan import GAN
 from tinygan.models import Preset, get_preset
 from tinygan.nn.layer import Layer
 from tinygan.nn.spectral_norm import spectrally_normalized
-from tinygan.run.callbacks import NonFiniteLossError, Periodic
-
-if TYPE_CHECKING:  # annotations only: loading a checkpoint does not import the training loop
-    from tinygan.run.train import Trainer
+from tinygan.run.callbacks import NonFiniteLossError, Periodic, TrainerView
 
 CHECKPOINT_PATTERN = re.compile(r"step_(\d+)\.npz$")
 #: The generator with the lowest FID so far, beside the rotating ``step_*.npz`` files (never pruned,
@@ -98,7 +95,7 @@ def _rng_owners(gan: GAN) -> dict[str, Any]:
 
 
 def capture_state(
-    gan: GAN, trainer: Trainer | None = None, metadata: dict[str, Any] | None = None
+    gan: GAN, trainer: TrainerView | None = None, metadata: dict[str, Any] | None = None
 ) -> dict[str, np.ndarray]:
     """The run's whole state as host (NumPy) arrays: what a checkpoint file holds.
 
@@ -145,7 +142,7 @@ def write_checkpoint(path: str | os.PathLike, archive: dict[str, np.ndarray]) ->
 def save_checkpoint(
     path: str | os.PathLike,
     gan: GAN,
-    trainer: Trainer | None = None,
+    trainer: TrainerView | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Path:
     """Write the run's state (:func:`capture_state`) to ``path`` atomically; returns the path.
@@ -315,7 +312,9 @@ def _trained_preset(path: str | os.PathLike, metadata: dict[str, Any]) -> Preset
     return replace(get_preset(metadata["preset"]), pack=pack, spectral_norm=spectral)
 
 
-def apply_state(archive: dict[str, np.ndarray], gan: GAN, trainer: Trainer | None = None) -> None:
+def apply_state(
+    archive: dict[str, np.ndarray], gan: GAN, trainer: TrainerView | None = None
+) -> None:
     """Load an archive made by :func:`capture_state` into ``gan`` (and ``trainer``), in place."""
     missing = [prefix for prefix in REQUIRED_PREFIXES if not _section(archive, prefix[:-1])]
     if missing:
@@ -340,7 +339,7 @@ def apply_state(archive: dict[str, np.ndarray], gan: GAN, trainer: Trainer | Non
 
 
 def restore_checkpoint(
-    path: str | os.PathLike, gan: GAN, trainer: Trainer | None = None
+    path: str | os.PathLike, gan: GAN, trainer: TrainerView | None = None
 ) -> dict[str, Any]:
     """Load a checkpoint into a freshly built ``gan`` (and ``trainer``); returns its metadata."""
     archive = read_checkpoint(path)
@@ -487,10 +486,10 @@ class Checkpoint(Periodic):
         self.snapshot_step: int | None = None
         self._last_write = time.monotonic()
 
-    def folder_path(self, trainer: Trainer) -> Path:
+    def folder_path(self, trainer: TrainerView) -> Path:
         return trainer.out_dir / self.folder
 
-    def capture(self, trainer: Trainer) -> dict[str, np.ndarray]:
+    def capture(self, trainer: TrainerView) -> dict[str, np.ndarray]:
         """The trainer's state; a non-finite one stops training as a divergence."""
         archive = capture_state(trainer.gan, trainer, self.metadata)
         bad = non_finite_entry(archive)
@@ -500,7 +499,7 @@ class Checkpoint(Periodic):
         self.snapshot, self.snapshot_step = archive, trainer.step
         return archive
 
-    def save(self, trainer: Trainer) -> Path:
+    def save(self, trainer: TrainerView) -> Path:
         """Write the current state to ``step_<N>.npz`` and prune old files; returns the path."""
         archive = self.capture(trainer)
         path = write_checkpoint(self.folder_path(trainer) / f"step_{trainer.step:08d}.npz", archive)
@@ -509,7 +508,7 @@ class Checkpoint(Periodic):
         self.prune(trainer)
         return path
 
-    def prune(self, trainer: Trainer) -> None:
+    def prune(self, trainer: TrainerView) -> None:
         """Delete all but the ``keep`` newest checkpoint files."""
         if self.keep:
             for old in checkpoint_files(self.folder_path(trainer))[self.keep :]:
@@ -521,7 +520,7 @@ class Checkpoint(Periodic):
             return None
         return int(CHECKPOINT_PATTERN.search(self.saved[-1].name).group(1))
 
-    def on_train_begin(self, trainer: Trainer) -> None:
+    def on_train_begin(self, trainer: TrainerView) -> None:
         folder = self.folder_path(trainer)
         for pattern in (".step_*.tmp", f".{BEST_NAME}.*.tmp"):  # left by a process killed mid-write
             for stale in folder.glob(pattern):
@@ -532,14 +531,14 @@ class Checkpoint(Periodic):
         else:
             self.capture(trainer)
 
-    def on_log(self, trainer: Trainer) -> None:
+    def on_log(self, trainer: TrainerView) -> None:
         self.capture(trainer)
 
-    def act(self, trainer: Trainer) -> None:
+    def act(self, trainer: TrainerView) -> None:
         if self.last_saved_step != trainer.step:
             self.save(trainer)
 
-    def on_step_end(self, trainer: Trainer) -> None:
+    def on_step_end(self, trainer: TrainerView) -> None:
         super().on_step_end(trainer)
         due_by_steps = self.every_steps and trainer.step % self.every_steps == 0
         due_by_time = (
@@ -549,11 +548,11 @@ class Checkpoint(Periodic):
         if due_by_steps or due_by_time:
             self.act(trainer)
 
-    def on_rollback(self, trainer: Trainer) -> None:
+    def on_rollback(self, trainer: TrainerView) -> None:
         if self.snapshot is not None:
             apply_state(self.snapshot, trainer.gan, trainer)
 
-    def on_train_end(self, trainer: Trainer) -> None:
+    def on_train_end(self, trainer: TrainerView) -> None:
         if self.last_saved_step == trainer.step:
             return
         if trainer.step == self.snapshot_step:  # just rolled back, or nothing changed since
