@@ -18,7 +18,8 @@ from tinygan.models import PRESETS
 from tinygan.nn import BatchNorm, Dense, Sequential
 from tinygan.quality.evaluate import METRICS, QualityCallback
 from tinygan.rounding import assert_within_rounding
-from tinygan.run.alarms import CollapseWatch, LossAlarm
+from tinygan.run.alarms import CollapseAlarm, CollapseWatch, LossAlarm
+from tinygan.run.best import KeepBest
 from tinygan.run.checkpoint import (
     BEST_NAME,
     Checkpoint,
@@ -62,19 +63,21 @@ class ScriptedEvaluator:
         return {"n": 10, **{key: 0.0 for key in METRICS}}
 
 
+#: The checkpoint tests' toy run's G maps 4 numbers to 9 pixels: a 3x3 "preset" for sampling.
+TOY_PRESET = SimpleNamespace(
+    latent_dim=4, noise="uniform", value_range=(0.0, 1.0), image_size=(3, 3), classes=None
+)
+
+
 def quality_run(out_dir: Path, fids: list[float], classes: list[int] | None = None):
     """The checkpoint tests' small run, measured every step by scripted scores."""
     trainer = fresh_run(out_dir)
     checkpoint = Checkpoint(every_steps=1, keep=1, metadata={"preset": "toy"})
-    # the toy run's G maps 4 numbers to 9 pixels: a 3x3 "preset" for the sample generation
-    preset = SimpleNamespace(
-        latent_dim=4, noise="uniform", value_range=(0.0, 1.0), image_size=(3, 3)
-    )
-    quality = QualityCallback(
-        1, ScriptedEvaluator(fids, classes), preset, n=20, metadata={"preset": "toy"}
-    )
+    best = KeepBest(metadata={"preset": "toy"})
+    evaluator = ScriptedEvaluator(fids, classes)
+    quality = QualityCallback(1, evaluator, TOY_PRESET, n=20, listeners=[best, CollapseAlarm()])
     trainer.callbacks += [checkpoint, quality]
-    return trainer, quality
+    return trainer, best
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -83,18 +86,18 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 
 def test_best_checkpoint_follows_the_lowest_fid_survives_rotation_and_is_not_resumed(tmp_path):
-    trainer, quality = quality_run(tmp_path, [50.0, 40.0, 45.0, 30.0, 35.0])
+    trainer, best_kept = quality_run(tmp_path, [50.0, 40.0, 45.0, 30.0, 35.0])
     trainer.fit(5)
     folder = tmp_path / "checkpoints"
     best = checkpoint_metadata(read_checkpoint(folder / BEST_NAME))["best"]
     assert best["step"] == 4 and best["fid"] == 30.0 and best["inception_score"] == 8.7
-    assert quality.summary().startswith("best generator: step 4, FID 30.00")
+    assert best_kept.summary().startswith("best generator: step 4, FID 30.00")
     assert [p.name for p in checkpoint_files(folder)] == ["step_00000005.npz"]  # keep=1
     assert (folder / BEST_NAME).is_file()  # rotation leaves it alone
     assert find_resumable(folder)[0].name == "step_00000005.npz"  # --resume takes the newest
 
     # a resumed run knows the best FID so far: a worse one does not replace it, a better one does
-    resumed, quality = quality_run(tmp_path, [32.0, 20.0])
+    resumed, _ = quality_run(tmp_path, [32.0, 20.0])
     restore_checkpoint(folder / "step_00000005.npz", resumed.gan, resumed)
     resumed.fit(6)
     assert checkpoint_metadata(read_checkpoint(folder / BEST_NAME))["best"]["step"] == 4
@@ -103,9 +106,9 @@ def test_best_checkpoint_follows_the_lowest_fid_survives_rotation_and_is_not_res
 
 
 def test_best_checkpoint_is_never_written_with_non_finite_scores(tmp_path):
-    trainer, quality = quality_run(tmp_path, [float("nan"), float("nan")])
+    trainer, best_kept = quality_run(tmp_path, [float("nan"), float("nan")])
     trainer.fit(2)
-    assert quality.best is None and not (tmp_path / "checkpoints" / BEST_NAME).exists()
+    assert best_kept.best is None and not (tmp_path / "checkpoints" / BEST_NAME).exists()
 
 
 def test_tinygan_sample_loads_best_npz(tmp_path):

@@ -278,35 +278,39 @@ def save_loss_curves(
         side.set_title(label)
         side.grid(alpha=0.3)
     for name, values in history.items():
-        y = np.asarray(to_numpy(values), dtype=np.float64).ravel()
-        if steps is None:
-            x = np.arange(y.size)
-        else:
-            x = np.asarray(steps)
-            if x.shape != y.shape:
-                raise ValueError(
-                    f"series {name!r} has {y.size} values but steps has {x.size}; "
-                    f"they must have the same length"
-                )
-        if y.size <= _SMOOTH_ABOVE:
-            axes.plot(x, y, label=name)
-            continue
-        (raw,) = axes.plot(x, y, alpha=0.3, linewidth=0.8)
-        window = max(5, y.size // 50)
-        smooth = np.convolve(y, np.ones(window) / window, mode="valid")
-        start = (window - 1) // 2
-        axes.plot(
-            x[start : start + smooth.size],
-            smooth,
-            color=raw.get_color(),
-            label=f"{name} (moving average of {window})",
-        )
+        _plot_series(axes, name, np.asarray(to_numpy(values), dtype=np.float64).ravel(), steps)
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
     axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend()
     return save_figure(figure, path)
+
+
+def _plot_series(axes: Any, name: str, y: np.ndarray, steps: Sequence[int] | None) -> None:
+    """One series of :func:`save_loss_curves`: as it is, or faint with its moving average on top."""
+    if steps is None:
+        x = np.arange(y.size)
+    else:
+        x = np.asarray(steps)
+        if x.shape != y.shape:
+            raise ValueError(
+                f"series {name!r} has {y.size} values but steps has {x.size}; "
+                f"they must have the same length"
+            )
+    if y.size <= _SMOOTH_ABOVE:
+        axes.plot(x, y, label=name)
+        return
+    (raw,) = axes.plot(x, y, alpha=0.3, linewidth=0.8)
+    window = max(5, y.size // 50)
+    smooth = np.convolve(y, np.ones(window) / window, mode="valid")
+    start = (window - 1) // 2
+    axes.plot(
+        x[start : start + smooth.size],
+        smooth,
+        color=raw.get_color(),
+        label=f"{name} (moving average of {window})",
+    )
 
 
 def save_histograms(

@@ -21,53 +21,47 @@ against the other half), and reports put that beside the model's figures. A gene
 real data on a metric when it matches the real column, not when it reaches 0 or 10.
 
 :func:`evaluate_checkpoint` (the ``tinygan eval`` command) rebuilds a checkpoint's generator, draws N
-images and prints the table; :class:`QualityCallback` logs the same numbers to ``<out>/quality.csv``
-while a run trains.
+images and prints the table; :class:`QualityCallback` measures the same numbers while a run trains,
+hands each row to its listeners (keeping the best generator, raising alarms: each its own
+:class:`~tinygan.run.callbacks.RowListener`) and logs it to ``<out>/quality.csv``.
 """
 
 from __future__ import annotations
 
-import csv
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tinygan.atomic import appending
-from tinygan.backend import to_device, to_numpy
 from tinygan.data import load_mnist
 from tinygan.data.mnist import DISPLAY_NAMES
 from tinygan.ema import averaged_generator
 from tinygan.models import Preset
-from tinygan.quality.classifier.cache import load_classifier
-from tinygan.quality.classifier.choice import choose_classifier
-from tinygan.quality.classifier.data_split import ClassifierData, classifier_data
-from tinygan.quality.classifier.network import Classifier
-from tinygan.quality.classifier.training import ClassifierSettings
-from tinygan.quality.metrics.coverage import mode_coverage
-from tinygan.quality.metrics.fid import (
+from tinygan.quality.classifier import (
+    Classifier,
+    ClassifierData,
+    ClassifierSettings,
+    choose_classifier,
+    classifier_data,
+    load_classifier,
+)
+from tinygan.quality.metrics import (
     feature_frechet_distance,
     frechet_distance,
     gaussian_statistics,
+    inception_score,
+    mode_coverage,
+    precision_recall,
 )
-from tinygan.quality.metrics.inception_score import inception_score
-from tinygan.quality.metrics.precision_recall import precision_recall
-from tinygan.run.alarms import CollapseWatch, fired_kinds, give_warning
-from tinygan.run.checkpoint import (
-    BEST_NAME,
-    best_checkpoint_info,
-    capture_state,
-    non_finite_entry,
-    write_checkpoint,
-)
+from tinygan.run.callbacks import Periodic, RowListener, TrainerView
+from tinygan.run.records import QUALITY_CSV, QUALITY_METRICS, append_quality_row, read_quality_rows
 from tinygan.run.sampling import check_memory, generate, generate_batches, load_generator
-from tinygan.run.train import Callback, Periodic, SampleGrid, Trainer
-from tinygan.viz import save_image_grid
 
-METRICS = ("fid", "inception_score", "classes_hit", "class_kl", "precision", "recall")
+#: The metrics, in the order of their columns in ``quality.csv`` (:mod:`tinygan.run.records`).
+METRICS = QUALITY_METRICS
 
 
 class QualityEvaluator:
@@ -271,8 +265,7 @@ def evaluate_checkpoint(
         Folder for the cached classifier (see :func:`tinygan.quality.classifier.cache.cache_path`).
     classifier_settings : ClassifierSettings, optional
         A classifier recipe of your own (trained on first use, then cached). Default: the shipped
-        classifier, or a cached one trained on more images
-        (:func:`tinygan.quality.classifier.choose_classifier`).
+        classifier, or a cached one trained on more images (:func:`choose_classifier`).
     batch_size : int
         Images per forward pass of the generator and the classifier.
     verbose : bool
@@ -296,12 +289,9 @@ def evaluate_checkpoint(
     start = time.perf_counter()
     generator, preset, metadata = load_generator(path, device)
     dataset = dataset or metadata.get("dataset", "mnist")
-    if classifier_settings is None:
-        chosen = choose_classifier(dataset, data_dir, classifier_cache, verbose=verbose)
-        classifier, data = chosen.classifier, chosen.data
-    else:  # a recipe of the caller's own: trained on first use, then cached
-        data = classifier_data(dataset, data_dir, download)
-        classifier = load_classifier(data, classifier_settings, classifier_cache, verbose=verbose)
+    classifier, data = _quality_classifier(
+        dataset, data_dir, download, classifier_cache, classifier_settings, verbose
+    )
     reference, description = reference_images(data, split, data_dir, download)
     evaluator = QualityEvaluator(classifier, reference, batch_size=batch_size)
     check_memory(n * evaluator.bytes_per_image, f"the classifier features of {n} images")
@@ -323,6 +313,27 @@ def evaluate_checkpoint(
     return result
 
 
+def _quality_classifier(
+    dataset: str,
+    data_dir: str | os.PathLike | None = None,
+    download: bool = False,
+    cache: str | os.PathLike | None = None,
+    settings: ClassifierSettings | None = None,
+    verbose: bool = True,
+) -> tuple[Classifier, ClassifierData]:
+    """The classifier that judges ``dataset``'s images, and its data (held-out images included).
+
+    Without ``settings``: the shipped classifier, or a cached one trained on more images
+    (:func:`~tinygan.quality.classifier.choose_classifier`). With them: a recipe of the caller's
+    own, trained on first use, then cached in ``cache``.
+    """
+    if settings is None:
+        chosen = choose_classifier(dataset, data_dir, cache, verbose=verbose)
+        return chosen.classifier, chosen.data
+    data = classifier_data(dataset, data_dir, download)
+    return load_classifier(data, settings, cache, verbose=verbose), data
+
+
 def format_report(result: dict[str, Any]) -> str:
     """The header lines and table of an :func:`evaluate_checkpoint` result."""
     info = result["classifier"]
@@ -340,7 +351,8 @@ def format_report(result: dict[str, Any]) -> str:
 
 
 class QualityCallback(Periodic):
-    """Append the quality metrics of fresh samples to ``<out>/quality.csv`` every ``every`` steps.
+    """Measure the quality of fresh samples every ``every`` steps: one row of scores each time,
+    handed to the ``listeners`` and appended to ``<out>/quality.csv``.
 
     Parameters
     ----------
@@ -357,21 +369,19 @@ class QualityCallback(Periodic):
         Seed of the latent vectors: the same vectors at every measurement, so rows are comparable.
     unit : {"step", "epoch"}
     filename : str
-    best_folder : str, optional
-        Keep the generator with the lowest FID so far as ``<out>/<best_folder>/best.npz`` (a whole
-        checkpoint; its metadata's ``best`` holds the step and the scores). None: do not keep it.
-    metadata : dict, optional
-        The run's checkpoint metadata, stored in ``best.npz`` too (so it loads like any checkpoint).
-    watch : CollapseWatch, optional
-        Decides when coverage or recall has collapsed (default: 8 classes, half the best recall).
+    listeners : sequence of RowListener
+        What else is done with each row, in this order, before it is recorded: a run keeps the best
+        generator (:class:`tinygan.run.best.KeepBest`), then raises the collapse alarms
+        (:class:`tinygan.run.alarms.CollapseAlarm`, which fills the ``warning`` column).
 
     Notes
     -----
     Each row holds ``step``, ``epoch``, ``n``, the :data:`METRICS` for the samples, the same
     metrics for real images (``real_fid`` ...; constant, from :meth:`QualityEvaluator.calibration`)
-    so that the file reads on its own, and ``warning``: the kinds of collapse alarm this row set off
-    (:mod:`tinygan.run.alarms`), usually empty. A resumed run appends to the existing file. The samples
-    come from the generator's moving average when the run keeps one (``--ema``).
+    so that the file reads on its own, and ``warning`` (see
+    :data:`tinygan.run.records.QUALITY_COLUMNS`). A resumed run appends to the existing file, and
+    its listeners start from the rows recorded up to the step it resumes from. The samples come
+    from the generator's moving average when the run keeps one (``--ema``).
     """
 
     def __init__(
@@ -382,133 +392,47 @@ class QualityCallback(Periodic):
         n: int = 2000,
         seed: int = 0,
         unit: str = "step",
-        filename: str = "quality.csv",
-        best_folder: str | None = "checkpoints",
-        metadata: dict[str, Any] | None = None,
-        watch: CollapseWatch | None = None,
+        filename: str = QUALITY_CSV,
+        listeners: Sequence[RowListener] = (),
     ) -> None:
         super().__init__(every, unit)
         if n < 2:
             raise ValueError(f"n must be at least 2, got {n}")
         self.evaluator, self.preset = evaluator, preset
         self.n, self.seed, self.filename = int(n), int(seed), filename
-        self.best_folder, self.metadata = best_folder, metadata or {}
-        self.watch = watch or CollapseWatch()
+        self.listeners = list(listeners)
         self.rows: list[dict[str, Any]] = []
-        self.best: dict[str, Any] | None = None  # step and scores of the best generator so far
 
-    def best_path(self, trainer: Trainer) -> Path | None:
-        if self.best_folder is None:
-            return None
-        return Path(trainer.out_dir) / self.best_folder / BEST_NAME
+    def path(self, trainer: TrainerView) -> Path:
+        return Path(trainer.out_dir) / self.filename
 
-    def on_train_begin(self, trainer: Trainer) -> None:
-        # a resumed run carries on with the best FID and the alarm state of the run so far, so it
-        # neither overwrites a better best.npz nor repeats a warning
-        if self.best_folder is not None:
-            self.best = best_checkpoint_info(Path(trainer.out_dir) / self.best_folder)
-        path = Path(trainer.out_dir) / self.filename
-        if path.is_file():
-            with open(path, newline="") as file:
-                for row in csv.DictReader(file):
-                    if row.get("step", "").isdigit() and int(row["step"]) <= trainer.step:
-                        self.watch.observe(row)
-        self.watch.fired |= fired_kinds(Path(trainer.out_dir), trainer.step)
+    def on_train_begin(self, trainer: TrainerView) -> None:
+        earlier = read_quality_rows(self.path(trainer), trainer.step)
+        for listener in self.listeners:
+            listener.on_start(trainer, earlier)
 
-    def act(self, trainer: Trainer) -> None:
+    def act(self, trainer: TrainerView) -> None:
         self.measure(trainer)
 
-    def on_train_end(self, trainer: Trainer) -> None:
+    def on_train_end(self, trainer: TrainerView) -> None:
         if trainer.step and (not self.rows or self.rows[-1]["step"] != trainer.step):
             self.measure(trainer)
 
-    def keep_if_best(self, trainer: Trainer, scores: dict[str, Any]) -> bool:
-        """Write ``best.npz`` when ``scores`` has a lower FID than the best so far; whether it did."""
-        path, fid = self.best_path(trainer), float(scores["fid"])
-        if path is None or not np.isfinite(fid):
-            return False
-        if self.best is not None and not fid < float(self.best["fid"]):
-            return False
-        best = {"step": trainer.step, "epoch": trainer.epoch, "n": scores["n"]}
-        best |= {key: float(scores[key]) for key in METRICS}
-        archive = capture_state(trainer.gan, trainer, {**self.metadata, "best": best})
-        if non_finite_entry(archive) is not None:  # never keep a broken state, however it scores
-            return False
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_checkpoint(path, archive)
-        self.best = best
-        return True
-
-    def measure(self, trainer: Trainer) -> dict[str, Any]:
-        """Score ``n`` samples of the generator as it is now; append and return the row."""
+    def score(self, trainer: TrainerView) -> dict[str, Any]:
+        """The row of ``n`` samples of the generator as it is now (listeners add to it)."""
         with averaged_generator(trainer.gan) as generator:
             images, _ = generate(generator, self.preset, self.n, self.seed, device=trainer.device)
         scores, real = self.evaluator.score(images), self.evaluator.calibration()
         row = {"step": trainer.step, "epoch": trainer.epoch, "n": scores["n"]}
         row |= {key: scores[key] for key in METRICS}
         row |= {f"real_{key}": real[key] for key in METRICS}
-        self.keep_if_best(trainer, scores)
-        alarms = self.watch.check(row)
-        for kind, message in alarms:
-            give_warning(trainer, kind, message)
-        row["warning"] = " ".join(kind for kind, _ in alarms)
-        path = Path(trainer.out_dir) / self.filename
-        new_file = not path.is_file()
-        fieldnames = list(row)
-        if not new_file:  # append under the file's own header (an older file has no warning column)
-            with open(path, newline="") as file:
-                fieldnames = next(csv.reader(file), None) or fieldnames
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with appending(path) as file:
-            writer = csv.DictWriter(file, fieldnames=fieldnames, extrasaction="ignore")
-            if new_file:
-                writer.writeheader()
-            writer.writerow(row)
-        self.rows.append(row)
         return row
 
-    def summary(self) -> str | None:
-        """One line on the best generator kept, or None."""
-        if self.best is None:
-            return None
-        best = self.best
-        return (
-            f"best generator: step {best['step']}, FID {best['fid']:.2f}, IS "
-            f"{best['inception_score']:.2f}, {best['classes_hit']:g} classes, precision "
-            f"{best['precision']:.3f}, recall {best['recall']:.3f}"
-        )
-
-
-class BestGrid(Callback):
-    """At the end of a run, draw the best generator kept as ``<out>/samples/best.png``.
-
-    It uses the run's own fixed noise (that of ``grid``), so ``best.png`` compares with every frame
-    of ``samples/``; it is drawn whenever ``checkpoints/best.npz`` exists, also when a resumed run
-    found no better generator.
-
-    Parameters
-    ----------
-    grid : SampleGrid
-        The run's sample frames: their noise, layout, image shape and value range.
-    quality : QualityCallback
-        Knows where the best checkpoint is (it runs first, so a last measurement counts).
-    """
-
-    def __init__(self, grid: SampleGrid, quality: QualityCallback) -> None:
-        self.grid, self.quality = grid, quality
-        self.path: Path | None = None  # the PNG, once written
-
-    def on_train_end(self, trainer: Trainer) -> None:
-        best = self.quality.best_path(trainer)
-        if best is None or not best.is_file() or self.grid.noise is None:
-            return
-        generator, _, _ = load_generator(best, trainer.device)
-        images = to_numpy(generator(to_device(self.grid.noise, trainer.device)))
-        self.path = trainer.out_dir / self.grid.folder / "best.png"
-        save_image_grid(
-            images.reshape(-1, *self.grid.image_shape),
-            self.path,
-            self.grid.rows,
-            self.grid.cols,
-            value_range=self.grid.value_range,
-        )
+    def measure(self, trainer: TrainerView) -> dict[str, Any]:
+        """Score the generator, hand the row to the listeners, record it, and return it."""
+        row = self.score(trainer)
+        for listener in self.listeners:
+            listener.on_row(trainer, row)
+        append_quality_row(self.path(trainer), row)
+        self.rows.append(row)
+        return row

@@ -4,76 +4,50 @@ Two kinds of evidence are watched:
 
 * **Quality** (with ``--quality-every``): the samples' class coverage falls below ``min_classes`` (8 of
   MNIST's 10) after having reached it (mode collapse: G has dropped digits), or recall falls below
-  half of its best so far (the samples cover less and less of the data). See :class:`CollapseWatch`.
+  half of its best so far (the samples cover less and less of the data). :class:`CollapseWatch`
+  decides; :class:`CollapseAlarm` listens to the quality rows (a
+  :class:`~tinygan.run.callbacks.RowListener`) and gives the warnings.
 * **Losses** (every log window, no extra measurement): D(x) pinned near 1 while the generator loss
   climbs above twice its median so far, for 3 windows in a row: D has won and G's gradients are
   weak or useless. See :class:`LossAlarm`.
 
-A warning is one line on stderr naming the step, what was seen and the best checkpoint so far. It
-is also recorded in ``<out>/warnings.csv`` (``step, kind, message``; ``log.csv``'s columns stay
+A warning is one line on stderr naming the step, what was seen and the best checkpoint so far
+(:func:`tinygan.run.best.best_so_far_line`). It is also recorded in ``<out>/warnings.csv``
+(``step, kind, message``, through :mod:`tinygan.run.records`; ``log.csv``'s columns stay
 those of every run) and, for the quality alarms, in the ``warning`` column of ``quality.csv``.
 Each kind fires once per run, also across ``--resume`` (``warnings.csv`` remembers).
 """
 
 from __future__ import annotations
 
-import csv
 import math
 import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tinygan.atomic import appending
-from tinygan.run.checkpoint import BEST_NAME, best_checkpoint_info
-from tinygan.run.train import Callback, Trainer
-
-WARNINGS_FILE = "warnings.csv"
+from tinygan.run.best import best_so_far_line
+from tinygan.run.callbacks import Callback, RowListener, TrainerView
+from tinygan.run.records import WARNINGS_CSV, append_warning, warning_kinds
 
 
-def best_so_far_line(trainer: Trainer, folder: str = "checkpoints") -> str:
-    """Where the best generator so far is, for a warning."""
-    best = best_checkpoint_info(trainer.out_dir / folder)
-    if best is None:
-        return "no best checkpoint yet (use --quality-every to keep one)"
-    return (
-        f"best checkpoint so far: {trainer.out_dir / folder / BEST_NAME} "
-        f"(step {best['step']}, FID {best['fid']:.2f})"
-    )
+def given_kinds(trainer: TrainerView) -> set[str]:
+    """The kinds of warning this run has given up to the trainer's step (read on a resume)."""
+    return warning_kinds(trainer.out_dir / WARNINGS_CSV, trainer.step)
 
 
-def fired_kinds(out_dir: Path, up_to_step: int) -> set[str]:
-    """The kinds of warning already given in this run, up to ``up_to_step`` (read on a resume)."""
-    path = out_dir / WARNINGS_FILE
-    if not path.is_file():
-        return set()
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return {
-        row["kind"]
-        for row in rows
-        if row.get("step", "").isdigit() and int(row["step"]) <= up_to_step
-    }
-
-
-def give_warning(trainer: Trainer, kind: str, message: str) -> str:
+def give_warning(trainer: TrainerView, kind: str, message: str) -> str:
     """Print the warning line and append it to ``warnings.csv``; returns the line."""
     line = f"tinygan: warning: step {trainer.step}: {message}; {best_so_far_line(trainer)}"
     print(line, file=sys.stderr, flush=True)
-    path = trainer.out_dir / WARNINGS_FILE
-    new_file = not path.is_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with appending(path) as handle:
-        writer = csv.writer(handle)
-        if new_file:
-            writer.writerow(["step", "kind", "message"])
-        writer.writerow([trainer.step, kind, message])
+    append_warning(trainer.out_dir / WARNINGS_CSV, trainer.step, kind, message)
     return line
 
 
 class CollapseWatch:
     """Decides, from one quality row after another, when coverage or recall has collapsed.
+
+    It only judges; :class:`CollapseAlarm` gives the warnings it finds.
 
     Parameters
     ----------
@@ -130,6 +104,35 @@ class CollapseWatch:
         return found
 
 
+class CollapseAlarm(RowListener):
+    """Listens to the quality rows: warns once per kind when coverage or recall collapses.
+
+    The verdict goes into the row's ``warning`` column (the kinds this row set off, usually none),
+    so ``quality.csv`` shows where each warning was given.
+
+    Parameters
+    ----------
+    watch : CollapseWatch, optional
+        Decides when coverage or recall has collapsed (default: 8 classes, half the best recall).
+    """
+
+    def __init__(self, watch: CollapseWatch | None = None) -> None:
+        self.watch = watch or CollapseWatch()
+
+    def on_start(self, trainer: TrainerView, earlier: list[dict[str, str]]) -> None:
+        # a resumed run carries on with the coverage and recall reached so far, and does not
+        # repeat a warning it gave
+        for row in earlier:
+            self.watch.observe(row)
+        self.watch.fired |= given_kinds(trainer)
+
+    def on_row(self, trainer: TrainerView, row: dict[str, Any]) -> None:
+        alarms = self.watch.check(row)
+        for kind, message in alarms:
+            give_warning(trainer, kind, message)
+        row["warning"] = " ".join(kind for kind, _ in alarms)
+
+
 class LossAlarm(Callback):
     """Warn once when D(x) stays near 1 while G's loss climbs, ``windows`` log windows in a row.
 
@@ -152,11 +155,11 @@ class LossAlarm(Callback):
         self.streak = 0
         self.fired = False
 
-    def on_train_begin(self, trainer: Trainer) -> None:
+    def on_train_begin(self, trainer: TrainerView) -> None:
         self.streak = 0
-        self.fired = self.KIND in fired_kinds(trainer.out_dir, trainer.step)
+        self.fired = self.KIND in given_kinds(trainer)
 
-    def on_log(self, trainer: Trainer) -> None:
+    def on_log(self, trainer: TrainerView) -> None:
         history = trainer.history
         if self.fired or not history["g_loss"]:
             return

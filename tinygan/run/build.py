@@ -56,7 +56,7 @@ class RunCallbacks:
     ordered: list[Callback]
     checkpoint: Checkpoint
     quality: Any = None  # a QualityCallback when quality is measured
-    best_grid: Any = None  # its BestGrid
+    best_grid: Any = None  # the BestGrid, whose KeepBest listens to the quality rows
     measures: ModeMeasures | None = None  # a 2-D mixture run's mode counts
 
 
@@ -252,11 +252,17 @@ def make_callbacks(
     quality = best_grid = histograms = None
     quality_every = None if preset.mixture else quality_interval(settings, steps)
     if quality_every:
-        from tinygan.quality.evaluate import BestGrid, QualityCallback
+        from tinygan.quality.evaluate import QualityCallback
+        from tinygan.run.alarms import CollapseAlarm
+        from tinygan.run.best import BestGrid, KeepBest
 
+        # each measured row goes to the best-keeper first, so that an alarm names the newest best
+        best = KeepBest(metadata)
         evaluator = quality_evaluator(settings)
-        quality = QualityCallback(quality_every, evaluator, preset, metadata=metadata)
-        best_grid = BestGrid(frames, quality)
+        quality = QualityCallback(
+            quality_every, evaluator, preset, listeners=[best, CollapseAlarm()]
+        )
+        best_grid = BestGrid(frames, best)
     if preset.pixel_histograms:
         real = images[sample_rng.choice(len(images), size=min(len(images), 256), replace=False)]
         histograms = PixelHistograms(real, preset.value_range, sample_rng)

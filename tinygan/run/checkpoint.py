@@ -49,7 +49,7 @@ from tinygan.gan import GAN
 from tinygan.models import Preset, get_preset
 from tinygan.nn.layer import Layer
 from tinygan.nn.spectral_norm import spectrally_normalized
-from tinygan.run.train import NonFiniteLossError, Periodic, Trainer
+from tinygan.run.callbacks import NonFiniteLossError, Periodic, TrainerView
 
 CHECKPOINT_PATTERN = re.compile(r"step_(\d+)\.npz$")
 #: The generator with the lowest FID so far, beside the rotating ``step_*.npz`` files (never pruned,
@@ -95,7 +95,7 @@ def _rng_owners(gan: GAN) -> dict[str, Any]:
 
 
 def capture_state(
-    gan: GAN, trainer: Trainer | None = None, metadata: dict[str, Any] | None = None
+    gan: GAN, trainer: TrainerView | None = None, metadata: dict[str, Any] | None = None
 ) -> dict[str, np.ndarray]:
     """The run's whole state as host (NumPy) arrays: what a checkpoint file holds.
 
@@ -142,7 +142,7 @@ def write_checkpoint(path: str | os.PathLike, archive: dict[str, np.ndarray]) ->
 def save_checkpoint(
     path: str | os.PathLike,
     gan: GAN,
-    trainer: Trainer | None = None,
+    trainer: TrainerView | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Path:
     """Write the run's state (:func:`capture_state`) to ``path`` atomically; returns the path.
@@ -267,27 +267,14 @@ def load_for_inference(
     if network not in NETWORKS:
         raise ValueError(f"network must be one of {NETWORKS}, got {network!r}")
     archive = read_checkpoint(path)
-    bad = non_finite_entry(archive)
-    if bad is not None:
-        values = archive[bad]
-        counts = (("NaN", np.isnan(values).sum()), ("infinite", np.isinf(values).sum()))
-        found = ", ".join(f"{count} {kind}" for kind, count in counts if count)
-        raise NonFiniteCheckpointError(
-            f"{path}: array {bad} is not finite ({found} of {values.size} values); "
-            "networks loaded from it would compute NaN"
-        )
+    _refuse_non_finite(path, archive)
     metadata = checkpoint_metadata(archive)
-    if "preset" not in metadata:
-        raise CheckpointError(f"{path} does not say which preset it belongs to; cannot rebuild it")
-    # the run's packing (runs from before --pack had none) shapes the discriminator's first layer
-    settings = metadata.get("settings", {})
-    pack = int(settings.get("pack") or 1)
-    spectral = bool(settings.get("spectral_norm"))  # D's layers as the run trained them
-    preset = replace(get_preset(metadata["preset"]), pack=pack, spectral_norm=spectral)
+    preset = _trained_preset(path, metadata)
     if network == "discriminator" and not any(key.startswith("D.") for key in archive):
         raise CheckpointError(f"{path}: holds no discriminator parameters")
-    generator, discriminator = preset.build(np.random.default_rng(0), pack=pack)  # loaded below
-    if spectral:
+    # any initial weights: the saved ones are loaded below
+    generator, discriminator = preset.build(np.random.default_rng(0), pack=preset.pack)
+    if preset.spectral_norm:
         discriminator = spectrally_normalized(discriminator)
     try:
         if network == "generator":
@@ -300,7 +287,34 @@ def load_for_inference(
     return (generator if network == "generator" else discriminator), preset, metadata
 
 
-def apply_state(archive: dict[str, np.ndarray], gan: GAN, trainer: Trainer | None = None) -> None:
+def _refuse_non_finite(path: str | os.PathLike, archive: dict[str, np.ndarray]) -> None:
+    """Raise :class:`NonFiniteCheckpointError` naming the first array holding a NaN or an inf."""
+    bad = non_finite_entry(archive)
+    if bad is None:
+        return
+    values = archive[bad]
+    counts = (("NaN", np.isnan(values).sum()), ("infinite", np.isinf(values).sum()))
+    found = ", ".join(f"{count} {kind}" for kind, count in counts if count)
+    raise NonFiniteCheckpointError(
+        f"{path}: array {bad} is not finite ({found} of {values.size} values); "
+        "networks loaded from it would compute NaN"
+    )
+
+
+def _trained_preset(path: str | os.PathLike, metadata: dict[str, Any]) -> Preset:
+    """The preset a checkpoint's run trained, with the packing and spectral norm it used."""
+    if "preset" not in metadata:
+        raise CheckpointError(f"{path} does not say which preset it belongs to; cannot rebuild it")
+    # the run's packing (runs from before --pack had none) shapes the discriminator's first layer
+    settings = metadata.get("settings", {})
+    pack = int(settings.get("pack") or 1)
+    spectral = bool(settings.get("spectral_norm"))  # D's layers as the run trained them
+    return replace(get_preset(metadata["preset"]), pack=pack, spectral_norm=spectral)
+
+
+def apply_state(
+    archive: dict[str, np.ndarray], gan: GAN, trainer: TrainerView | None = None
+) -> None:
     """Load an archive made by :func:`capture_state` into ``gan`` (and ``trainer``), in place."""
     missing = [prefix for prefix in REQUIRED_PREFIXES if not _section(archive, prefix[:-1])]
     if missing:
@@ -325,7 +339,7 @@ def apply_state(archive: dict[str, np.ndarray], gan: GAN, trainer: Trainer | Non
 
 
 def restore_checkpoint(
-    path: str | os.PathLike, gan: GAN, trainer: Trainer | None = None
+    path: str | os.PathLike, gan: GAN, trainer: TrainerView | None = None
 ) -> dict[str, Any]:
     """Load a checkpoint into a freshly built ``gan`` (and ``trainer``); returns its metadata."""
     archive = read_checkpoint(path)
@@ -440,7 +454,7 @@ class Checkpoint(Periodic):
     * when training ends, also by Ctrl-C, SIGTERM, SIGHUP or divergence.
 
     Only the ``keep`` newest files stay (``keep=0``: all). A state with a non-finite number is never
-    written: :class:`~tinygan.run.train.NonFiniteLossError` is raised instead.
+    written: :class:`~tinygan.run.callbacks.NonFiniteLossError` is raised instead.
 
     The in-memory copy is the last state whose losses were read back and found finite (the trainer's
     ``on_log``), or the last one written. When the run diverges, or stops in the middle of a step (an
@@ -472,10 +486,10 @@ class Checkpoint(Periodic):
         self.snapshot_step: int | None = None
         self._last_write = time.monotonic()
 
-    def folder_path(self, trainer: Trainer) -> Path:
+    def folder_path(self, trainer: TrainerView) -> Path:
         return trainer.out_dir / self.folder
 
-    def capture(self, trainer: Trainer) -> dict[str, np.ndarray]:
+    def capture(self, trainer: TrainerView) -> dict[str, np.ndarray]:
         """The trainer's state; a non-finite one stops training as a divergence."""
         archive = capture_state(trainer.gan, trainer, self.metadata)
         bad = non_finite_entry(archive)
@@ -485,7 +499,7 @@ class Checkpoint(Periodic):
         self.snapshot, self.snapshot_step = archive, trainer.step
         return archive
 
-    def save(self, trainer: Trainer) -> Path:
+    def save(self, trainer: TrainerView) -> Path:
         """Write the current state to ``step_<N>.npz`` and prune old files; returns the path."""
         archive = self.capture(trainer)
         path = write_checkpoint(self.folder_path(trainer) / f"step_{trainer.step:08d}.npz", archive)
@@ -494,7 +508,7 @@ class Checkpoint(Periodic):
         self.prune(trainer)
         return path
 
-    def prune(self, trainer: Trainer) -> None:
+    def prune(self, trainer: TrainerView) -> None:
         """Delete all but the ``keep`` newest checkpoint files."""
         if self.keep:
             for old in checkpoint_files(self.folder_path(trainer))[self.keep :]:
@@ -506,7 +520,7 @@ class Checkpoint(Periodic):
             return None
         return int(CHECKPOINT_PATTERN.search(self.saved[-1].name).group(1))
 
-    def on_train_begin(self, trainer: Trainer) -> None:
+    def on_train_begin(self, trainer: TrainerView) -> None:
         folder = self.folder_path(trainer)
         for pattern in (".step_*.tmp", f".{BEST_NAME}.*.tmp"):  # left by a process killed mid-write
             for stale in folder.glob(pattern):
@@ -517,14 +531,14 @@ class Checkpoint(Periodic):
         else:
             self.capture(trainer)
 
-    def on_log(self, trainer: Trainer) -> None:
+    def on_log(self, trainer: TrainerView) -> None:
         self.capture(trainer)
 
-    def act(self, trainer: Trainer) -> None:
+    def act(self, trainer: TrainerView) -> None:
         if self.last_saved_step != trainer.step:
             self.save(trainer)
 
-    def on_step_end(self, trainer: Trainer) -> None:
+    def on_step_end(self, trainer: TrainerView) -> None:
         super().on_step_end(trainer)
         due_by_steps = self.every_steps and trainer.step % self.every_steps == 0
         due_by_time = (
@@ -534,11 +548,11 @@ class Checkpoint(Periodic):
         if due_by_steps or due_by_time:
             self.act(trainer)
 
-    def on_rollback(self, trainer: Trainer) -> None:
+    def on_rollback(self, trainer: TrainerView) -> None:
         if self.snapshot is not None:
             apply_state(self.snapshot, trainer.gan, trainer)
 
-    def on_train_end(self, trainer: Trainer) -> None:
+    def on_train_end(self, trainer: TrainerView) -> None:
         if self.last_saved_step == trainer.step:
             return
         if trainer.step == self.snapshot_step:  # just rolled back, or nothing changed since

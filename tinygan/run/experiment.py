@@ -323,7 +323,7 @@ def report_done(parts: RunParts) -> None:
     trainer, callbacks = parts.trainer, parts.callbacks
     modes = f"; {callbacks.measures.summary()}" if callbacks.measures is not None else ""
     print(f"tinygan: done, {trainer.step} steps; outputs in {trainer.out_dir}{modes}")
-    best = callbacks.quality.summary() if callbacks.quality is not None else None
+    best = callbacks.best_grid.best.summary() if callbacks.best_grid is not None else None
     if best:
         path = callbacks.best_grid.path
         grid_line = f", drawn in {path}" if path else ""

@@ -10,8 +10,9 @@ draws scatter plots and counts modes::
                                points, every ``--modes-every`` steps (the measures of
                                :func:`tinygan.quality.metrics.mixture_modes`)
 
-This module owns the format of ``modes.csv``: :data:`MODES_COLUMNS` and :func:`read_modes_csv`,
-which anything that reads the measures back (plots, benchmark tables) should go through. One row a
+The format of ``modes.csv`` is :mod:`tinygan.run.records`' (:data:`~tinygan.run.records.MODES_COLUMNS`,
+:func:`~tinygan.run.records.read_modes_csv`, both importable from here too), through which
+anything that reads the measures back (plots, benchmark tables) should go. One row a
 measurement: ``step`` and ``epoch`` (passes over the run's points) when it was taken, ``modes``
 (modes with at least one high-quality sample), ``high_quality`` (their share of the samples, from 0
 to 1; the papers print it as a percentage) and ``reverse_kl`` (nats; ``nan`` when no sample is of
@@ -21,60 +22,26 @@ exactly the points its row counts.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tinygan.atomic import appending, write_atomically
 from tinygan.backend import to_device
 from tinygan.data.mixtures import GaussianMixture2D
 from tinygan.ema import averaged_generator
 from tinygan.quality.metrics.modes import MIXTURE_SAMPLES, mixture_modes
-from tinygan.run.train import Periodic, SampleGrid, Trainer
+from tinygan.run.callbacks import Periodic
+from tinygan.run.records import MODES_COLUMNS as MODES_COLUMNS
+from tinygan.run.records import MODES_CSV, append_modes_row, trim_modes
+from tinygan.run.records import read_modes_csv as read_modes_csv
+from tinygan.run.train import SampleGrid, Trainer
 from tinygan.viz import save_scatter, scatter_limits
 
-#: The measure file's name in the run folder.
-MODES_CSV = "modes.csv"
-#: Its columns, in order.
-MODES_COLUMNS = ("step", "epoch", "modes", "high_quality", "reverse_kl")
 #: Steps between measurements by default: one epoch of the authors' protocol (100,000 packed
 #: examples in batches of 100), after which the papers measure.
 MODES_EVERY = 1000
-
-
-def read_modes_csv(path: str | Path) -> list[dict[str, Any]]:
-    """The rows of a ``modes.csv``, oldest first: ``step``, ``epoch`` and ``modes`` as ints,
-    ``high_quality`` and ``reverse_kl`` as floats.
-
-    A line that does not parse (the last one of a run killed while writing it) is left out.
-    """
-    rows = []
-    with open(path, newline="") as handle:
-        for row in csv.DictReader(handle):
-            try:
-                rows.append(
-                    {
-                        "step": int(row["step"]),
-                        "epoch": int(row["epoch"]),
-                        "modes": int(row["modes"]),
-                        "high_quality": float(row["high_quality"]),
-                        "reverse_kl": float(row["reverse_kl"]),
-                    }
-                )
-            except (KeyError, TypeError, ValueError):
-                continue
-    return rows
-
-
-def _csv_line(row: dict[str, Any]) -> str:
-    text = io.StringIO()
-    values = [f"{v:.6g}" if isinstance(v, float) else v for v in (row[c] for c in MODES_COLUMNS)]
-    csv.writer(text).writerow(values)
-    return text.getvalue()
 
 
 class ModeMeasures(Periodic):
@@ -119,11 +86,7 @@ class ModeMeasures(Periodic):
     def on_train_begin(self, trainer: Trainer) -> None:
         if self.noise is None:
             self.noise = trainer.gan.sample_noise(self.n, rng=self.rng)
-        path = self.path(trainer)
-        earlier = read_modes_csv(path) if path.is_file() else []
-        self.rows = [row for row in earlier if row["step"] <= trainer.step]
-        text = ",".join(MODES_COLUMNS) + "\n" + "".join(_csv_line(row) for row in self.rows)
-        write_atomically(path, lambda file: file.write(text.encode()))
+        self.rows = trim_modes(self.path(trainer), trainer.step)
         if trainer.step == 0:
             self.measure(trainer)
 
@@ -147,8 +110,7 @@ class ModeMeasures(Periodic):
             "high_quality": float(counts.high_quality),
             "reverse_kl": float(counts.reverse_kl),
         }
-        with appending(self.path(trainer)) as handle:
-            handle.write(_csv_line(row))
+        append_modes_row(self.path(trainer), row)
         self.rows.append(row)
         return row
 

@@ -15,16 +15,16 @@ from pathlib import Path
 
 from tinygan.run.flags import check_writable_folder
 from tinygan.run.folder_lock import LOCK_NAME, FolderInUseError, FolderLock
-from tinygan.run.mixture_run import MODES_CSV
+from tinygan.run.records import LOG_CSV, MODES_CSV, QUALITY_CSV, WARNINGS_CSV
 from tinygan.run.settings import CONFIG_NAME, RunRefused
 
 #: What a run writes into its folder; ``--overwrite`` deletes exactly these.
 RUN_OUTPUTS = (
     CONFIG_NAME,
-    "log.csv",
-    "quality.csv",
+    LOG_CSV,
+    QUALITY_CSV,
     MODES_CSV,
-    "warnings.csv",
+    WARNINGS_CSV,
     "losses.png",
     "discriminator_outputs.png",
     "pixel_histogram_before.png",

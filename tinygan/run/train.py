@@ -2,9 +2,11 @@
 
 The loop itself is small: draw real batches, call :meth:`tinygan.gan.GAN.train_step`, and every
 ``log_every`` steps read the step statistics back (one host synchronisation on a GPU), check that they
-are finite, append them to ``log.csv`` and show them on the progress bar (or print them as a line, when
-the bar is off). Everything else (sample grids, loss curves, checkpoints, metrics) is a
-:class:`Callback`. ``examples/train_loop.py`` writes the same loop out by hand, without callbacks.
+are finite, append them to ``log.csv`` (its format is :mod:`tinygan.run.records`') and show them on
+the progress bar (or print them as a line, when the bar is off). Everything else (sample grids, loss
+curves, checkpoints, metrics) is a :class:`Callback`; the callback contracts live in
+:mod:`tinygan.run.callbacks` (and are importable from here too), so that a callback's module need
+not import the loop. ``examples/train_loop.py`` writes the same loop out by hand, without callbacks.
 
 Divergence is caught at the step it happens: on the CPU each step's losses are checked (reading four
 host scalars costs nothing); on a GPU they are checked when the logging window reads them back, which
@@ -23,7 +25,6 @@ does not keep the others from being written.
 
 from __future__ import annotations
 
-import csv
 import math
 import time
 from collections.abc import Iterator, Sequence
@@ -33,52 +34,17 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from tinygan.atomic import appending, naming_failures
 from tinygan.backend import get_array_module, to_device, to_numpy
 from tinygan.ema import averaged_generator
 from tinygan.gan import GAN
+from tinygan.run.callbacks import Callback, NonFiniteLossError, Periodic
+from tinygan.run.records import LOG_CSV, QUALITY_CSV, STAT_NAMES, append_log_row, read_fid, trim_log
 from tinygan.viz import save_gif, save_histograms, save_image_grid, save_loss_curves
-
-STAT_NAMES = ("d_loss", "g_loss", "d_real", "d_fake")
-
-
-class NonFiniteLossError(RuntimeError):
-    """A loss (or a weight) became NaN or infinite at ``step``; the message names both."""
-
-    def __init__(self, step: int, quantity: str, value: float) -> None:
-        super().__init__(f"{quantity} became {value} at step {step}: training diverged")
-        self.step, self.quantity, self.value = step, quantity, value
 
 
 def all_finite(stats: Any) -> bool:
     """Whether every statistic of one step is finite (reads them back to the host)."""
     return all(math.isfinite(float(value)) for value in vars(stats).values())
-
-
-def _is_int(text: str) -> bool:
-    return text.strip().lstrip("-").isdigit()
-
-
-class Callback:
-    """Hooks called by :class:`Trainer`. Override the ones you need."""
-
-    def on_train_begin(self, trainer: Trainer) -> None:
-        """Before the first step (also after a resume)."""
-
-    def on_step_end(self, trainer: Trainer) -> None:
-        """After every step; ``trainer.step`` counts completed steps."""
-
-    def on_epoch_end(self, trainer: Trainer) -> None:
-        """After the step that completed an epoch; ``trainer.epoch`` counts completed epochs."""
-
-    def on_log(self, trainer: Trainer) -> None:
-        """After a logging window's losses were read back and found finite."""
-
-    def on_rollback(self, trainer: Trainer) -> None:
-        """The run diverged or stopped mid-step: restore a consistent state (before ``on_train_end``)."""
-
-    def on_train_end(self, trainer: Trainer) -> None:
-        """After the last step, and also when the run stops early (interrupt, divergence)."""
 
 
 class Trainer:
@@ -134,7 +100,7 @@ class Trainer:
 
     @property
     def log_path(self) -> Path:
-        return self.out_dir / "log.csv"
+        return self.out_dir / LOG_CSV
 
     def next_real_batch(self) -> Any:
         """The next real batch, on the training device (moved there, unless it already is)."""
@@ -158,7 +124,7 @@ class Trainer:
             other callbacks still write their final outputs (see :meth:`finish`).
         """
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self._truncate_log()
+        trim_log(self.log_path, self.step)
         bar = tqdm(total=steps, initial=self.step, disable=not self.progress, unit="step")
         started = time.perf_counter()
         self.stop_requested = False
@@ -174,27 +140,7 @@ class Trainer:
                 stats = self.gan.train_step(self.next_real_batch)
                 self.step += 1
                 mid_step = False
-                self._pending.append(stats)
-                if (
-                    len(self._pending) >= self.log_every
-                    or self.step == steps
-                    or (self.check_every_step and not all_finite(stats))
-                ):
-                    means = self.flush_log()
-                    for callback in self.callbacks:
-                        callback.on_log(self)
-                    if self.progress:
-                        bar.set_postfix(means, refresh=False)
-                    else:
-                        print(
-                            self.log_line(means, steps, time.perf_counter() - started), flush=True
-                        )
-                for callback in self.callbacks:
-                    callback.on_step_end(self)
-                if self.epoch != epoch_before:
-                    for callback in self.callbacks:
-                        callback.on_epoch_end(self)
-                bar.update(1)
+                self._after_step(stats, epoch_before, steps, bar, started)
         except NonFiniteLossError:
             diverged = failed = True
             raise
@@ -205,6 +151,31 @@ class Trainer:
             bar.close()
             self.finish(rollback=mid_step or diverged, failing=failed)
         return self.history
+
+    def _after_step(
+        self, stats: Any, epoch_before: int, steps: int, bar: Any, started: float
+    ) -> None:
+        """Log the window when it is complete (or the step is not finite, or the last), then call
+        the callbacks' step and epoch hooks."""
+        self._pending.append(stats)
+        if (
+            len(self._pending) >= self.log_every
+            or self.step == steps
+            or (self.check_every_step and not all_finite(stats))
+        ):
+            means = self.flush_log()
+            for callback in self.callbacks:
+                callback.on_log(self)
+            if self.progress:
+                bar.set_postfix(means, refresh=False)
+            else:
+                print(self.log_line(means, steps, time.perf_counter() - started), flush=True)
+        for callback in self.callbacks:
+            callback.on_step_end(self)
+        if self.epoch != epoch_before:
+            for callback in self.callbacks:
+                callback.on_epoch_end(self)
+        bar.update(1)
 
     def flush_log(self) -> dict[str, str]:
         """Read pending statistics back, check them, log their window means; return them formatted.
@@ -229,7 +200,7 @@ class Trainer:
             self.history["step"].append(logged_step)
             for name, value in zip(STAT_NAMES, means, strict=True):
                 self.history[name].append(float(value))
-            self._append_csv_row([logged_step, self.epoch, *means])
+            append_log_row(self.log_path, logged_step, self.epoch, means)
         if bad_rows.size:
             name, value = STAT_NAMES[bad_cols[0]], values[bad_rows[0], bad_cols[0]]
             raise NonFiniteLossError(first_step + int(bad_rows[0]), name, float(value))
@@ -239,26 +210,6 @@ class Trainer:
         """One line of progress for a console without a progress bar."""
         stats = "  ".join(f"{name} {value}" for name, value in means.items())
         return f"step {self.step}/{steps}  epoch {self.epoch}  {stats}  ({seconds:.0f} s)"
-
-    def _truncate_log(self) -> None:
-        """Make ``log.csv`` hold exactly the windows up to this trainer's step.
-
-        A resumed run continues from its checkpoint's step, and the rows a killed or diverged run
-        logged after that step would otherwise be repeated; a fresh run starts with just the header.
-        """
-        rows = []
-        if self.log_path.exists():
-            with self.log_path.open(newline="") as handle:
-                rows = [row for row in csv.reader(handle)][1:]
-            rows = [row for row in rows if row and _is_int(row[0]) and int(row[0]) <= self.step]
-        with naming_failures(self.log_path), self.log_path.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["step", "epoch", *STAT_NAMES])
-            writer.writerows(rows)
-
-    def _append_csv_row(self, row: list[float]) -> None:
-        with appending(self.log_path) as handle:
-            csv.writer(handle).writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
 
     def finish(self, rollback: bool = False, failing: bool = False) -> None:
         """Log what is pending, then let callbacks write their final outputs.
@@ -302,36 +253,6 @@ class Trainer:
         for name in self.history:
             cast = int if name == "step" else float
             self.history[name] = [cast(v) for v in np.asarray(state[f"history.{name}"])]
-
-
-class Periodic(Callback):
-    """A callback that acts every ``every`` steps or epochs (``every=None``: never on a schedule).
-
-    Subclasses implement :meth:`act`; the end of training can be handled in ``on_train_end``.
-    """
-
-    def __init__(self, every: int | None, unit: str = "step") -> None:
-        if unit not in ("step", "epoch"):
-            raise ValueError(f"unit must be 'step' or 'epoch', got {unit!r}")
-        if every is not None and every < 1:
-            raise ValueError(f"every must be a positive number of {unit}s, got {every}")
-        self.every, self.unit = every, unit
-
-    def act(self, trainer: Trainer) -> None:
-        """What to do when the schedule fires."""
-        raise NotImplementedError
-
-    def due(self, index: int) -> bool:
-        """Whether the schedule fires at the end of step or epoch ``index`` (counted from 1)."""
-        return index % self.every == 0
-
-    def on_step_end(self, trainer: Trainer) -> None:
-        if self.every and self.unit == "step" and self.due(trainer.step):
-            self.act(trainer)
-
-    def on_epoch_end(self, trainer: Trainer) -> None:
-        if self.every and self.unit == "epoch" and self.due(trainer.epoch):
-            self.act(trainer)
 
 
 class SampleGrid(Periodic):
@@ -463,16 +384,10 @@ class LossCurves(Callback):
     @staticmethod
     def fid_curve(trainer: Trainer) -> tuple[str, list[int], list[float]] | None:
         """The FID column of ``quality.csv`` up to the trainer's step, or None without one."""
-        path = trainer.out_dir / "quality.csv"
-        if not path.is_file():
+        curve = read_fid(trainer.out_dir / QUALITY_CSV, trainer.step)
+        if curve is None:
             return None
-        with path.open(newline="") as handle:
-            rows = [row for row in csv.DictReader(handle) if row.get("fid") and row.get("step")]
-        rows = [row for row in rows if int(row["step"]) <= trainer.step]
-        if not rows:
-            return None
-        at = [int(row["step"]) for row in rows]
-        return "FID during training (lower is better)", at, [float(row["fid"]) for row in rows]
+        return "FID during training (lower is better)", *curve
 
 
 class PixelHistograms(Callback):
