@@ -40,9 +40,10 @@ def test_old_paths_work_in_a_fresh_process_in_either_order() -> None:
     assert result.stdout.strip() == "ok", result.stderr
 
 
-def test_python_dash_m_tinygan_is_the_command_line() -> None:
+@pytest.mark.parametrize("module", ["tinygan", "tinygan.run.cli", "tinygan.cli"])
+def test_python_dash_m_runs_the_command_line(module: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "tinygan", "--help"], capture_output=True, text=True
+        [sys.executable, "-m", module, "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
     assert (result.stdout + result.stderr).startswith("usage: tinygan {presets, train, sample")

@@ -62,6 +62,11 @@ class OldPathFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         self._real_specs[module.__name__] = module.__spec__
         return module
 
+    def get_code(self, name: str):  # noqa: ANN201
+        """The new module's code, for ``python -m OLD.PATH`` (runpy runs it as ``__main__``)."""
+        spec = importlib.util.find_spec(new_path(name))
+        return spec.loader.get_code(spec.name)
+
     def exec_module(self, module: ModuleType) -> None:
         # The import system stamped the old path's spec onto the module: give it back its own.
         module.__spec__ = self._real_specs[module.__name__]
