@@ -1,4 +1,5 @@
-"""What the benchmark scripts share: seeds, synthetic batches, one timed training step, commands.
+"""What the benchmark scripts share: seeds, synthetic batches, one timed training step, commands,
+and the runs of ``tinygan train`` that the long benchmarks launch, each in a folder of its own.
 
 Every other module of ``benchmarks`` may import this one; it imports none of them back. At import
 time it needs only the standard library: the speed benchmark's parent process imports it and must
@@ -8,17 +9,27 @@ functions that use them.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import shlex
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 #: The repository: the folder that holds ``benchmarks/`` and ``tinygan/``.
 ROOT = Path(__file__).resolve().parents[1]
 #: The benchmarks' fixed seed: initial weights, synthetic batches and noise derive from it.
 SEED = 0
+#: Thread pools that each launched run keeps to one thread: runs trained side by side share the
+#: cores, and a BLAS spinning two threads per run slows every step many times over.
+ONE_THREAD = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+Result = TypeVar("Result")
 
 
 def split_command(argv: list[str], commands: tuple[str, ...]) -> tuple[str, list[str]]:
@@ -152,3 +163,68 @@ def portable_path(value: str, flag: str | None) -> str:
         return str(Path(os.path.normpath(value)).relative_to(ROOT))
     except ValueError:
         return flag.lstrip("-").replace("-", "_").upper() if flag else "PATH"
+
+
+# -- runs of ``tinygan train``, one folder each -------------------------------------------------------
+
+
+def run_log(folder: Path) -> Path:
+    """Where the output of the run in ``folder`` goes: ``<folder>.log`` beside it, appended to by
+    every call that trains it (so a resumed run's log continues)."""
+    return folder.parent / f"{folder.name}.log"
+
+
+def cli_command(argv: list[str], folder: Path) -> list[str]:
+    """The command that runs ``tinygan ARGV`` into ``folder``: ``--out FOLDER``, and ``--resume``
+    when the folder holds checkpoints of a run that was stopped."""
+    command = [sys.executable, "-m", "tinygan.run.cli", *argv, "--out", str(folder)]
+    if (folder / "checkpoints").is_dir():
+        command.append("--resume")
+    return command
+
+
+def run_in_folder(
+    argv: list[str], folder: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``tinygan ARGV`` into ``folder`` (:func:`cli_command`), its output appended to
+    :func:`run_log`, with one thread per library unless the environment says otherwise; return the
+    finished process (its ``args`` and ``returncode``)."""
+    env = subprocess_env({"MPLBACKEND": "Agg", **(extra_env or {})})
+    for variable in ONE_THREAD:
+        env.setdefault(variable, "1")
+    with open(run_log(folder), "a") as log:
+        return subprocess.run(
+            cli_command(argv, folder), env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+
+
+def run_jobs(
+    jobs: dict[Hashable, Callable[[], Result]],
+    workers: int,
+    finished: Callable[[Hashable, Result], None],
+) -> None:
+    """Run each job ``workers`` at a time and call ``finished(key, result)`` as each ends (in the
+    order they end). A job that raises stops the loop at its turn, once the jobs still to run have
+    run."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(job): key for key, job in jobs.items()}
+        for future in as_completed(futures):
+            finished(futures[future], future.result())
+
+
+def training_minutes(folder: Path) -> float | None:
+    """The minutes a run trained, as its own log counts them (the last "(N s)" of its step lines,
+    which a resumed run continues from where it stopped); None before its first step line."""
+    log = run_log(folder)
+    found = re.findall(r"\((\d+) s\)", log.read_text()) if log.is_file() else []
+    return int(found[-1]) / 60 if found else None
+
+
+def mean_and_error(values: list[float]) -> tuple[float, float]:
+    """Mean and standard error of the mean (0 for a single value)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, 0.0
+    variance = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, math.sqrt(variance / n)

@@ -16,21 +16,27 @@ The paper's protocol is 400 epochs of 100,000 points, batch 100: 400,000 iterati
 
 from __future__ import annotations
 
-import argparse
-import math
-import os
-import re
-import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
+
+if __name__ == "__main__" and not __package__:  # run as a file: import as `python -m` would
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import argparse  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+from functools import partial  # noqa: E402
+from typing import Any  # noqa: E402
+
+from benchmarks.common import (  # noqa: E402
+    mean_and_error,
+    run_in_folder,
+    run_jobs,
+    training_minutes,
+)
+from tinygan.run.mixture_run import MODES_CSV, read_modes_csv  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path.insert(0, str(REPO))
-
-from tinygan.run.mixture_run import MODES_CSV, read_modes_csv  # noqa: E402
 
 #: PacGAN (Lin et al. 2018), Table 1: mean and standard error over 10 trials.
 PAPER = {
@@ -59,37 +65,11 @@ def finished_step(folder: Path) -> int:
 
 def train(folder: Path, target: str, pack: int, seed: int, args: argparse.Namespace) -> None:
     """Train one run to ``args.iterations`` (resuming a stopped one), its output in its log."""
-    command = [sys.executable, "-m", "tinygan.run.cli", "train", target, "--pack", str(pack)]
-    command += ["--seed", str(seed), "--iterations", str(args.iterations), "--out", str(folder)]
-    command += ["--modes-every", str(args.modes_every), "--no-progress"]
-    if (folder / "checkpoints").is_dir():
-        command.append("--resume")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
-    # runs share the cores: a BLAS that spins two threads per run slows every step many times over
-    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        env.setdefault(variable, "1")
-    with open(folder.parent / f"{folder.name}.log", "a") as log:
-        done = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    argv = ["train", target, "--pack", str(pack), "--seed", str(seed)]
+    argv += ["--iterations", str(args.iterations), "--modes-every", str(args.modes_every)]
+    done = run_in_folder([*argv, "--no-progress"], folder)
     if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} exited with {done.returncode}")
-
-
-def training_minutes(folder: Path) -> float | None:
-    """The minutes a run trained, as its own log counts them (the last "(N s)" of its step lines,
-    which a resumed run continues from where it stopped)."""
-    log = folder.parent / f"{folder.name}.log"
-    found = re.findall(r"\((\d+) s\)", log.read_text()) if log.is_file() else []
-    return int(found[-1]) / 60 if found else None
-
-
-def mean_and_error(values: list[float]) -> tuple[float, float]:
-    """Mean and standard error of the mean (0 for a single value)."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, 0.0
-    variance = sum((v - mean) ** 2 for v in values) / (n - 1)
-    return mean, math.sqrt(variance / n)
+        raise RuntimeError(f"{' '.join(done.args)} exited with {done.returncode}")
 
 
 def summary_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -223,15 +203,14 @@ def main(argv: list[str] | None = None) -> int:
         if finished_step(run_folder(args.out, target, pack, seed)) < args.iterations
     ]
     if not args.report_only:
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            futures = {
-                pool.submit(train, run_folder(args.out, *job), *job, args): job for job in todo
-            }
-            for future in as_completed(futures):
-                target, pack, seed = futures[future]
-                future.result()
-                print(f"done: {target} pack {pack} seed {seed}", flush=True)
-                write_report(args, shown)
+
+        def finished(job: tuple[str, int, int], _: None) -> None:
+            target, pack, seed = job
+            print(f"done: {target} pack {pack} seed {seed}", flush=True)
+            write_report(args, shown)
+
+        jobs = {job: partial(train, run_folder(args.out, *job), *job, args) for job in todo}
+        run_jobs(jobs, args.jobs, finished)
     write_report(args, shown)
     return 0
 
