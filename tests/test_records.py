@@ -37,6 +37,13 @@ def test_log_keeps_the_windows_up_to_the_resumed_step(tmp_path):
     lines = path.read_text().splitlines()
     assert lines[0] == ",".join(records.LOG_COLUMNS)
     assert lines[1:] == ["3,0,0.5,0.333333,0.25,2", "6,0,0.5,0.333333,0.25,2"]
+    rows = records.read_log_rows(path)
+    assert [(row["step"], row["d_loss"], row["d_fake"]) for row in rows] == [
+        ("3", "0.5", "2"),
+        ("6", "0.5", "2"),
+    ]
+    assert [row["step"] for row in records.read_log_rows(path, 4)] == ["3"]
+    assert records.read_log_rows(tmp_path / "none.csv") == []
 
 
 def test_warning_kinds_are_those_given_up_to_a_step(tmp_path):

@@ -109,6 +109,11 @@ def append_log_row(path: str | Path, step: int, epoch: int, means: Any) -> None:
         csv.writer(handle).writerow([_number(v) for v in (step, epoch, *map(float, means))])
 
 
+def read_log_rows(path: str | Path, up_to_step: int | None = None) -> list[dict[str, str]]:
+    """The windows of a ``log.csv`` (values as text) up to ``up_to_step``; none without a file."""
+    return _dict_rows(Path(path), up_to_step)
+
+
 # ------------------------------------------------------------------------------------------------
 # quality.csv
 # ------------------------------------------------------------------------------------------------
