@@ -480,6 +480,8 @@ def test_the_readme_names_every_script():
     [
         "speed.py",
         "quality.py",
+        "modes.py",
+        "losses.py",
         "investigations/alternate.py",
         "investigations/handwritten_step.py",
         "investigations/dcgan_fast_choice.py",

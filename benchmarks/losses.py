@@ -1,0 +1,631 @@
+"""The GAN losses and regularisers side by side, on the 2-D ring and grid and on MNIST.
+
+Each variant is a set of ``tinygan train`` flags (:data:`VARIANTS`): the non-saturating baseline,
+least squares, hinge, the Wasserstein critic with weight clipping, WGAN-GP, R1 and spectral
+normalisation with hinge, and the conditional GAN. Each run trains in a folder of its own under
+``--out`` (``<target>_<variant>_seed<S>``, its output in ``<folder>.log`` beside it); this script
+runs the missing ones (``--jobs`` at a time, one BLAS thread each; a run that was stopped continues
+with ``--resume``), then writes ``benchmarks/LOSSES.md``: per target and variant the mean ± standard
+error over seeds of the last measurement of each finished run, the minutes a run trained (from its
+log), the variants' papers, the conditional GAN's class accuracy, and figures. The report is
+rewritten after every finished run, so a long session keeps what it has measured.
+
+    python benchmarks/losses.py --seeds 5 --mnist-seeds 2 --jobs 2 --data-dir DIR
+
+On the ring and the grid a run's measures are the last row of its ``modes.csv`` (modes captured,
+high-quality share, reverse KL of 2,500 samples); on MNIST ``dcgan-fast`` trains its 2,000 steps
+and the measures are the last row of its ``quality.csv`` (FID, IS, classes hit, precision, recall
+of 2,000 samples). A run that ``tinygan train`` refuses (a gradient penalty on dcgan-fast, whose D
+has BatchNorm) keeps its one-line reason in its log, and the table shows the row as refused with
+that reason. The conditional run's class accuracy is the ``class_accuracy`` column of its
+``quality.csv``; until tinygan writes one, the report says it is not measured yet.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __name__ == "__main__" and not __package__:  # run as a file: import as `python -m` would
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import argparse  # noqa: E402
+import math  # noqa: E402
+import re  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from functools import partial  # noqa: E402
+from typing import Any  # noqa: E402
+
+from benchmarks.common import (  # noqa: E402
+    cli_command,
+    cpu_count,
+    mean_and_error,
+    run_in_folder,
+    run_jobs,
+    run_log,
+    shown_command,
+    training_minutes,
+)
+from tinygan.run.records import (  # noqa: E402
+    LOG_CSV,
+    MODES_CSV,
+    QUALITY_CSV,
+    read_log_rows,
+    read_modes_csv,
+    read_quality_rows,
+)
+
+HERE = Path(__file__).resolve().parent
+MIXTURES = ("ring", "grid")
+TARGETS = (*MIXTURES, "mnist")
+MODES_OF = {"ring": 8, "grid": 25}
+#: The MNIST runs: dcgan-fast's own schedule, on the test split as QUALITY.md's dcgan-fast rows
+#: (the split every machine has), measured every 250 steps so that the figures have a curve.
+MNIST_PRESET, MNIST_STEPS, MNIST_QUALITY_EVERY = "dcgan-fast", 2_000, 250
+#: The column a conditional run's quality.csv holds its class accuracy in (mean over the classes).
+CLASS_ACCURACY = "class_accuracy"
+#: How ``tinygan train`` ends a run it refuses: one line, exit code 2. An unexpected error ends
+#: with :data:`UNEXPECTED` instead (exit code 1).
+ERROR_LINE = re.compile(r"^tinygan train: error: (.*)$")
+UNEXPECTED = "(--debug shows the traceback)"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A loss or regulariser: the flags of ``tinygan train`` that choose it, and its paper."""
+
+    name: str
+    label: str
+    flags: tuple[str, ...]
+    reference: str
+    targets: tuple[str, ...] = TARGETS
+
+
+VARIANTS = {
+    variant.name: variant
+    for variant in (
+        Variant(
+            "baseline",
+            "non-saturating (baseline)",
+            (),
+            "Goodfellow et al. 2014, Generative Adversarial Nets (the non-saturating G loss)",
+        ),
+        Variant(
+            "least-squares",
+            "least squares",
+            ("--loss", "least-squares"),
+            "LSGAN: Mao et al. 2017, Least Squares Generative Adversarial Networks",
+        ),
+        Variant(
+            "hinge",
+            "hinge",
+            ("--loss", "hinge"),
+            "hinge loss as in Miyato et al. 2018, Spectral Normalization for GANs",
+        ),
+        Variant(
+            "wgan-clip",
+            "WGAN, weight clipping",
+            ("--loss", "wasserstein"),
+            "WGAN: Arjovsky et al. 2017, Wasserstein GAN (n_critic 5, clipping at 0.01, "
+            "RMSprop 5e-5)",
+        ),
+        Variant(
+            "wgan-gp",
+            "WGAN-GP",
+            ("--loss", "wasserstein", "--penalty", "wgan-gp"),
+            "WGAN-GP: Gulrajani et al. 2017, Improved Training of Wasserstein GANs (λ = 10)",
+        ),
+        Variant(
+            "r1",
+            "R1 penalty",
+            ("--penalty", "r1"),
+            "R1: Mescheder et al. 2018, Which Training Methods for GANs do actually Converge? "
+            "(γ = 10)",
+        ),
+        Variant(
+            "sn-hinge",
+            "spectral norm + hinge",
+            ("--loss", "hinge", "--spectral-norm"),
+            "SN: Miyato et al. 2018, Spectral Normalization for Generative Adversarial Networks",
+        ),
+        Variant(
+            "conditional",
+            "conditional",
+            ("--conditional",),
+            "conditional GAN: Mirza & Osindero 2014, Conditional Generative Adversarial Nets",
+            targets=("mnist",),
+        ),
+    )
+}
+#: The variants whose critic estimates the earth mover's distance (the critic-loss figure).
+WASSERSTEIN = ("wgan-clip", "wgan-gp")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Where a run stands: ``finished`` (``final`` is its last measurement), ``refused`` or
+    ``failed`` (``message`` is tinygan's line), or ``pending`` (not started, or stopped early)."""
+
+    state: str
+    final: dict[str, Any] | None = None
+    message: str = ""
+
+
+def seeds_of(target: str, args: argparse.Namespace) -> list[int]:
+    """The seeds a target trains: 0 .. N-1 on the mixtures (as ``modes.py``), 1 .. N on MNIST (as
+    QUALITY.md's dcgan-fast rows)."""
+    return list(range(1, args.mnist_seeds + 1)) if target == "mnist" else list(range(args.seeds))
+
+
+def variants_of(target: str, args: argparse.Namespace) -> list[Variant]:
+    """The variants asked for that apply to ``target`` (the conditional GAN needs classes)."""
+    return [VARIANTS[name] for name in args.variants if target in VARIANTS[name].targets]
+
+
+def run_folder(out: Path, target: str, variant: str, seed: int) -> Path:
+    return out / f"{target}_{variant}_seed{seed}"
+
+
+def train_argv(target: str, variant: str, seed: int, args: argparse.Namespace) -> list[str]:
+    """The ``tinygan`` arguments of one run (``--out`` and ``--resume`` are added by
+    :func:`benchmarks.common.cli_command`)."""
+    if target == "mnist":
+        argv = ["train", MNIST_PRESET, "--seed", str(seed), "--split", "test"]
+        argv += ["--iterations", str(MNIST_STEPS), "--quality-every", str(MNIST_QUALITY_EVERY)]
+        if args.data_dir is not None:
+            argv += ["--data-dir", str(args.data_dir)]
+    else:
+        argv = ["train", target, "--seed", str(seed), "--iterations", str(args.iterations)]
+        argv += ["--modes-every", str(args.modes_every)]
+    return [*argv, *VARIANTS[variant].flags, "--no-progress"]
+
+
+def last_measurement(folder: Path, target: str) -> dict[str, Any] | None:
+    """The last row of a run's measures (modes.csv on a mixture, quality.csv on MNIST), or None."""
+    if target == "mnist":
+        rows: list[dict[str, Any]] = read_quality_rows(folder / QUALITY_CSV)
+        return {**rows[-1], "step": int(rows[-1]["step"])} if rows else None
+    path = folder / MODES_CSV
+    rows = read_modes_csv(path) if path.is_file() else []
+    return rows[-1] if rows else None
+
+
+def ending_error(folder: Path) -> str | None:
+    """tinygan's one-line error when the run's log ends with one, else None."""
+    log = run_log(folder)
+    lines = log.read_text().splitlines() if log.is_file() else []
+    lines = [line for line in lines if line.strip()]
+    found = ERROR_LINE.match(lines[-1]) if lines else None
+    return found.group(1) if found else None
+
+
+def outcome(folder: Path, target: str, args: argparse.Namespace) -> Outcome:
+    """Where the run in ``folder`` stands, from its files and its log alone."""
+    final = last_measurement(folder, target)
+    steps = MNIST_STEPS if target == "mnist" else args.iterations
+    if final is not None and final["step"] >= steps:
+        return Outcome("finished", final)
+    message = ending_error(folder)
+    if message is None:
+        return Outcome("pending")
+    if message.endswith(UNEXPECTED):
+        return Outcome("failed", message=message.removesuffix(UNEXPECTED).strip())
+    return Outcome("refused", message=message)
+
+
+def planned_runs(args: argparse.Namespace) -> list[tuple[str, str, int]]:
+    """The runs still to train, seeds outermost: every row gets its first runs before any row gets
+    its last. A refused run is tried again (it costs seconds), so a tinygan that has learnt the
+    combination since trains it."""
+    runs = [
+        (index, (target, variant.name, seed))
+        for target in args.targets
+        for variant in variants_of(target, args)
+        for index, seed in enumerate(seeds_of(target, args))
+        if outcome(run_folder(args.out, target, variant.name, seed), target, args).state
+        != "finished"
+    ]
+    return [run for _, run in sorted(runs, key=lambda pair: pair[0])]
+
+
+def planned_commands(args: argparse.Namespace) -> list[list[str]]:
+    """The commands a call would run now, in order (nothing is run)."""
+    return [
+        cli_command(train_argv(*run, args), run_folder(args.out, *run))
+        for run in planned_runs(args)
+    ]
+
+
+def train(target: str, variant: str, seed: int, args: argparse.Namespace) -> Outcome:
+    """Train one run (resuming a stopped one), its output in its log; how it ended."""
+    folder = run_folder(args.out, target, variant, seed)
+    # unbuffered: a refusal's line on stderr is then the log's last, after what stdout printed
+    run_in_folder(train_argv(target, variant, seed, args), folder, {"PYTHONUNBUFFERED": "1"})
+    return outcome(folder, target, args)
+
+
+# -- the report -----------------------------------------------------------------------------------
+
+
+def summary(target: str, variant: str, args: argparse.Namespace) -> dict[str, Any]:
+    """A row of the tables: the finished runs' last measurements and minutes, and the others'
+    outcomes by seed."""
+    finals, minutes, others = [], [], {}
+    for seed in seeds_of(target, args):
+        folder = run_folder(args.out, target, variant, seed)
+        result = outcome(folder, target, args)
+        if result.state == "finished":
+            finals.append(result.final)
+            minutes.append(training_minutes(folder))
+        else:
+            others[seed] = result
+    known = [m for m in minutes if m is not None]
+    return {
+        "finals": finals,
+        "minutes": sum(known) / len(known) if known else math.nan,
+        "others": others,
+    }
+
+
+def shown(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
+    """Mean ± standard error of ``values`` (a single run: its value alone)."""
+    mean, error = mean_and_error(values)
+    text = f"{scale * mean:.{digits}f}"
+    return text if len(values) < 2 else f"{text} ± {scale * error:.{digits}f}"
+
+
+def minutes(row: dict[str, Any]) -> str:
+    """The mean minutes a run of the row trained ("-" when no log counted them)."""
+    return "-" if math.isnan(row["minutes"]) else f"{row['minutes']:.1f}"
+
+
+def unmeasured(others: dict[int, Outcome], pending: str = "not finished yet") -> str:
+    """Why a row has no finished run: the reason tinygan gave, else ``pending``."""
+    for state, word in (("refused", "refused"), ("failed", "failed")):
+        messages = [o.message for o in others.values() if o.state == state]
+        if messages:
+            return f"**{word}**: " + messages[0].replace("|", "\\|")
+    return pending
+
+
+def metric_cells(finals: list[dict[str, Any]], columns: list[tuple[str, float, int]]) -> list[str]:
+    cells = []
+    for key, scale, digits in columns:
+        values = [float(f[key]) for f in finals if f.get(key) not in (None, "")]
+        cells.append(shown(values, scale, digits) if values else "-")
+    return cells
+
+
+def table(
+    target: str, header: list[str], columns: list[tuple[str, float, int]], args: argparse.Namespace
+) -> list[str]:
+    """The rows of one target's table, every variant asked for, finished or not."""
+    lines = [
+        "| variant | runs | " + " | ".join(header) + " | min a run |",
+        "|---" * (len(header) + 3) + "|",
+    ]
+    for variant in variants_of(target, args):
+        if variant.name == "conditional":
+            continue  # its own section
+        row = summary(target, variant.name, args)
+        runs = f"{len(row['finals'])} of {len(seeds_of(target, args))}"
+        if row["finals"]:
+            cells = [*metric_cells(row["finals"], columns), minutes(row)]
+        else:
+            cells = [unmeasured(row["others"]), *["-"] * len(columns)]
+        lines.append(f"| {variant.label} | {runs} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def failures(args: argparse.Namespace) -> list[str]:
+    """A line per run that ended in an error while others of its row finished."""
+    lines = []
+    for target in args.targets:
+        for variant in variants_of(target, args):
+            row = summary(target, variant.name, args)
+            if row["finals"]:
+                for seed, other in row["others"].items():
+                    if other.state in ("refused", "failed"):
+                        lines.append(
+                            f"- {target}, {variant.label}, seed {seed}: {other.state}: "
+                            f"{other.message}"
+                        )
+    return lines
+
+
+MIXTURE_COLUMNS = [("modes", 1, 1), ("high_quality", 100, 1), ("reverse_kl", 1, 2)]
+MNIST_COLUMNS = [
+    ("fid", 1, 1),
+    ("inception_score", 1, 2),
+    ("classes_hit", 1, 1),
+    ("precision", 1, 3),
+    ("recall", 1, 3),
+]
+
+
+def conditional_section(args: argparse.Namespace) -> list[str]:
+    """The conditional dcgan-fast's class accuracy, or why it is not measured yet."""
+    lines = [
+        "## The conditional GAN's class accuracy",
+        "",
+        f"The share of samples the quality classifier puts in the class they were made for, mean "
+        f"over the ten digits: the `{CLASS_ACCURACY}` column of the last row of the conditional "
+        f"run's `quality.csv` (and `real_{CLASS_ACCURACY}`, the classifier's own accuracy on real "
+        f"digits), `{MNIST_PRESET} --conditional` at {MNIST_STEPS:,} steps.",
+        "",
+    ]
+    if "mnist" not in args.targets or "conditional" not in args.variants:
+        return [*lines, "Not measured yet: this call trained no conditional run.", ""]
+    row = summary("mnist", "conditional", args)
+    with_column = [f for f in row["finals"] if f.get(CLASS_ACCURACY) not in (None, "")]
+    if not with_column:
+        if row["finals"]:
+            why = f"the runs finished, but their quality.csv has no `{CLASS_ACCURACY}` column"
+        else:
+            why = unmeasured(row["others"], "no conditional run has finished")
+        return [*lines, f"Not measured yet: {why}.", ""]
+    columns = [(CLASS_ACCURACY, 100, 1), (f"real_{CLASS_ACCURACY}", 100, 1), *MNIST_COLUMNS[:2]]
+    cells = [*metric_cells(with_column, columns), minutes(row)]
+    runs = f"{len(with_column)} of {len(seeds_of('mnist', args))}"
+    return [
+        *lines,
+        "| runs | class accuracy % | classifier on real digits % | FID | IS | min a run |",
+        "|---|---|---|---|---|---|",
+        f"| {runs} | " + " | ".join(cells) + " |",
+        "",
+    ]
+
+
+def mean_curve(series: list[list[tuple[int, float]]]) -> tuple[list[int], list[float]]:
+    """The mean over runs at each step, from each run's (step, value) pairs."""
+    per_step: dict[int, list[float]] = {}
+    for points in series:
+        for step, value in points:
+            per_step.setdefault(step, []).append(value)
+    steps = sorted(per_step)
+    return steps, [sum(per_step[s]) / len(per_step[s]) for s in steps]
+
+
+def modes_series(folder: Path) -> list[tuple[int, float]]:
+    path = folder / MODES_CSV
+    return [(r["step"], r["modes"]) for r in read_modes_csv(path)] if path.is_file() else []
+
+
+def fid_series(folder: Path) -> list[tuple[int, float]]:
+    rows = read_quality_rows(folder / QUALITY_CSV)
+    return [(int(r["step"]), float(r["fid"])) for r in rows if r.get("fid")]
+
+
+def critic_series(folder: Path) -> list[tuple[int, float]]:
+    """The negative critic loss per logging window of a run (log.csv)."""
+    return [(int(r["step"]), -float(r["d_loss"])) for r in read_log_rows(folder / LOG_CSV)]
+
+
+def pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(figure: Any, path: Path) -> None:
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    pyplot().close(figure)
+
+
+def modes_figure(args: argparse.Namespace, mixtures: list[str], path: Path) -> None:
+    """Modes captured over the run, mean over the seeds, one line per variant, a panel per
+    mixture."""
+    plt = pyplot()
+    figure, axes = plt.subplots(1, len(mixtures), figsize=(5.5 * len(mixtures), 3.8), squeeze=False)
+    for axis, target in zip(axes[0], mixtures, strict=True):
+        for variant in variants_of(target, args):
+            folders = [
+                run_folder(args.out, target, variant.name, s) for s in seeds_of(target, args)
+            ]
+            steps, means = mean_curve([modes_series(folder) for folder in folders])
+            if steps:
+                axis.plot(steps, means, label=variant.label)
+        axis.axhline(MODES_OF[target], color="grey", linewidth=0.8, linestyle=":")
+        axis.set_title(f"{target}: modes captured (mean over seeds)")
+        axis.set_xlabel("iteration")
+        axis.legend(fontsize=7)
+    save(figure, path)
+
+
+def critic_figure(args: argparse.Namespace, path: Path) -> list[str]:
+    """The negative critic loss and the sample quality over the Wasserstein runs, a panel per
+    target (grid, MNIST) and variant (WGAN-clip, WGAN-GP) with a logged run; the panels' titles
+    (none, and no figure, when no such run has logged)."""
+    quality = {"grid": (modes_series, "modes captured"), "mnist": (fid_series, "FID")}
+    panels = []
+    for target in (t for t in ("grid", "mnist") if t in args.targets):
+        for name in (v for v in WASSERSTEIN if v in args.variants):
+            folders = [run_folder(args.out, target, name, s) for s in seeds_of(target, args)]
+            critic = mean_curve([critic_series(folder) for folder in folders])
+            measured = mean_curve([quality[target][0](folder) for folder in folders])
+            if critic[0]:
+                panels.append((target, VARIANTS[name].label, critic, measured))
+    if not panels:
+        return []
+    plt = pyplot()
+    figure, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.8), squeeze=False)
+    for axis, (target, label, critic, measured) in zip(axes[0], panels, strict=True):
+        axis.plot(*critic, color="C0")
+        axis.set_ylabel("negative critic loss", color="C0")
+        axis.set_xlabel("iteration")
+        axis.set_title(f"{target}, {label}")
+        other = axis.twinx()
+        other.plot(*measured, color="C1", marker="o", markersize=3)
+        other.set_ylabel(quality[target][1], color="C1")
+    save(figure, path)
+    return [axis.get_title() for axis in axes[0]]
+
+
+def schedule(args: argparse.Namespace, command: str) -> list[str]:
+    """The report's head: how to repeat it, what the runs trained, and the variants' flags."""
+    lines = [
+        "# GAN losses and regularisers side by side: the ring, the grid and MNIST",
+        "",
+        f"Written by `benchmarks/losses.py`; repeat with `{command}`.",
+        "",
+        "## Schedule",
+        "",
+    ]
+    if any(target in MIXTURES for target in args.targets):
+        lines.append(
+            f"- ring and grid: {args.iterations:,} iterations a run (generator updates; the "
+            f"Wasserstein critic takes 5 updates per generator update), seeds 0 .. "
+            f"{args.seeds - 1}, modes counted every {args.modes_every:,} steps on 2,500 samples "
+            "(G in inference mode, fixed z); the tables hold each run's last count."
+        )
+    if "mnist" in args.targets:
+        lines.append(
+            f"- MNIST: `{MNIST_PRESET}`, its {MNIST_STEPS:,} steps on the MNIST test split (as "
+            f"QUALITY.md's {MNIST_PRESET} rows), seeds 1 .. {args.mnist_seeds}, quality measured "
+            f"every {MNIST_QUALITY_EVERY} steps on 2,000 samples against the classifier's "
+            f"held-out digits; the table holds each run's last measurement (step {MNIST_STEPS:,})."
+        )
+    lines += [
+        "- Every other setting is the preset's. Mean ± standard error over the finished runs "
+        "(`runs`); a single run shows no standard error. `min a run`: the minutes one run "
+        f"trained as its log counts them (the runs trained {args.jobs} at a time, one BLAS thread "
+        f"each, on {cpu_count()} CPU cores, beside other work).",
+        "",
+        "## The variants",
+        "",
+        "| variant | flags of `tinygan train` | paper |",
+        "|---|---|---|",
+    ]
+    for variant in (VARIANTS[name] for name in args.variants):
+        flags = f"`{' '.join(variant.flags)}`" if variant.flags else "(none)"
+        lines.append(f"| {variant.label} | {flags} | {variant.reference} |")
+    return lines
+
+
+def tables(args: argparse.Namespace) -> list[str]:
+    """A table per target, then the runs that ended in an error beside finished ones."""
+    lines = []
+    for target in (t for t in args.targets if t in MIXTURES):
+        lines += [
+            "",
+            f"## The {target} ({MODES_OF[target]} modes)",
+            "",
+            *table(target, ["modes", "high quality %", "reverse KL"], MIXTURE_COLUMNS, args),
+        ]
+    if "mnist" in args.targets:
+        header = ["FID (lower better)", "IS", "classes hit", "precision", "recall"]
+        lines += [
+            "",
+            f"## MNIST, {MNIST_PRESET} ({MNIST_STEPS:,} steps)",
+            "",
+            *table("mnist", header, MNIST_COLUMNS, args),
+        ]
+    broken = failures(args)
+    if broken:
+        lines += ["", "Runs that ended in an error while others of their row finished:", ""]
+        lines += broken
+    return lines
+
+
+def figures(args: argparse.Namespace, results: Path) -> list[str]:
+    """Draw the figures into ``results`` and return the report's sections that show them."""
+    lines = []
+    mixtures = [t for t in args.targets if t in MIXTURES]
+    if mixtures:
+        modes_figure(args, mixtures, results / "losses_modes_over_time.png")
+        lines += [
+            "## Modes over the run",
+            "",
+            "Modes captured, mean over the seeds, one line per variant:",
+            "",
+            "![modes over the run](results/losses_modes_over_time.png)",
+            "",
+        ]
+    if not critic_figure(args, results / "critic_loss_vs_quality.png"):
+        return [*lines, "No Wasserstein run on the grid or MNIST has logged yet.", ""]
+    return [
+        *lines,
+        "## The critic's loss against sample quality",
+        "",
+        "The WGAN paper's observation: the critic's loss follows the quality of the samples. Each "
+        "panel: the negative critic loss (log.csv's `d_loss`, window means; without a penalty "
+        "it is the critic's estimate of the earth mover's distance, D(real) − D(fake); "
+        "WGAN-GP's includes the penalty) and the quality measured over the same runs (modes "
+        "captured on the grid, FID on MNIST), each the mean over the seeds.",
+        "",
+        "![critic loss against quality](results/critic_loss_vs_quality.png)",
+        "",
+    ]
+
+
+def write_report(args: argparse.Namespace, command: str) -> None:
+    """Write the report (``--report``) and its figures (``results/`` beside it)."""
+    lines = [*schedule(args, command), *tables(args), "", *conditional_section(args)]
+    lines += figures(args, args.report.parent / "results")
+    args.report.write_text("\n".join(lines))
+
+
+def count(text: str) -> int:
+    """A count of runs or steps: a positive integer."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return int(text)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS))
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=list(VARIANTS),
+        default=list(VARIANTS),
+        metavar="NAME",
+        help=f"variants to train (default: all of {', '.join(VARIANTS)})",
+    )
+    parser.add_argument(
+        "--seeds", type=count, default=5, help="ring and grid runs per row: seeds 0 .. N-1"
+    )
+    parser.add_argument(
+        "--mnist-seeds", type=count, default=2, help="MNIST runs per row: seeds 1 .. N"
+    )
+    parser.add_argument(
+        "--iterations", type=count, default=20_000, help="iterations of a ring or grid run"
+    )
+    parser.add_argument("--modes-every", type=count, default=1000, help="steps between mode counts")
+    parser.add_argument("--jobs", type=count, default=2, help="runs trained at the same time")
+    parser.add_argument("--out", type=Path, default=Path("runs/losses"), help="the runs' folders")
+    parser.add_argument("--data-dir", type=Path, help="MNIST's IDX files (default: tinygan's)")
+    parser.add_argument(
+        "--report", type=Path, default=HERE / "LOSSES.md", help="the report to write"
+    )
+    parser.add_argument("--report-only", action="store_true", help="write the report from the runs")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    given = argv if argv is not None else sys.argv[1:]
+    command = shown_command("benchmarks/losses.py", [a for a in given if a != "--report-only"])
+    if not args.report_only:
+
+        def finished(run: tuple[str, str, int], result: Outcome) -> None:
+            target, variant, seed = run
+            said = f": {result.message}" if result.message else ""
+            print(f"{result.state}: {target} {variant} seed {seed}{said}", flush=True)
+            write_report(args, command)
+
+        jobs = {run: partial(train, *run, args) for run in planned_runs(args)}
+        run_jobs(jobs, args.jobs, finished)
+    write_report(args, command)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
