@@ -454,6 +454,17 @@ def test_no_benchmark_module_imports_another_back():
         assert cycle_from(name, []) is None, f"import cycle: {' -> '.join(cycle_from(name, []))}"
 
 
+def test_common_imports_only_the_standard_library():
+    """The speed benchmark's parent process imports it and must start no thread pool."""
+    heavy = ("numpy", "numba", "torch", "matplotlib", "tinygan")
+    code = f"import sys, benchmarks.common; print([m for m in {heavy!r} if m in sys.modules])"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
+
+
 def test_scripts_import_their_helpers_through_the_package():
     """A bare ``import run`` works only because Python puts a script's folder on the path."""
     stems = {path.stem for path in BENCHMARKS.rglob("*.py")} - {"__init__"}
