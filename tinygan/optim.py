@@ -20,11 +20,11 @@ The constructors check every setting (``lr`` a finite number > 0, ``momentum``, 
 sentence naming the argument. ``lr`` is checked again whenever it is set, as schedules do between
 steps; a schedule may bring it down to 0.
 
-Each rule is elementwise, so it can run over all parameters at once: the optimizer homes its
-parameters, their gradients and its state in one flat buffer per dtype
-(:func:`tinygan.nn.flat.flatten_parameters`; ``layer.params[name]`` becomes a view into it) and
-applies a rule with one call over the whole buffer. The numbers are those of one call per
-parameter; only the per-call overhead goes.
+:meth:`Optimizer.step` applies the rule to one parameter after another
+(:func:`update_parameters`), the specification. Each rule is elementwise, so it can also run over
+all parameters at once: with the kernels on, a registered fast path (:mod:`tinygan.overrides`,
+:mod:`tinygan.kernels.flat`) homes the parameters, their gradients and the state in one flat buffer
+per dtype and applies the rule with one call per buffer, with the same numbers.
 """
 
 from __future__ import annotations
@@ -34,8 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygan.backend import Array, device_of, get_array_module, to_device, to_numpy
-from tinygan.nn.flat import FlatGroup, all_distinct, flatten_parameters
+from tinygan.backend import Array, get_array_module, to_device, to_numpy
 from tinygan.nn.layer import Layer, number_in
 from tinygan.overrides import overridable
 
@@ -114,9 +113,6 @@ class Optimizer:
             {name: get_array_module(p).zeros_like(p) for name in self.state_names}
             for _, _, p, _ in self.slots()
         ]
-        # Flat buffers, made now and again whenever something rebound a parameter (None: due).
-        self._groups: list[FlatGroup] | None = None
-        self.flat_groups()
 
     @property
     def lr(self) -> float:
@@ -126,35 +122,6 @@ class Optimizer:
     @lr.setter
     def lr(self, value: float) -> None:
         self._lr = number_in(value, "[0, inf)", "lr", type(self).__name__)
-
-    def flat_groups(self) -> list[FlatGroup] | None:
-        """The flat buffers holding the parameters, gradients and state, flattening again first if
-        a parameter or gradient was rebound (``Layer.to``, ``Layer.astype``) since.
-
-        ``None`` when the parameters cannot share a buffer: one array serves two parameters (a tied
-        weight), which the per-parameter path updates twice, as written.
-        """
-        if self._groups is not None and all(group.is_current() for group in self._groups):
-            return self._groups
-        slots = [(layer, name) for layer, name, _, _ in self.slots()]
-        if not all_distinct([layer.params[name] for layer, name in slots]):
-            self._groups = None
-            return None
-        position = {(id(layer), name): index for index, (layer, name) in enumerate(slots)}
-        self._groups = flatten_parameters(slots)
-        for group in self._groups:
-            xp = get_array_module(group.params)
-            device = device_of(group.params)
-            for state_name in self.state_names:
-                flat = xp.empty_like(group.params)
-                for k, (layer, name) in enumerate(group.slots):
-                    state = self.state[position[id(layer), name]]
-                    view = group.view(flat, k)
-                    # The old state may sit on another device or dtype (a layer was moved or cast).
-                    view[...] = to_device(state[state_name], device)
-                    state[state_name] = view
-                group.state[state_name] = flat
-        return self._groups
 
     def slots(self) -> Iterator[tuple[Layer, str, Any, Any]]:
         """``(layer, name, param, grad)`` for every trainable parameter, in a fixed order."""
@@ -169,27 +136,16 @@ class Optimizer:
 
     def zero_grad(self) -> None:
         """Set the gradients of every parameter this optimizer updates to zero."""
-        groups = self.flat_groups()
-        if groups is None:
-            for _, _, _, grad in self.slots():
-                grad[...] = 0
-            return
-        for group in groups:  # one fill per buffer
-            group.grads[...] = 0
+        zero_gradients(self)
 
     def step(self) -> None:
         """Apply one update to every parameter, in place."""
         self.step_count += 1
-        groups = self.flat_groups()
-        if groups is None:
-            for (_, _, param, grad), state in zip(self.slots(), self.state, strict=True):
-                self.update(param, grad, state)
-            return
-        for group in groups:  # the rule is elementwise: one call covers every parameter
-            self.update(group.params, group.grads, group.state)
+        update_parameters(self)
 
     def update(self, param: Array, grad: Array, state: dict[str, Any]) -> None:
-        """Update in place one parameter, or a flat buffer of many (subclasses implement the rule)."""
+        """Update one parameter in place with its gradient and state (subclasses implement the
+        rule). The rule is elementwise: a flat buffer of many parameters is updated alike."""
         raise NotImplementedError
 
     def hyperparameters(self) -> dict[str, float]:
@@ -206,7 +162,6 @@ class Optimizer:
 
     def load_state_dict(self, saved: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` saved (into the existing arrays, on their device)."""
-        self.flat_groups()  # write into the live buffers, not into arrays about to be replaced
         for index, state in enumerate(self.state):
             for name, value in state.items():
                 key = f"{index}.{name}"
@@ -218,16 +173,29 @@ class Optimizer:
             setattr(self, name, float(saved[name]))
 
     def to(self, device: str) -> Optimizer:
-        """Move the state arrays to ``device`` (the layers are moved by ``layer.to``).
-
-        The flat buffers are made again on the parameters' device at the next use, by which time
-        ``layer.to`` has moved them too, whichever was called first.
-        """
+        """Move the state arrays to ``device`` (the layers are moved by ``layer.to``)."""
         for state in self.state:
             for name, value in state.items():
                 state[name] = to_device(value, device)
-        self._groups = None
         return self
+
+
+@overridable
+def update_parameters(optimizer: Optimizer) -> None:
+    """Apply ``optimizer``'s rule to each of its parameters in turn, with its gradient and state.
+
+    A parameter that appears twice (a weight tied between two layers) is updated once per
+    appearance, as written.
+    """
+    for (_, _, param, grad), state in zip(optimizer.slots(), optimizer.state, strict=True):
+        optimizer.update(param, grad, state)
+
+
+@overridable
+def zero_gradients(optimizer: Optimizer) -> None:
+    """Set the gradient of each of ``optimizer``'s parameters to zero, in place."""
+    for _, _, _, grad in optimizer.slots():
+        grad[...] = 0
 
 
 def trainable_layers(layers: Iterable[Layer], optimizer: str) -> list[Layer]:

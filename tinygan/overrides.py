@@ -7,20 +7,26 @@ one kind of array by a function registered under the same name, with the same si
 same results up to rounding:
 
 * ``"cpu"``: NumPy arrays of float32 or float64 (the dtypes compiled kernels are built for);
-* ``"gpu"``: CuPy arrays of float32 or float64.
+* ``"gpu"``: CuPy arrays of float32 or float64;
+* ``"any"``: whatever the first argument is. This is for fast paths written in plain array code
+  that serve every device and dtype alike: the optimizers' flat buffers
+  (:mod:`tinygan.kernels.flat`), which replace :func:`tinygan.optim.update_parameters` and
+  :func:`tinygan.optim.zero_gradients`, whose first argument is the optimizer.
 
-The kind is read from the first argument; any other array (float16, integers, the emulated
-device's arrays of :mod:`tinygan.testing`) runs the plain function: the emulated device exists to
-check the plain array code that a GPU runs, whatever kernels are registered.
+The kind is read from the first argument, and a replacement for its kind wins over one for
+``"any"``; any other array (float16, integers, the emulated device's arrays of
+:mod:`tinygan.testing`) has no kernels of its own: the emulated device exists to check the plain
+array code that a GPU runs, whatever kernels are registered.
 
 Which replacements are registered is decided once, at the first call of an overridable function,
 from the environment: ``TINYGAN_NUMBA=0`` (or ``false``, ``no``, ``off``) registers nothing,
-anything else loads the Numba kernels of :mod:`tinygan.kernels`, and its CuPy kernels too when
-CuPy can be imported (without CuPy there is no GPU array for them to run on, so their absence says
-nothing). :func:`set_kernels` decides explicitly and may be called again to switch. Kernels that
-were asked for and cannot load (Numba not installed, or CuPy present but unable to build its
-kernels) warn once with the reason, and the plain functions run. The ``tinygan.kernels`` package is
-optional: when it is absent and nothing asked for it, the plain functions run quietly.
+anything else loads the Numba kernels of :mod:`tinygan.kernels` and the flat buffers, and its
+CuPy kernels too when CuPy can be imported (without CuPy there is no GPU array for them to run on,
+so their absence says nothing). :func:`set_kernels` decides explicitly and may be called again to
+switch. Kernels that were asked for and cannot load (Numba not installed, or CuPy present but unable
+to build its kernels) warn once with the reason, and the plain functions run. The
+``tinygan.kernels`` package is optional: when it is absent and nothing asked for it, the plain
+functions run quietly.
 """
 
 from __future__ import annotations
@@ -47,7 +53,10 @@ KERNEL_MODULES: dict[str, str | None] = {
 #: The module that registers a kernel set's GPU kernels, loaded after :data:`KERNEL_MODULES`' one
 #: only where CuPy can be imported.
 GPU_KERNEL_MODULES: dict[str, str] = {"numba": "tinygan.kernels.gpu_cupy"}
-KINDS = ("cpu", "gpu")
+#: The module that registers a kernel set's fast paths for every kind (``"any"``), loaded once its
+#: CPU kernels have loaded: with the kernels off, the plain per-parameter optimizer runs.
+ANY_KIND_MODULES: dict[str, str] = {"numba": "tinygan.kernels.flat"}
+KINDS = ("cpu", "gpu", "any")
 
 _plain: dict[str, Callable[..., Any]] = {}
 # Filled and emptied in place, never rebound: every dispatcher holds a reference to these dicts.
@@ -66,18 +75,18 @@ def overridable(plain: F) -> F:
     if name in _plain:
         raise ValueError(f"two overridable functions are named {name!r}")
     _plain[name] = plain
-    cpu, gpu = _replacements["cpu"], _replacements["gpu"]
+    cpu, gpu, anything = _replacements["cpu"], _replacements["gpu"], _replacements["any"]
 
     @functools.wraps(plain)
-    def dispatch(array: Any, *args: Any, **kwargs: Any) -> Any:
+    def dispatch(first: Any, *args: Any, **kwargs: Any) -> Any:
         if _active is None:
             _choose(_from_environment(), requested=False)
-        if isinstance(array, np.ndarray):
-            function = cpu.get(name) if array.dtype.char in "fd" else None
+        if isinstance(first, np.ndarray):
+            function = cpu.get(name) if first.dtype.char in "fd" else None
         else:
-            gpu_float = device_of(array) == "gpu" and array.dtype.char in "fd"
+            gpu_float = device_of(first) == "gpu" and first.dtype.char in "fd"
             function = gpu.get(name) if gpu_float else None
-        return (function or plain)(array, *args, **kwargs)
+        return (function or anything.get(name) or plain)(first, *args, **kwargs)
 
     dispatch.plain = plain  # type: ignore[attr-defined]
     return dispatch  # type: ignore[return-value]
@@ -149,6 +158,9 @@ def _choose(kernels: str, requested: bool) -> str:
     if not _load(module_name, f"{kernels} kernels", "NumPy", KINDS):
         return _active
     _active = kernels
+    any_kind_module = ANY_KIND_MODULES.get(kernels)
+    if any_kind_module is not None:
+        _load(any_kind_module, "flat parameter buffers", "per-parameter", ("any",))
     gpu_module = GPU_KERNEL_MODULES.get(kernels)
     if gpu_module is not None and _cupy_importable():
         # The CPU kernels stay when these fail: each set serves its own kind of array.

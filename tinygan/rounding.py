@@ -457,6 +457,31 @@ def _setting(value: Any) -> Any:
     return value if plain else type(value).__name__
 
 
+def step_signature(calls: Sequence[KernelCall]) -> list[tuple[Any, ...]]:
+    """The recorded calls of a training step without their numbers (:meth:`KernelCall.signature`),
+    with each run of consecutive optimizer updates (:data:`IN_PLACE`) of one rule and settings
+    made one entry: the rule, its settings and how many entries of each dtype it updated.
+
+    Two steps that compute the same things have the same signature whether the optimizers update
+    one parameter at a time (the plain path) or many at once over flat buffers (the fast path of
+    :mod:`tinygan.kernels.flat`).
+    """
+    out: list[tuple[Any, ...]] = []
+    for call in calls:
+        if call.name not in IN_PLACE:
+            out.append(call.signature())
+            continue
+        settings = tuple(_setting(a) for a in call.args if not isinstance(a, np.ndarray))
+        param = call.args[0]
+        if out and out[-1][:2] == (call.name, settings):
+            sizes = dict(out.pop()[2])
+        else:
+            sizes = {}
+        sizes[param.dtype.name] = sizes.get(param.dtype.name, 0) + param.size
+        out.append((call.name, settings, tuple(sorted(sizes.items()))))
+    return out
+
+
 @contextlib.contextmanager
 def recording_calls(kind: str = "cpu") -> Iterator[list[KernelCall]]:
     """Record every call of an overridable function on arrays of ``kind`` inside the block.

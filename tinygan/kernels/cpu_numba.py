@@ -4,6 +4,8 @@ Every public function here has the name and signature of an overridable plain fu
 :mod:`tinygan.nn` or :mod:`tinygan.optim` and returns what it returns (shapes, dtypes, C-contiguous
 outputs), equal up to floating-point rounding; :func:`register` puts them in the registry of
 :mod:`tinygan.overrides`, and ``tests/test_kernels.py`` checks each one against its plain function.
+The signatures are written out again here (and in :mod:`tinygan.kernels.gpu_cupy`) rather than
+shared, so that each file reads on its own; the tests check that they match.
 Read the plain function for *what* a kernel computes; this module is about computing it in one pass
 over memory, without the temporaries that NumPy's whole-array expressions create, and about the
 speed workarounds that do not belong in the readable layer files.
@@ -57,7 +59,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from tinygan import optim, overrides
+from tinygan import overrides
+from tinygan.kernels.flat import fused_update
 from tinygan.nn.conv import from_pixel_rows, pixel_rows, weight_from_matrix, weight_matrix
 from tinygan.nn.padding import conv_output_size
 
@@ -847,15 +850,17 @@ def dropout(x: np.ndarray, rate: float, rng: np.random.Generator) -> tuple[np.nd
 
 
 # ------------------------------------------------------------------------------------------------
-# Optimizer updates, in place: one pass over each parameter, in the parameter's dtype. Adam folds
-# both bias corrections into two scalars, lr * m_hat / (sqrt(v_hat) + eps) =
-# (lr / c1) * m / (sqrt(v) / sqrt(c2) + eps), so no array is divided by c1 or c2. A non-contiguous
-# parameter, which a flat loop cannot update in place, goes to the plain function.
+# Optimizer updates, in place: one pass over each parameter (or flat buffer of parameters,
+# tinygan.kernels.flat), in the parameter's dtype. Adam folds both bias corrections into two
+# scalars, lr * m_hat / (sqrt(v_hat) + eps) = (lr / c1) * m / (sqrt(v) / sqrt(c2) + eps), so no
+# array is divided by c1 or c2. A non-contiguous array, which a flat loop cannot update in place,
+# goes to the plain function (fused_update).
 # ------------------------------------------------------------------------------------------------
 
 
-def _contiguous(*arrays: np.ndarray | None) -> bool:
-    return all(a is None or a.flags.c_contiguous for a in arrays)
+def _contiguous(*args: Any) -> bool:
+    """Whether every NumPy array among ``args`` is C-contiguous."""
+    return all(a.flags.c_contiguous for a in args if isinstance(a, np.ndarray))
 
 
 @_serial
@@ -874,6 +879,7 @@ def _sgd_momentum(param, grad, velocity, lr, momentum):
         param[i] -= rate * b
 
 
+@fused_update(_contiguous)
 def sgd_update(
     param: np.ndarray,
     grad: np.ndarray,
@@ -881,9 +887,7 @@ def sgd_update(
     lr: float,
     momentum: float,
 ) -> None:
-    if not _contiguous(param, grad, velocity):
-        optim.sgd_update.plain(param, grad, velocity, lr, momentum)
-    elif velocity is None:
+    if velocity is None:
         _sgd(param.reshape(-1), grad.reshape(-1), float(lr))
     else:
         flat = (param.reshape(-1), grad.reshape(-1), velocity.reshape(-1))
@@ -904,6 +908,7 @@ def _adam(param, grad, m, v, beta1, beta2, eps, step_size, v_scale):
         param[i] -= rate * mi / (np.sqrt(vi) * scale + e)
 
 
+@fused_update(_contiguous)
 def adam_update(
     param: np.ndarray,
     grad: np.ndarray,
@@ -915,9 +920,6 @@ def adam_update(
     eps: float,
     step: int,
 ) -> None:
-    if not _contiguous(param, grad, m, v):
-        optim.adam_update.plain(param, grad, m, v, lr, beta1, beta2, eps, step)
-        return
     c1, c2 = 1 - beta1**step, 1 - beta2**step
     flat = (param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1))
     _adam(*flat, float(beta1), float(beta2), float(eps), lr / c1, 1 / math.sqrt(c2))
@@ -934,12 +936,10 @@ def _rmsprop(param, grad, v, lr, rho, eps):
         param[i] -= rate * g / (np.sqrt(vi) + e)
 
 
+@fused_update(_contiguous)
 def rmsprop_update(
     param: np.ndarray, grad: np.ndarray, v: np.ndarray, lr: float, rho: float, eps: float
 ) -> None:
-    if not _contiguous(param, grad, v):
-        optim.rmsprop_update.plain(param, grad, v, lr, rho, eps)
-        return
     flat = (param.reshape(-1), grad.reshape(-1), v.reshape(-1))
     _rmsprop(*flat, float(lr), float(rho), float(eps))
 

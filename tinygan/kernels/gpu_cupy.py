@@ -58,7 +58,8 @@ from typing import Any
 import cupy
 import numpy as np
 
-from tinygan import optim, overrides
+from tinygan import overrides
+from tinygan.kernels.flat import fused_update
 from tinygan.nn.padding import conv_output_size
 
 #: Threads per block of the RawKernels: a multiple of the warp size that every GPU accepts.
@@ -71,7 +72,8 @@ _C_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 # ------------------------------------------------------------------------------------------------
 # Convolution: im2col / col2im as RawKernels, one thread per output element.
 # cols[(n, p, q), (i * kw + j) * C + c] = xpad[n, c, p * sh + i, q * sw + j] (see tinygan.nn.conv).
-# Indices are 64-bit: a large batch's patch matrix can pass 2**31 entries.
+# Indices are 64-bit: a large batch's patch matrix can pass 2**31 entries. The two sources open
+# alike (a grid-stride loop, an index taken apart); each is kept whole to read as one CUDA kernel.
 # ------------------------------------------------------------------------------------------------
 
 _IM2COL_SOURCE = r"""
@@ -318,7 +320,8 @@ def batchnorm_backward(
 # ------------------------------------------------------------------------------------------------
 # Optimizer updates, in place: the parameter and its state are the kernels' outputs, passed in, so
 # CuPy writes them where they are (any layout). A gradient of another dtype than its parameter --
-# which training never makes -- goes to the plain function, whose casting rules then apply.
+# which training never makes -- goes to the plain function, whose casting rules then apply
+# (fused_update).
 # ------------------------------------------------------------------------------------------------
 
 _sgd_kernel = cupy.ElementwiseKernel(
@@ -359,20 +362,21 @@ _rmsprop_kernel = cupy.ElementwiseKernel(
 )
 
 
-def _same_dtype(param: Any, *others: Any) -> bool:
-    return all(other is None or other.dtype == param.dtype for other in others)
+def _same_dtype(param: Any, *args: Any) -> bool:
+    """Whether every CuPy array among ``args`` has the dtype of ``param``."""
+    return all(a.dtype == param.dtype for a in args if isinstance(a, cupy.ndarray))
 
 
+@fused_update(_same_dtype)
 def sgd_update(param: Any, grad: Any, velocity: Any | None, lr: float, momentum: float) -> None:
-    if not _same_dtype(param, grad, velocity):
-        optim.sgd_update.plain(param, grad, velocity, lr, momentum)
-    elif velocity is None:
+    if velocity is None:
         _sgd_kernel(grad, param.dtype.type(lr), param)
     else:
         t = param.dtype.type
         _sgd_momentum_kernel(grad, t(lr), t(momentum), param, velocity)
 
 
+@fused_update(_same_dtype)
 def adam_update(
     param: Any,
     grad: Any,
@@ -384,18 +388,13 @@ def adam_update(
     eps: float,
     step: int,
 ) -> None:
-    if not _same_dtype(param, grad, m, v):
-        optim.adam_update.plain(param, grad, m, v, lr, beta1, beta2, eps, step)
-        return
     t = param.dtype.type
     scalars = (lr, beta1, beta2, 1 - beta1, 1 - beta2, 1 - beta1**step, 1 - beta2**step, eps)
     _adam_kernel(grad, *(t(s) for s in scalars), param, m, v)
 
 
+@fused_update(_same_dtype)
 def rmsprop_update(param: Any, grad: Any, v: Any, lr: float, rho: float, eps: float) -> None:
-    if not _same_dtype(param, grad, v):
-        optim.rmsprop_update.plain(param, grad, v, lr, rho, eps)
-        return
     t = param.dtype.type
     _rmsprop_kernel(grad, t(lr), t(rho), t(1 - rho), t(eps), param, v)
 
