@@ -8,6 +8,7 @@ other direction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -267,6 +268,27 @@ def check_conv_cache(layer: Layer, cache: Cache) -> None:
         )
 
 
+def conv_layer_backward(
+    layer: Layer,
+    backward: Callable[..., tuple[Array | None, Array | None, Array | None]],
+    dy: Array,
+    cache: Cache,
+    param_grads: bool,
+    input_grad: bool,
+) -> Array | None:
+    """The backward pass of a convolution layer around its math: check ``cache`` and ``dy``, call
+    ``backward`` (:func:`conv2d_backward`, or the transposed convolution's) with the layer's
+    weight, add ``dW`` and ``db`` into ``layer.grads`` when ``param_grads``, and return ``dx``."""
+    check_conv_cache(layer, cache)
+    x, pad, y_shape = cache
+    layer.check_dy(dy, y_shape)
+    W = layer.param_as("W", dy.dtype)
+    dx, dW, db = backward(dy, x, W, layer.stride, pad, param_grads, input_grad)
+    if param_grads:
+        layer.add_grads(W=dW, b=db)
+    return dx
+
+
 class Conv2D(Layer):
     r"""2-D convolution over NCHW images.
 
@@ -379,14 +401,7 @@ class Conv2D(Layer):
     def backward(
         self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
     ) -> Array | None:
-        check_conv_cache(self, cache)
-        x, pad, y_shape = cache
-        self.check_dy(dy, y_shape)
-        W = self.param_as("W", dy.dtype)
-        dx, dW, db = conv2d_backward(dy, x, W, self.stride, pad, param_grads, input_grad)
-        if param_grads:
-            self.add_grads(W=dW, b=db)
-        return dx
+        return conv_layer_backward(self, conv2d_backward, dy, cache, param_grads, input_grad)
 
     def second_pass(
         self, v: Array, cache: Cache, kept: Cache, input_grad: bool = True

@@ -3,7 +3,8 @@
 Its forward pass is a convolution's backward-to-input and its backward-to-input is a convolution, so
 it runs on the same :func:`~tinygan.nn.conv.im2col`, :func:`~tinygan.nn.conv.col2im` and GEMMs as
 :class:`~tinygan.nn.Conv2D`, with the roles swapped. The derivation is in
-``docs/conv_transpose_adjoint.md``.
+``docs/conv_transpose_adjoint.md``. Its functions take the arguments of their convolution
+counterparts, written out again so that this file reads on its own.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from tinygan.backend import Array
 from tinygan.init import Initializer
 from tinygan.nn.conv import (
     add_kernel_params,
-    check_conv_cache,
     col2im,
+    conv_layer_backward,
     from_pixel_rows,
     im2col,
     pixel_rows,
@@ -205,14 +206,9 @@ class ConvTranspose2D(Layer):
     def backward(
         self, dy: Array, cache: Cache, param_grads: bool = True, input_grad: bool = True
     ) -> Array | None:
-        check_conv_cache(self, cache)
-        x, pad, y_shape = cache
-        self.check_dy(dy, y_shape)
-        W = self.param_as("W", dy.dtype)
-        dx, dW, db = conv_transpose2d_backward(dy, x, W, self.stride, pad, param_grads, input_grad)
-        if param_grads:
-            self.add_grads(W=dW, b=db)
-        return dx
+        return conv_layer_backward(
+            self, conv_transpose2d_backward, dy, cache, param_grads, input_grad
+        )
 
     def extra_repr(self) -> str:
         return (
