@@ -31,6 +31,7 @@ MOVED = {
     "tinygan.classifier": "tinygan.quality.classifier",
     "tinygan.evaluate": "tinygan.quality.evaluate",
     "tinygan.metrics": "tinygan.quality.metrics",
+    "tinygan.nn.flat": "tinygan.kernels.flat",  # the optimizers' flat buffers, a fast path
 }
 
 
