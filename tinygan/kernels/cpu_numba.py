@@ -858,9 +858,8 @@ def dropout(x: np.ndarray, rate: float, rng: np.random.Generator) -> tuple[np.nd
 # ------------------------------------------------------------------------------------------------
 
 
-def _contiguous(*args: Any) -> bool:
-    """Whether every NumPy array among ``args`` is C-contiguous."""
-    return all(a.flags.c_contiguous for a in args if isinstance(a, np.ndarray))
+def _contiguous(*arrays: np.ndarray | None) -> bool:
+    return all(a is None or a.flags.c_contiguous for a in arrays)
 
 
 @_serial

@@ -362,9 +362,8 @@ _rmsprop_kernel = cupy.ElementwiseKernel(
 )
 
 
-def _same_dtype(param: Any, *args: Any) -> bool:
-    """Whether every CuPy array among ``args`` has the dtype of ``param``."""
-    return all(a.dtype == param.dtype for a in args if isinstance(a, cupy.ndarray))
+def _same_dtype(param: Any, *others: Any) -> bool:
+    return all(other is None or other.dtype == param.dtype for other in others)
 
 
 @fused_update(_same_dtype)
