@@ -16,7 +16,7 @@ buffers of the same layout. Everything that works in place -- ``grads[name] += .
 rules, ``load_state_dict`` -- then reads and writes the buffers. Code that *rebinds* an array to a
 new one (``Layer.to``, ``Layer.astype``, ``Optimizer.to``) detaches it from the buffers;
 :meth:`FlatGroup.is_current` notices and the buffers are made again, from the arrays' values, at the
-next step.
+next ``step`` or ``zero_grad`` (which also make them the first time).
 
 This module also holds what the fused update kernels of both kernel sets share
 (:func:`fused_update`).
