@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygan.backend import to_device, to_numpy
+from tinygan.backend import to_numpy
 from tinygan.run.callbacks import Callback, RowListener, TrainerView
 from tinygan.run.checkpoint import (
     BEST_NAME,
@@ -104,8 +104,8 @@ class KeepBest(RowListener):
 class BestGrid(Callback):
     """At the end of a run, draw the best generator kept as ``<out>/samples/best.png``.
 
-    It uses the run's own fixed noise (that of ``grid``), so ``best.png`` compares with every frame
-    of ``samples/``; it is drawn whenever ``best.npz`` exists, also when a resumed run found no
+    It uses the run's own fixed noise (that of ``grid``, and its classes, one row each, for a
+    conditional GAN), so ``best.png`` compares with every frame of ``samples/``; it is drawn whenever ``best.npz`` exists, also when a resumed run found no
     better generator.
 
     Parameters
@@ -126,7 +126,7 @@ class BestGrid(Callback):
         if not best.is_file() or self.grid.noise is None:
             return
         generator, _, _ = load_generator(best, trainer.device)
-        images = to_numpy(generator(to_device(self.grid.noise, trainer.device)))
+        images = to_numpy(generator(self.grid.generator_input(trainer.device)))
         self.path = trainer.out_dir / self.grid.folder / "best.png"
         save_image_grid(
             images.reshape(-1, *self.grid.image_shape),
