@@ -511,9 +511,12 @@ class QualityCallback(Periodic):
             images, _ = generate(
                 generator, self.preset, self.n, self.seed, device=trainer.device, labels=labels
             )
-        scores, real = self.evaluator.score(images, labels), self.evaluator.calibration()
+        if labels is None:
+            scores, keys = self.evaluator.score(images), METRICS
+        else:
+            scores, keys = self.evaluator.score(images, labels), (*METRICS, CLASS_ACCURACY)
+        real = self.evaluator.calibration()
         row = {"step": trainer.step, "epoch": trainer.epoch, "n": scores["n"]}
-        keys = METRICS if labels is None else (*METRICS, CLASS_ACCURACY)
         row |= {key: scores[key] for key in keys}
         row |= {f"real_{key}": real[key] for key in keys if key in real}
         return row
