@@ -205,6 +205,71 @@ def test_the_discriminators_gradient_on_a_conditional_batch(kind, pack, joined):
     assert_gradients_match(gan.discriminator, discriminator_loss, "discriminator")
 
 
+def softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+@pytest.mark.parametrize("pack", [1, 2])
+@pytest.mark.parametrize("kind", ["mlp", "conv"])
+@pytest.mark.parametrize("step", ["joined", "apart", "simultaneous"])
+def test_a_matching_aware_discriminator_judges_real_samples_of_wrong_classes_as_fakes(
+    kind, pack, step
+):
+    """D's parameter gradients of the alternating step (one pass over the three batches, or one
+    pass each) and of the simultaneous step against central differences of
+    L_D = -log D(x, y) - 1/2 log(1 - D(G(z, y), y)) - 1/2 log(1 - D(x, y')), written out, with the
+    wrong classes y' drawn as the step draws them: (y + s) mod K, s uniform in 1 .. K - 1."""
+    gan = tiny_gan(kind, pack, matching_aware=True, simultaneous=step == "simultaneous")
+    gan.join_d_batches = step == "joined"
+    gan.d_optimizer.lr = gan.g_optimizer.lr = 0.0  # the step leaves the weights where they are
+    real, labels = real_batch(kind, 4 * pack)
+    draws = copy.deepcopy(gan.rng)
+    if step == "simultaneous":
+        stats = gan.simultaneous_step(real, labels)
+        loss = stats.d_loss
+        z = draws.standard_normal((4 * pack, 2))
+        fake = gan.generator.forward(generator_input(z, labels))[0]
+    else:
+        fake = gan.generate(gan.sample_noise(4 * pack), labels)
+        draws = copy.deepcopy(gan.rng)
+        gan.discriminator.zero_grad()
+        loss = gan.discriminator_loss_backward(real, fake, labels)[0]
+    wrong = (labels + 1 + np.floor(draws.random(4 * pack) * (K - 1)).astype(int)) % K
+    assert (wrong != labels).all()
+
+    def discriminator_loss():
+        logits_real = gan.discriminator.forward(by_hand(real, labels, pack))[0]
+        logits_fake = gan.discriminator.forward(by_hand(fake, labels, pack))[0]
+        logits_wrong = gan.discriminator.forward(by_hand(real, wrong, pack))[0]
+        fake_term = softplus(logits_fake).mean() + softplus(logits_wrong).mean()
+        return softplus(-logits_real).mean() + fake_term / 2
+
+    assert float(loss) == pytest.approx(discriminator_loss(), rel=1e-12)
+    assert_gradients_match(gan.discriminator, discriminator_loss, f"matching-aware D, {step}")
+
+
+def test_the_wrong_classes_are_spread_over_the_other_classes():
+    gan = tiny_gan("mlp", matching_aware=True)
+    labels = np.repeat(np.arange(K), 3000)
+    wrong = gan.mismatched_labels(labels, np.zeros((len(labels), 4)))
+    for k in range(K):
+        counts = np.bincount(wrong[labels == k], minlength=K)
+        assert counts[k] == 0
+        others = counts[np.arange(K) != k]
+        # each of the K - 1 others gets 3000 / 2 draws, give or take 4 standard deviations
+        assert np.all(np.abs(others - 1500) < 4 * np.sqrt(3000 * 0.25)), counts
+    with pytest.raises(ValueError, match="^matching_aware judges samples with wrong classes"):
+        GAN(
+            gan.generator,
+            gan.discriminator,
+            gan.g_optimizer,
+            gan.d_optimizer,
+            2,
+            gan.rng,
+            matching_aware=True,
+        )
+
+
 def penalty_by_hand(gan, points, labels, kind, weight):
     """The penalty on the samples' part of D's input gradient, over the packs of ``points``."""
     inputs = by_hand(points, labels, gan.pack)
@@ -248,7 +313,16 @@ def test_a_conditional_gradient_penalty_is_on_the_samples_part_of_the_gradient(k
 
 
 @pytest.mark.parametrize("kind", ["mlp", "conv"])
-@pytest.mark.parametrize("rules", [{}, {"simultaneous": True}, {"reuse_noise": True, "g_steps": 2}])
+@pytest.mark.parametrize(
+    "rules",
+    [
+        {},
+        {"simultaneous": True},
+        {"reuse_noise": True, "g_steps": 2},
+        {"matching_aware": True},
+        {"matching_aware": True, "simultaneous": True},
+    ],
+)
 def test_a_seeded_conditional_step_is_deterministic_and_its_labels_matter(kind, rules):
     runs = []
     for labels_seed in (5, 5, 6):
@@ -297,10 +371,12 @@ def test_a_steps_fakes_are_made_for_its_real_batchs_labels(rules):
     assert len(seen) == len(expected) and all(a is b for a, b in zip(seen, expected, strict=True))
 
 
-def test_conditioning_on_a_device_reads_nothing_back():
+@pytest.mark.parametrize("matching_aware", [False, True])
+def test_conditioning_on_a_device_reads_nothing_back(matching_aware):
     """A conditional step on the emulated device with labels already there: no scalar read, no
-    transfer (a range check of device labels would be one; see tinygan.gan)."""
-    gan = tiny_gan("mlp", 2).to("emulated")
+    transfer (a range check of device labels would be one; see tinygan.gan), also when the wrong
+    classes of a matching-aware D are drawn."""
+    gan = tiny_gan("mlp", 2, matching_aware=matching_aware).to("emulated")
     real, labels = real_batch("mlp", 8)
     batch = (to_device(real, "emulated"), to_device(labels, "emulated"))
     gan.train_step(lambda: batch)  # the first step draws the noise generator's first block
@@ -385,7 +461,7 @@ def test_conditional_presets_widen_both_first_layers_and_train(name, pack):
     # one generator update a step: dcgan-keras' five would only make the test slower
     preset = replace(get_preset(name), conditional=True, pack=pack, g_steps=1)
     gan = preset.make_gan(np.random.default_rng(0), np.random.default_rng(1))
-    assert gan.num_classes == preset.classes == 10
+    assert gan.num_classes == preset.classes == 10 and gan.matching_aware
     first_g = next(layer for layer in gan.generator.walk() if layer.params)
     first_d = next(layer for layer in gan.discriminator.walk() if layer.params)
     assert first_g.in_features == preset.latent_dim + 10
@@ -663,7 +739,8 @@ def grid_png_shape(rows, cols):
         (
             False,
             ["--label", "3"],
-            r"--label 3: .*conditional_False\.npz is of an unconditional mlp-tf$",
+            r"--label 3: .*conditional_False\.npz is of an unconditional mlp-tf run, which takes no "
+            r"class \(train with --conditional for one that does\)$",
         ),
         (True, ["--label", "10"], r"--label 10: preset mlp-tf's classes are 0 to 9$"),
         (

@@ -199,7 +199,9 @@ def sample_request(
     classes, label = preset.classes, args.label
     if classes is None and label is not None:
         usage_error(
-            prog, f"--label {label}: {args.checkpoint} is of an unconditional {preset.name}"
+            prog,
+            f"--label {label}: {args.checkpoint} is of an unconditional {preset.name} run, "
+            "which takes no class (train with --conditional for one that does)",
         )
     if classes is None or label is not None:
         if label is not None and label >= classes:
