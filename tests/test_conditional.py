@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from conftest import mnist_dir
 from PIL import Image
+from test_checkpoint import fresh_run
 
 from tinygan.backend import device_of, make_rng, to_device, to_numpy
 from tinygan.data import BatchIterator, LabelledBatches, load_mnist
@@ -41,8 +42,9 @@ from tinygan.optim import Adam
 from tinygan.quality.classifier import choose_classifier
 from tinygan.quality.evaluate import evaluate_checkpoint
 from tinygan.quality.metrics import class_accuracy
+from tinygan.run.best import KeepBest
 from tinygan.run.build import load_labelled_training_data
-from tinygan.run.checkpoint import read_checkpoint, save_checkpoint
+from tinygan.run.checkpoint import best_checkpoint_info, read_checkpoint, save_checkpoint
 from tinygan.run.cli import main as cli_main
 from tinygan.run.sampling import generate, load_generator, spread_labels
 from tinygan.run.settings import RunSettings
@@ -786,3 +788,13 @@ def test_the_old_sampling_path_takes_labels(checkpoints):
     generator, preset, _ = load_generator(checkpoints[True])
     threes, _ = old_generate(generator, preset, 3, seed=1, labels=[3, 3, 3])
     np.testing.assert_array_equal(threes, generate(generator, preset, 3, seed=1, labels=3)[0])
+
+
+def test_the_best_generator_of_a_conditional_run_keeps_its_class_accuracy(tmp_path):
+    trainer = fresh_run(tmp_path)
+    keeper = KeepBest()
+    row = {"n": 20, "fid": 40.0, "inception_score": 8.0, "classes_hit": 10, "class_kl": 0.01}
+    row |= {"precision": 0.7, "recall": 0.6, "class_accuracy": 0.9625}
+    assert keeper.keep_if_best(trainer, row)
+    assert best_checkpoint_info(tmp_path / "checkpoints")["class_accuracy"] == 0.9625
+    assert keeper.summary().endswith("recall 0.600, 96.2% of the asked-for class")

@@ -299,6 +299,14 @@ def test_a_conditional_generator_takes_z_and_the_class_code_in_both_formats(tmp_
     twin.load_state_dict(torch.load(tmp_path / "g.pt"))
     outputs = torch_layer_outputs(twin.eval(), x)
     assert_forward_within_rounding(gan.generator, x, outputs[-1:], what="conditional g.pt")
+    # D(x, y): the image's 784 pixels, then the class's code
+    argv = ["export", str(path), "--network", "discriminator", "--out", str(tmp_path / "d.onnx")]
+    assert run_cli(argv) == 0
+    props = {p.key: p.value for p in onnx.load(tmp_path / "d.onnx").metadata_props}
+    assert props["input"].startswith("x: (batch, (data_shape[0] + 10), *data_shape[1:])")
+    assert "one-hot code of its class" in props["input"]
+    session = ort.InferenceSession(str(tmp_path / "d.onnx"), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape == ["batch", 794]
 
 
 def test_cli_default_output_name(checkpoint, tmp_path, monkeypatch):

@@ -24,7 +24,7 @@ from tinygan.run.checkpoint import (
     non_finite_entry,
     write_checkpoint,
 )
-from tinygan.run.records import QUALITY_METRICS
+from tinygan.run.records import CLASS_ACCURACY, QUALITY_METRICS
 from tinygan.run.sampling import load_generator
 from tinygan.run.train import SampleGrid
 from tinygan.viz import save_image_grid
@@ -80,6 +80,8 @@ class KeepBest(RowListener):
             return False
         best = {"step": trainer.step, "epoch": trainer.epoch, "n": row["n"]}
         best |= {key: float(row[key]) for key in QUALITY_METRICS}
+        if CLASS_ACCURACY in row:  # a conditional run's
+            best[CLASS_ACCURACY] = float(row[CLASS_ACCURACY])
         archive = capture_state(trainer.gan, trainer, {**self.metadata, "best": best})
         if non_finite_entry(archive) is not None:
             return False
@@ -94,10 +96,13 @@ class KeepBest(RowListener):
         if self.best is None:
             return None
         best = self.best
+        classes = ""
+        if CLASS_ACCURACY in best:
+            classes = f", {100 * best[CLASS_ACCURACY]:.1f}% of the asked-for class"
         return (
             f"best generator: step {best['step']}, FID {best['fid']:.2f}, IS "
             f"{best['inception_score']:.2f}, {best['classes_hit']:g} classes, precision "
-            f"{best['precision']:.3f}, recall {best['recall']:.3f}"
+            f"{best['precision']:.3f}, recall {best['recall']:.3f}{classes}"
         )
 
 

@@ -339,9 +339,10 @@ def add_extension_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--conditional",
         action=argparse.BooleanOptionalAction,
-        help="a conditional GAN: G and D are told each sample's class (its digit), sample grids "
-        "show one row per class and quality adds the share of samples of the class asked for "
-        "(MLP and DCGAN presets; default: off); --resume keeps it",
+        help="a conditional GAN: G and D are told each sample's class (its digit), and D also "
+        "judges real samples given a wrong class, as fakes; sample grids show one row per class "
+        "and quality adds the share of samples of the class asked for (MLP and DCGAN presets; "
+        "default: off); --resume keeps it",
     )
 
 
