@@ -133,7 +133,9 @@ its samples in the asked-for class after its 2,000 steps, most of the misses 8s 
 matching-aware discriminator is also shown real samples with a wrong class, as fakes: each real
 sample again, its label moved to one of the other ``K - 1`` classes at random, :math:`y' = (y + s)
 \bmod K` with :math:`s` uniform in :math:`1 .. K - 1`. Its loss takes them into the fake side,
-whose mean is then over the generated and the mismatched pairs alike:
+whose mean is then over the generated and the mismatched pairs alike (the conditional
+``dcgan-fast`` then made 96.9% and 95.4% of its samples in the asked-for class after its 2,000
+steps, seeds 1 and 2, every digit at 88% or more, with a lower FID than without):
 
 .. math:: L_D = \mathrm{BCE}(D(x, y), 1) + \tfrac12 \mathrm{BCE}(D(G(z, y), y), 0)
           + \tfrac12 \mathrm{BCE}(D(x, y'), 0),
