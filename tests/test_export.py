@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
@@ -267,6 +268,45 @@ def test_cli_exports_both_networks_of_a_preset_without_alias_in_both_formats(tmp
         assert {p.key: p.value for p in model.metadata_props}["preset"] == name
         twin = (build_generator if kind == "generator" else build_discriminator)(name)
         twin.load_state_dict(torch.load(tmp_path / f"{kind}.pt"))  # the state dict fits the twin
+
+
+def test_a_conditional_generator_takes_z_and_the_class_code_in_both_formats(tmp_path, capsys):
+    """G(z, y) = G([z, onehot(y)]): the exported input is the latent vector with the class's code
+    appended, as tinygan's generator takes it; the PyTorch twin is rebuilt conditional."""
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    torch = pytest.importorskip("torch")
+    from tinygan.interop.torch_models import build_generator
+
+    preset = replace(PRESETS["mlp-tf"], conditional=True)
+    gan = preset.make_gan(np.random.default_rng(0), np.random.default_rng(1))
+    metadata = {"preset": "mlp-tf", "seed": 0, "settings": {"conditional": True}}
+    path = save_checkpoint(tmp_path / "ck.npz", gan, metadata=metadata)
+    assert run_cli(["export", str(path), "--out", str(tmp_path / "g.onnx")]) == 0
+    assert run_cli(["export", str(path), "--format", "torch", "--out", str(tmp_path / "g.pt")]) == 0
+    assert "build_generator('mlp-tf', conditional=True)" in capsys.readouterr().out
+    model = onnx.load(tmp_path / "g.onnx")
+    props = {p.key: p.value for p in model.metadata_props}
+    assert props["num_classes"] == "10" and props["input"].startswith("z: (batch, 100 + 10)")
+    rng = np.random.default_rng(5)
+    z = rng.uniform(-1, 1, (3, 100))
+    x = np.concatenate([z, np.eye(10)[[7, 0, 3]]], axis=1).astype(np.float32)
+    session = ort.InferenceSession(str(tmp_path / "g.onnx"), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape == ["batch", 110]
+    (images,) = session.run(None, {"z": x})
+    assert_forward_within_rounding(gan.generator, x, [images], what="conditional g.onnx")
+    twin = build_generator("mlp-tf", conditional=True)
+    twin.load_state_dict(torch.load(tmp_path / "g.pt"))
+    outputs = torch_layer_outputs(twin.eval(), x)
+    assert_forward_within_rounding(gan.generator, x, outputs[-1:], what="conditional g.pt")
+    # D(x, y): the image's 784 pixels, then the class's code
+    argv = ["export", str(path), "--network", "discriminator", "--out", str(tmp_path / "d.onnx")]
+    assert run_cli(argv) == 0
+    props = {p.key: p.value for p in onnx.load(tmp_path / "d.onnx").metadata_props}
+    assert props["input"].startswith("x: (batch, (data_shape[0] + 10), *data_shape[1:])")
+    assert "one-hot code of its class" in props["input"]
+    session = ort.InferenceSession(str(tmp_path / "d.onnx"), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape == ["batch", 794]
 
 
 def test_cli_default_output_name(checkpoint, tmp_path, monkeypatch):

@@ -28,6 +28,18 @@ def test_a_new_quality_file_has_every_column_and_a_missing_warning_is_empty(tmp_
     assert line.split(",")[0] == "3" and line.endswith(",")  # the warning column, empty
 
 
+def test_a_conditional_run_adds_its_class_accuracy_after_each_sides_metrics(tmp_path):
+    columns = records.quality_columns(conditional=True)
+    assert records.quality_columns() == records.QUALITY_COLUMNS  # unconditional: unchanged
+    metrics = [*records.QUALITY_METRICS, "class_accuracy"]
+    assert columns == ("step", "epoch", "n", *metrics, *(f"real_{m}" for m in metrics), "warning")
+    path = tmp_path / "quality.csv"
+    row = {key: 0.5 for key in columns if key != "warning"}
+    records.append_quality_row(path, {**row, "step": 2, "class_accuracy": 0.96})
+    rows = records.read_quality_rows(path)
+    assert list(rows[0]) == list(columns) and rows[0]["class_accuracy"] == "0.96"
+
+
 def test_log_keeps_the_windows_up_to_the_resumed_step(tmp_path):
     path = tmp_path / "log.csv"
     records.trim_log(path, 0)

@@ -52,6 +52,7 @@ RUNS = [
     ["--seed", "1", "--loss", "wasserstein"],
     ["--seed", "1", "--loss", "wasserstein", "--penalty", "wgan-gp", "--n-critic", "3"],
     ["--preset", "ring", "--seed", "2", "--pack", "4", "--modes-every", "50"],
+    ["--preset", "dcgan-fast", "--seed", "4", "--conditional", "--pack", "2"],
 ]
 
 
@@ -88,6 +89,11 @@ def test_a_fresh_run_resolves_what_the_preset_and_flags_play():
     ring = fresh("--preset", "ring", "--seed", "1")
     assert (ring.dataset, ring.split) == ("ring", None)  # a mixture run's data is its mixture
     assert fresh().seed != fresh().seed  # no --seed: a fresh one each run
+    conditional = fresh("--preset", "dcgan-fast", "--seed", "1", "--conditional")
+    assert conditional.conditional and conditional.configured_preset.classes == 10
+    assert fresh("--seed", "1").configured_preset.classes is None
+    with pytest.raises(RunRefused, match="^--conditional: preset ring trains on the points"):
+        fresh("--preset", "ring", "--conditional")
 
 
 REFUSED = [
@@ -100,6 +106,11 @@ REFUSED = [
     (["--pack", "2"], "--pack 2: the run in"),
     (["--simultaneous"], "--simultaneous: the run in runs/x/checkpoints/step_00000004.npz was "),
     (["--loss", "hinge"], "--loss hinge: the run in"),
+    (
+        ["--conditional"],
+        "--conditional: the run in runs/x/checkpoints/step_00000004.npz was started "
+        "with --no-conditional",
+    ),
     (["--preset", "dcgan-tf"], "--preset dcgan-tf: the run in"),
 ]
 
@@ -157,6 +168,7 @@ def test_records_of_older_runs_resume_with_what_they_trained_with():
         1,
     )
     assert not (settings.simultaneous or settings.reuse_noise or settings.inference_fakes)
+    assert settings.conditional is False  # and unconditional
     assert changes == {} and settings.log_every == 50  # the defaults fill what was not recorded
 
 

@@ -97,7 +97,8 @@ class Preset:
 
     ``conditional`` makes the GAN conditional on the class of each sample, one of
     ``num_classes`` (:mod:`tinygan.gan`'s conditioning): G(z, y) and D(x, y), built with the
-    wider first layers. Every preset is unconditional; the MLP and DCGAN presets can be made
+    wider first layers, D matching-aware (it also judges real samples with wrong classes, as
+    fakes). Every preset is unconditional; the MLP and DCGAN presets can be made
     conditional (``replace(preset, conditional=True)``), the 1-D and 2-D ones have no classes.
     """
 
@@ -204,6 +205,7 @@ class Preset:
             reuse_noise=preset.reuse_noise,
             pack=preset.pack,
             num_classes=preset.classes,
+            matching_aware=preset.conditional,
         )
         return gan.to(device)
 

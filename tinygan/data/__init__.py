@@ -5,7 +5,7 @@ MNIST loading is three files, one idea each: ``idx.py`` (the file format), ``dow
 (mirrors, checksums, atomic writes) and ``mnist.py`` (the splits, where they are looked for, the
 bundled fallback)."""
 
-from tinygan.data.batches import BatchIterator
+from tinygan.data.batches import BatchIterator, LabelledBatches
 from tinygan.data.gaussian import GaussianMixture
 from tinygan.data.mixtures import (
     MIXTURES,
@@ -50,6 +50,7 @@ __all__ = [
     "FreshBatches",
     "GaussianMixture",
     "GaussianMixture2D",
+    "LabelledBatches",
     "OptionNames",
     "bundled_mnist_dir",
     "default_data_dir",

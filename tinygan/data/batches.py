@@ -138,3 +138,72 @@ class BatchIterator:
         self.epoch = int(state["epoch"])
         self._set_order(order.astype(np.int64))
         self._position = position
+
+
+class LabelledBatches:
+    """Shuffled minibatches of (samples, labels) pairs, forever: what a conditional GAN trains on.
+
+    A :class:`BatchIterator` over the examples' indices chooses each batch, and the samples and
+    their labels are cut with the same indices, so a label always travels with its sample. Its
+    permutations are the ones a :class:`BatchIterator` over the samples alone would draw from the
+    same ``rng``, and its state (:meth:`state_dict`) is that iterator's.
+
+    Parameters
+    ----------
+    data : array
+        Shape (N, ...), on any device.
+    labels : array
+        Shape (N,), integer classes, on the same device as ``data``.
+    batch_size, rng, drop_last
+        As for :class:`BatchIterator`.
+
+    Examples
+    --------
+    >>> batches = LabelledBatches(np.arange(10) * 10, np.arange(10), 4, np.random.default_rng(0))
+    >>> samples, labels = next(batches)
+    >>> bool((samples == labels * 10).all())
+    True
+    """
+
+    def __init__(
+        self,
+        data: Array,
+        labels: Array,
+        batch_size: int,
+        rng: np.random.Generator,
+        drop_last: bool = True,
+    ) -> None:
+        if getattr(labels, "shape", None) != (len(data),):
+            raise ValueError(
+                f"labels must have shape ({len(data)},), one per example, got "
+                f"{getattr(labels, 'shape', None)}"
+            )
+        self.data, self.labels = data, labels
+        indices = to_device(np.arange(len(data)), device_of(data))
+        self.indices = BatchIterator(indices, batch_size, rng, drop_last)
+
+    @property
+    def epoch(self) -> int:
+        """Epochs completed so far (see :class:`BatchIterator`)."""
+        return self.indices.epoch
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Batches per epoch (see :class:`BatchIterator`)."""
+        return self.indices.steps_per_epoch
+
+    def __iter__(self) -> LabelledBatches:
+        return self
+
+    def __next__(self) -> tuple[Array, Array]:
+        """The next batch: copies of ``data[indices]`` and ``labels[indices]``."""
+        indices = next(self.indices)
+        return self.data[indices], self.labels[indices]
+
+    def state_dict(self) -> dict[str, Any]:
+        """The index iterator's :meth:`BatchIterator.state_dict`."""
+        return self.indices.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.indices.load_state_dict(state)

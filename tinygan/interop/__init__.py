@@ -55,9 +55,12 @@ def trace_layers(network: Layer, sample_shape: tuple[int, ...]) -> list[TracedLa
 
 
 def input_shape(preset: Preset, network: str) -> tuple[int, ...]:
-    """Shape of one input sample of the preset's generator (z) or discriminator (an image, or
+    """Shape of one input sample of the preset's generator (z, followed by the one-hot code of a
+    class when conditional) or discriminator (an image with its class's code when conditional, or
     ``preset.pack`` of them side by side)."""
-    return (preset.latent_dim,) if network == "generator" else preset.packed_shape
+    if network == "generator":
+        return (preset.latent_dim + (preset.classes or 0),)
+    return preset.packed_shape
 
 
 def load_network(path: str | os.PathLike, network: str = "generator") -> tuple[Layer, Preset]:
@@ -94,18 +97,41 @@ def export_metadata(preset: Preset, network: str) -> dict[str, str]:
     }
     if preset.alias is not None:  # presets added after the numbered seeds have no alias
         metadata["preset_alias"] = preset.alias
+    if preset.classes is not None:
+        metadata["num_classes"] = str(preset.classes)
     if network == "generator":
         metadata["input"] = f"z: (batch, {preset.latent_dim}) float32"
+        if preset.classes is not None:  # G(z, y) = G([z, onehot(y)])
+            metadata["input"] = (
+                f"z: (batch, {preset.latent_dim} + {preset.classes}) float32, the latent vector "
+                "followed by the one-hot code of the class wanted"
+            )
         metadata["output"] = "images: (batch, *data_shape) float32 in value_range"
     else:
-        metadata["input"] = "x: (batch, *data_shape) float32 in value_range"
-        if preset.pack > 1:  # PacGAN's packing: the first axis after the batch holds the samples
-            metadata["input"] = (
-                f"x: (batch, {preset.pack} * data_shape[0], *data_shape[1:]) float32 in "
-                f"value_range, {preset.pack} samples side by side"
-            )
+        metadata["input"] = discriminator_input(preset)
         metadata["output"] = "logits: (batch, 1) float32; sigmoid(logit) = P(real)"
     return metadata
+
+
+def discriminator_input(preset: Preset) -> str:
+    """What the preset's discriminator takes, in words: samples, each with its class's one-hot
+    code appended when conditional (features, or constant planes of an image), packed side by
+    side (PacGAN) when ``pack`` > 1."""
+    sample = "data_shape[0]" if preset.classes is None else f"(data_shape[0] + {preset.classes})"
+    code = ""
+    if preset.classes is not None:
+        code = (
+            f", each sample followed by the one-hot code of its class ({preset.classes} "
+            "features, or planes of ones and zeros for an image)"
+        )
+    if preset.pack == 1 and preset.classes is None:
+        return "x: (batch, *data_shape) float32 in value_range"
+    if preset.pack == 1:
+        return f"x: (batch, {sample}, *data_shape[1:]) float32 in value_range{code}"
+    return (
+        f"x: (batch, {preset.pack} * {sample}, *data_shape[1:]) float32 in value_range, "
+        f"{preset.pack} samples side by side{code}"
+    )
 
 
 def _json_float(value: float) -> str:

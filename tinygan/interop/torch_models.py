@@ -30,6 +30,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -225,27 +226,29 @@ def to_torch(network: Layer, sample_shape: tuple[int, ...]) -> nn.Sequential:
     return nn.Sequential(*modules).float().train()
 
 
-def _build(preset_name: str, network: str) -> nn.Sequential:
-    preset = get_preset(preset_name)
+def _build(preset_name: str, network: str, conditional: bool) -> nn.Sequential:
+    preset = replace(get_preset(preset_name), conditional=conditional)
     # the initial weights do not matter: the module is a shape for a state dict to load into
-    generator, discriminator = preset.build(np.random.default_rng(0))
+    generator, discriminator = preset.networks(np.random.default_rng(0))
     layers = generator if network == "generator" else discriminator
     return to_torch(layers, input_shape(preset, network)).eval()
 
 
-def build_generator(preset_name: str) -> nn.Sequential:
+def build_generator(preset_name: str, conditional: bool = False) -> nn.Sequential:
     """The PyTorch twin of a preset's generator (by name or alias), in evaluation mode.
 
     Its weights are a fresh draw; load the ones of ``tinygan export --format torch`` with
-    ``g.load_state_dict(torch.load("g.pt"))``. Input z: (batch, latent_dim); output as tinygan's.
+    ``g.load_state_dict(torch.load("g.pt"))``. Input z: (batch, latent_dim), or for a conditional
+    run's generator (``conditional=True``) z followed by the one-hot code of the class wanted;
+    output as tinygan's.
     """
-    return _build(preset_name, "generator")
+    return _build(preset_name, "generator", conditional)
 
 
-def build_discriminator(preset_name: str) -> nn.Sequential:
+def build_discriminator(preset_name: str, conditional: bool = False) -> nn.Sequential:
     """The PyTorch twin of a preset's discriminator (by name or alias), in evaluation mode; see
     :func:`build_generator`. It outputs one logit per sample."""
-    return _build(preset_name, "discriminator")
+    return _build(preset_name, "discriminator", conditional)
 
 
 def export_torch(

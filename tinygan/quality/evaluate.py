@@ -13,6 +13,8 @@ metric                 what it says                                             
 ``class_kl``           KL of the predicted-class histogram to uniform, nats               lower
 ``precision``          share of samples inside the real feature manifold (k = 3)          higher
 ``recall``             share of real images inside the samples' manifold (k = 3)          higher
+``class_accuracy``     a conditional generator's samples in the class asked for, mean     higher
+                       over the classes (real images: the classifier's accuracy)
 =====================  ================================================================  ============
 
 Every figure depends on the classifier and on the sample counts, so none is printed alone:
@@ -49,6 +51,7 @@ from tinygan.quality.classifier import (
     load_classifier,
 )
 from tinygan.quality.metrics import (
+    class_accuracy,
     feature_frechet_distance,
     frechet_distance,
     gaussian_statistics,
@@ -57,8 +60,20 @@ from tinygan.quality.metrics import (
     precision_recall,
 )
 from tinygan.run.callbacks import Periodic, RowListener, TrainerView
-from tinygan.run.records import QUALITY_CSV, QUALITY_METRICS, append_quality_row, read_quality_rows
-from tinygan.run.sampling import check_memory, generate, generate_batches, load_generator
+from tinygan.run.records import (
+    CLASS_ACCURACY,
+    QUALITY_CSV,
+    QUALITY_METRICS,
+    append_quality_row,
+    read_quality_rows,
+)
+from tinygan.run.sampling import (
+    check_memory,
+    generate,
+    generate_batches,
+    load_generator,
+    spread_labels,
+)
 
 #: The metrics, in the order of their columns in ``quality.csv`` (:mod:`tinygan.run.records`).
 METRICS = QUALITY_METRICS
@@ -80,6 +95,9 @@ class QualityEvaluator:
     seed : int
         Shuffles the reference once (which images are used for precision / recall, and the two
         halves of the calibration), so reports are reproducible.
+    reference_labels : array, shape (M,), optional
+        The classes of the reference images: the calibration then reports the classifier's own
+        class accuracy on real images, beside a conditional generator's.
 
     Attributes
     ----------
@@ -94,12 +112,16 @@ class QualityEvaluator:
         k: int = 3,
         batch_size: int = 500,
         seed: int = 0,
+        reference_labels: Any = None,
     ) -> None:
         self.classifier, self.k, self.batch_size = classifier, int(k), int(batch_size)
         features, probabilities = classifier.embed(reference_images, self.batch_size)
         order = np.random.default_rng(seed).permutation(len(features))
         self.reference_features = features[order]
         self.reference_probabilities = probabilities[order]
+        self.reference_labels = None
+        if reference_labels is not None:
+            self.reference_labels = np.asarray(reference_labels)[order]
         self.reference_statistics = gaussian_statistics(self.reference_features)
         self._calibration: dict[str, Any] | None = None
 
@@ -107,8 +129,10 @@ class QualityEvaluator:
     def num_classes(self) -> int:
         return self.reference_probabilities.shape[1]
 
-    def score(self, images: Any) -> dict[str, Any]:
+    def score(self, images: Any, labels: Any = None) -> dict[str, Any]:
         """All metrics of ``images`` (N, 28, 28), uint8 or [0, 1] floats, against the reference.
+
+        ``labels`` (N,), for a conditional generator's images: the class each was generated for.
 
         Returns
         -------
@@ -116,12 +140,14 @@ class QualityEvaluator:
             The :data:`METRICS`, plus ``n`` (images scored), ``reference_n`` (reference size, the
             other side of the FID), ``pr_n`` (images per side in precision / recall: the first
             ``min(n, reference_n)`` of each, equal sizes as the method asks), ``k`` and
-            ``num_classes``.
+            ``num_classes``; with ``labels``, ``class_accuracy`` and ``class_accuracies`` (per
+            class, a list of K; see :func:`tinygan.quality.metrics.class_accuracy`).
         """
-        return self.score_batches([images])
+        return self.score_batches([images], labels)
 
-    def score_batches(self, batches: Iterable[Any]) -> dict[str, Any]:
-        """:meth:`score` of the images of several batches together, embedded one batch at a time.
+    def score_batches(self, batches: Iterable[Any], labels: Any = None) -> dict[str, Any]:
+        """:meth:`score` of the images of several batches together, embedded one batch at a time
+        (``labels``: the classes of all of them, in order).
 
         Only the classifier's features and probabilities are kept, never the images: with
         :func:`tinygan.run.sampling.generate_batches` the memory grows by ``bytes_per_image`` per image.
@@ -131,7 +157,14 @@ class QualityEvaluator:
         probabilities = np.concatenate([p for _, p in embedded])
         del embedded  # the pieces, before the covariance makes its centred copy
         fid = frechet_distance(*gaussian_statistics(features), *self.reference_statistics)
-        return self._score(features, probabilities, self.reference_features, fid)
+        scores = self._score(features, probabilities, self.reference_features, fid)
+        if labels is not None:
+            scores |= self._class_accuracy(probabilities, labels)
+        return scores
+
+    def _class_accuracy(self, probabilities: np.ndarray, labels: Any) -> dict[str, Any]:
+        accuracy = class_accuracy(probabilities.argmax(axis=1), labels, self.num_classes)
+        return {CLASS_ACCURACY: accuracy.mean, "class_accuracies": accuracy.per_class.tolist()}
 
     @property
     def bytes_per_image(self) -> int:
@@ -150,7 +183,11 @@ class QualityEvaluator:
             half = len(self.reference_features) // 2
             first, second = self.reference_features[:half], self.reference_features[half:]
             fid = feature_frechet_distance(first, second)
-            self._calibration = self._score(first, self.reference_probabilities[:half], second, fid)
+            probabilities = self.reference_probabilities[:half]
+            self._calibration = self._score(first, probabilities, second, fid)
+            if self.reference_labels is not None:
+                labels = self.reference_labels[:half]
+                self._calibration |= self._class_accuracy(probabilities, labels)
         return self._calibration
 
     def _score(
@@ -186,19 +223,35 @@ def reference_images(
     takes that whole split, with a warning in the sentence when the classifier trained on some of it
     (its features and confidence are then a little optimistic for those images).
     """
-    name = DISPLAY_NAMES[data.dataset]
-    if split is None:
-        images = data.heldout_images
-        return images, f"{len(images)} held-out {name} images the classifier never saw"
-    images, _ = load_mnist(split, data_dir, data.dataset, download=download)
-    description = f"all {len(images)} {name} {split} images"
-    if split == data.train_split:
-        description += " (the classifier trained on some of them)"
+    images, _, description = labelled_reference(data, split, data_dir, download)
     return images, description
 
 
+def labelled_reference(
+    data: ClassifierData,
+    split: str | None = None,
+    data_dir: str | os.PathLike | None = None,
+    download: bool = False,
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """:func:`reference_images` with the images' labels: (images, labels, description)."""
+    name = DISPLAY_NAMES[data.dataset]
+    if split is None:
+        images = data.heldout_images
+        description = f"{len(images)} held-out {name} images the classifier never saw"
+        return images, data.heldout_labels, description
+    images, labels = load_mnist(split, data_dir, data.dataset, download=download)
+    description = f"all {len(images)} {name} {split} images"
+    if split == data.train_split:
+        description += " (the classifier trained on some of them)"
+    return images, labels, description
+
+
 def _figure(key: str, scores: dict[str, Any]) -> str:
+    if key not in scores:
+        return "-"
     value = scores[key]
+    if key == CLASS_ACCURACY:
+        return f"{100 * value:.1f}%"
     if key == "classes_hit":
         return f"{value}/{scores['num_classes']}"
     if key == "fid":
@@ -215,13 +268,15 @@ _LABELS = {
     "class_kl": "class KL to uniform",
     "precision": "precision (k=3)",
     "recall": "recall (k=3)",
+    CLASS_ACCURACY: "class accuracy (asked-for class)",
 }
 
 
 def format_table(generated: dict[str, Any], real: dict[str, Any]) -> str:
     """A plain-text table: each metric for the generated images beside the real calibration."""
     rows = [("metric", f"generated (N={generated['n']})", f"real, calibration (N={real['n']})")]
-    rows += [(_LABELS[key], _figure(key, generated), _figure(key, real)) for key in METRICS]
+    keys = [*METRICS, CLASS_ACCURACY] if CLASS_ACCURACY in generated else METRICS
+    rows += [(_LABELS[key], _figure(key, generated), _figure(key, real)) for key in keys]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = ("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows)
     return "\n".join(line.rstrip() for line in lines)
@@ -292,10 +347,16 @@ def evaluate_checkpoint(
     classifier, data = _quality_classifier(
         dataset, data_dir, download, classifier_cache, classifier_settings, verbose
     )
-    reference, description = reference_images(data, split, data_dir, download)
-    evaluator = QualityEvaluator(classifier, reference, batch_size=batch_size)
+    reference, reference_labels, description = labelled_reference(data, split, data_dir, download)
+    evaluator = QualityEvaluator(
+        classifier, reference, batch_size=batch_size, reference_labels=reference_labels
+    )
     check_memory(n * evaluator.bytes_per_image, f"the classifier features of {n} images")
-    batches = generate_batches(generator, preset, n, seed, device=device, batch_size=batch_size)
+    # a conditional generator is asked for every class in turn, as many images of each
+    labels = None if preset.classes is None else spread_labels(n, preset.classes)
+    batches = generate_batches(
+        generator, preset, n, seed, device=device, batch_size=batch_size, labels=labels
+    )
     result = {
         "checkpoint": str(path),
         "preset": preset.name,
@@ -304,7 +365,7 @@ def evaluate_checkpoint(
         "dataset": dataset,
         "reference": description,
         "classifier": classifier.info,
-        "generated": evaluator.score_batches(images for images, _ in batches),
+        "generated": evaluator.score_batches((images for images, _ in batches), labels),
         "real": evaluator.calibration(),
     }
     result["seconds"] = round(time.perf_counter() - start, 1)
@@ -346,8 +407,27 @@ def format_report(result: dict[str, Any]) -> str:
             f"{info['description']}",
             f"reference: {result['reference']}; real column = one half of it against the other",
             format_table(result["generated"], result["real"]),
+            *per_class_lines(result["generated"], result["real"]),
         ]
     )
+
+
+def per_class_lines(generated: dict[str, Any], real: dict[str, Any]) -> list[str]:
+    """A conditional generator's class accuracy class by class (and the classifier's on real
+    images, when known), for :func:`format_report`; none for an unconditional one."""
+    if "class_accuracies" not in generated:
+        return []
+
+    def line(accuracies: list[float]) -> str:
+        return "  ".join(f"{k}: {100 * a:.1f}%" for k, a in enumerate(accuracies))
+
+    lines = [
+        "class accuracy by asked-for class:",
+        f"  generated  {line(generated['class_accuracies'])}",
+    ]
+    if "class_accuracies" in real:
+        lines.append(f"  real       {line(real['class_accuracies'])}")
+    return lines
 
 
 class QualityCallback(Periodic):
@@ -382,6 +462,11 @@ class QualityCallback(Periodic):
     :data:`tinygan.run.records.QUALITY_COLUMNS`). A resumed run appends to the existing file, and
     its listeners start from the rows recorded up to the step it resumes from. The samples come
     from the generator's moving average when the run keeps one (``--ema``).
+
+    A conditional preset's samples are made for every class in turn (:func:`spread_labels`), and
+    its rows add ``class_accuracy``, the share of samples the classifier puts in the class asked
+    for (mean over the classes), and ``real_class_accuracy``, the classifier's own on real images
+    (:func:`tinygan.run.records.quality_columns`).
     """
 
     def __init__(
@@ -420,12 +505,20 @@ class QualityCallback(Periodic):
 
     def score(self, trainer: TrainerView) -> dict[str, Any]:
         """The row of ``n`` samples of the generator as it is now (listeners add to it)."""
+        classes = self.preset.classes  # a conditional generator makes every class in turn
+        labels = None if classes is None else spread_labels(self.n, classes)
         with averaged_generator(trainer.gan) as generator:
-            images, _ = generate(generator, self.preset, self.n, self.seed, device=trainer.device)
-        scores, real = self.evaluator.score(images), self.evaluator.calibration()
+            images, _ = generate(
+                generator, self.preset, self.n, self.seed, device=trainer.device, labels=labels
+            )
+        if labels is None:
+            scores, keys = self.evaluator.score(images), METRICS
+        else:
+            scores, keys = self.evaluator.score(images, labels), (*METRICS, CLASS_ACCURACY)
+        real = self.evaluator.calibration()
         row = {"step": trainer.step, "epoch": trainer.epoch, "n": scores["n"]}
-        row |= {key: scores[key] for key in METRICS}
-        row |= {f"real_{key}": real[key] for key in METRICS}
+        row |= {key: scores[key] for key in keys}
+        row |= {f"real_{key}": real[key] for key in keys if key in real}
         return row
 
     def measure(self, trainer: TrainerView) -> dict[str, Any]:

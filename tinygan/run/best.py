@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygan.backend import to_device, to_numpy
+from tinygan.backend import to_numpy
 from tinygan.run.callbacks import Callback, RowListener, TrainerView
 from tinygan.run.checkpoint import (
     BEST_NAME,
@@ -24,7 +24,7 @@ from tinygan.run.checkpoint import (
     non_finite_entry,
     write_checkpoint,
 )
-from tinygan.run.records import QUALITY_METRICS
+from tinygan.run.records import CLASS_ACCURACY, QUALITY_METRICS
 from tinygan.run.sampling import load_generator
 from tinygan.run.train import SampleGrid
 from tinygan.viz import save_image_grid
@@ -80,6 +80,8 @@ class KeepBest(RowListener):
             return False
         best = {"step": trainer.step, "epoch": trainer.epoch, "n": row["n"]}
         best |= {key: float(row[key]) for key in QUALITY_METRICS}
+        if CLASS_ACCURACY in row:  # a conditional run's
+            best[CLASS_ACCURACY] = float(row[CLASS_ACCURACY])
         archive = capture_state(trainer.gan, trainer, {**self.metadata, "best": best})
         if non_finite_entry(archive) is not None:
             return False
@@ -94,18 +96,21 @@ class KeepBest(RowListener):
         if self.best is None:
             return None
         best = self.best
+        classes = ""
+        if CLASS_ACCURACY in best:
+            classes = f", {100 * best[CLASS_ACCURACY]:.1f}% of the asked-for class"
         return (
             f"best generator: step {best['step']}, FID {best['fid']:.2f}, IS "
             f"{best['inception_score']:.2f}, {best['classes_hit']:g} classes, precision "
-            f"{best['precision']:.3f}, recall {best['recall']:.3f}"
+            f"{best['precision']:.3f}, recall {best['recall']:.3f}{classes}"
         )
 
 
 class BestGrid(Callback):
     """At the end of a run, draw the best generator kept as ``<out>/samples/best.png``.
 
-    It uses the run's own fixed noise (that of ``grid``), so ``best.png`` compares with every frame
-    of ``samples/``; it is drawn whenever ``best.npz`` exists, also when a resumed run found no
+    It uses the run's own fixed noise (that of ``grid``, and its classes, one row each, for a
+    conditional GAN), so ``best.png`` compares with every frame of ``samples/``; it is drawn whenever ``best.npz`` exists, also when a resumed run found no
     better generator.
 
     Parameters
@@ -126,7 +131,7 @@ class BestGrid(Callback):
         if not best.is_file() or self.grid.noise is None:
             return
         generator, _, _ = load_generator(best, trainer.device)
-        images = to_numpy(generator(to_device(self.grid.noise, trainer.device)))
+        images = to_numpy(generator(self.grid.generator_input(trainer.device)))
         self.path = trainer.out_dir / self.grid.folder / "best.png"
         save_image_grid(
             images.reshape(-1, *self.grid.image_shape),

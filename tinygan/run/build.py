@@ -25,6 +25,7 @@ from tinygan.data import (
     BatchIterator,
     CorruptDatasetError,
     DatasetNotFoundError,
+    LabelledBatches,
     bundled_mnist_dir,
     find_dataset_files,
     images_to_float,
@@ -95,16 +96,21 @@ def build_run(settings: RunSettings, out_dir: Path) -> RunParts:
         batches = mixture_batches(MIXTURES[preset.mixture], batch, data_rng, device=settings.device)
         count = len(batches.data)
     else:
-        images, settings = load_training_data(settings)
+        images, labels, settings = load_labelled_training_data(settings)
         # the dataset goes to the device once: the batches are then cut there, not copied every step
-        device_images = to_device(images, settings.device)
-        batches = BatchIterator(device_images, preset.batch_size * preset.pack, data_rng)
+        device_images, batch = to_device(images, settings.device), preset.batch_size * preset.pack
+        if preset.conditional:  # the labels go with the images, to the device and into each batch
+            device_labels = to_device(labels, settings.device)
+            batches = LabelledBatches(device_images, device_labels, batch, data_rng)
+        else:
+            batches = BatchIterator(device_images, batch, data_rng)
         count = len(images)
     steps = preset.steps if preset.steps is not None else preset.epochs * batches.steps_per_epoch
     packs = f" packs of {preset.pack}" if preset.pack > 1 else ""
+    classes = f", conditional on their {preset.classes} classes" if preset.conditional else ""
     print(
-        f"tinygan: {describe_data(settings, count)}, {steps} steps of batch {preset.batch_size}"
-        f"{packs}"
+        f"tinygan: {describe_data(settings, count)}{classes}, {steps} steps of batch "
+        f"{preset.batch_size}{packs}"
     )
     gan = build_gan(settings, init_seed, noise_seed)
     callbacks = make_callbacks(settings, steps, images, sample_seed)
@@ -122,20 +128,31 @@ def build_run(settings: RunSettings, out_dir: Path) -> RunParts:
 
 def load_training_data(settings: RunSettings) -> tuple[np.ndarray, RunSettings]:
     """Images of the chosen dataset and split, scaled to the generator's output range and shaped
-    like it, and the settings with where they were found (:meth:`RunSettings.trained_on`).
+    like it, and the settings with where they were found (:meth:`RunSettings.trained_on`); see
+    :func:`load_labelled_training_data`."""
+    images, _, settings = load_labelled_training_data(settings)
+    return images, settings
+
+
+def load_labelled_training_data(
+    settings: RunSettings,
+) -> tuple[np.ndarray, np.ndarray, RunSettings]:
+    """Images of the chosen dataset and split, scaled to the generator's output range and shaped
+    like it, their labels (int64 classes, (N,)), and the settings with where they were found
+    (:meth:`RunSettings.trained_on`). ``--subset`` keeps the first N of both.
 
     Where MNIST is neither on disk nor downloadable and no ``--data-dir`` was named, the test split
     bundled with tinygan stands in (with a notice), and the settings record it, so that
     ``--resume`` trains on the very same images.
     """
     preset = settings.configured_preset
-    images, folder, bundled = read_training_images(settings)
+    images, labels, folder, bundled = read_training_images(settings)
     settings = settings.trained_on(os.path.abspath(folder), bundled)
     subset = settings.subset
     if subset is not None:
         if subset > len(images):
             raise RunRefused(f"--subset {subset}: there are only {len(images)} images")
-        images = images[:subset]
+        images, labels = images[:subset], labels[:subset]
     if preset.batch_size * preset.pack > len(images):
         source = f"--subset {subset}" if subset is not None else f"the {len(images)} images"
         if preset.pack == 1:
@@ -148,17 +165,17 @@ def load_training_data(settings: RunSettings) -> tuple[np.ndarray, RunSettings]:
             f"{preset.batch_size * preset.pack} images a step, more than {source}"
         )
     data = images_to_float(images, preset.value_range)
-    return data.reshape(len(data), *preset.data_shape), settings
+    return data.reshape(len(data), *preset.data_shape), labels.astype(np.int64), settings
 
 
-def read_training_images(settings: RunSettings) -> tuple[np.ndarray, Path, bool]:
-    """The split's images as stored, the folder they came from, and whether they are the digits
-    bundled with tinygan (which a run that started on them always reads)."""
+def read_training_images(settings: RunSettings) -> tuple[np.ndarray, np.ndarray, Path, bool]:
+    """The split's images and labels as stored, the folder they came from, and whether they are
+    the digits bundled with tinygan (which a run that started on them always reads)."""
     data_dir, split = settings.data_dir, settings.split
     if settings.bundled_data:
         data_dir, split = bundled_mnist_dir(), "test"
     try:
-        images, _, notice = load_mnist_or_bundled(
+        images, labels, notice = load_mnist_or_bundled(
             split,
             data_dir,
             settings.dataset,
@@ -172,8 +189,9 @@ def read_training_images(settings: RunSettings) -> tuple[np.ndarray, Path, bool]
         raise RunRefused(str(error)) from None
     if notice is not None:
         print(f"tinygan: {notice}")
-        return images, bundled_mnist_dir(), True
-    return images, find_dataset_files(split, data_dir, settings.dataset)[0].parent, False
+        return images, labels, bundled_mnist_dir(), True
+    folder = find_dataset_files(split, data_dir, settings.dataset)[0].parent
+    return images, labels, folder, False
 
 
 def describe_data(settings: RunSettings, count: int) -> str:
@@ -231,15 +249,18 @@ def make_callbacks(
         modes_every = settings.modes_every or MODES_EVERY
         measures = ModeMeasures(modes_every, mixture, np.random.default_rng(sample_seed))
     else:
+        rows, cols = preset.sample_grid
         frames = SampleGrid(
             preset.sample_every,
-            *preset.sample_grid,
+            preset.classes or rows,  # a conditional GAN's grid: one row per class
+            cols,
             image_shape=preset.image_size,
             value_range=preset.value_range,
             rng=sample_rng,
             unit=preset.sample_unit,
             make_gif=preset.make_gif,
             first=preset.sample_first,
+            classes=preset.classes,
         )
     checkpoint = Checkpoint(
         preset.checkpoint_every,
@@ -291,13 +312,17 @@ def quality_interval(settings: RunSettings, steps: int) -> int | None:
 
 def quality_evaluator(settings: RunSettings) -> Any:
     """What scores the samples: the chosen classifier, against real images it never saw, of the
-    data the run trains on (the bundled digits for a run on them)."""
+    data the run trains on (the bundled digits for a run on them), with their labels (the real
+    images' class accuracy, beside a conditional run's)."""
     from tinygan.quality.classifier import choose_classifier
     from tinygan.quality.evaluate import QualityEvaluator
 
     data_dir = bundled_mnist_dir() if settings.bundled_data else settings.data_dir
     chosen = choose_classifier(settings.dataset, data_dir)
-    return QualityEvaluator(chosen.classifier, chosen.data.heldout_images)
+    data = chosen.data
+    return QualityEvaluator(
+        chosen.classifier, data.heldout_images, reference_labels=data.heldout_labels
+    )
 
 
 def find_resume_point(prog: str, checkpoint_dir: Path) -> ResumePoint:

@@ -273,7 +273,7 @@ def load_for_inference(
     if network == "discriminator" and not any(key.startswith("D.") for key in archive):
         raise CheckpointError(f"{path}: holds no discriminator parameters")
     # any initial weights: the saved ones are loaded below
-    generator, discriminator = preset.build(np.random.default_rng(0), pack=preset.pack)
+    generator, discriminator = preset.networks(np.random.default_rng(0))
     if preset.spectral_norm:
         discriminator = spectrally_normalized(discriminator)
     try:
@@ -302,14 +302,17 @@ def _refuse_non_finite(path: str | os.PathLike, archive: dict[str, np.ndarray]) 
 
 
 def _trained_preset(path: str | os.PathLike, metadata: dict[str, Any]) -> Preset:
-    """The preset a checkpoint's run trained, with the packing and spectral norm it used."""
+    """The preset a checkpoint's run trained, with the packing, conditioning and spectral norm it
+    used."""
     if "preset" not in metadata:
         raise CheckpointError(f"{path} does not say which preset it belongs to; cannot rebuild it")
     # the run's packing (runs from before --pack had none) shapes the discriminator's first layer
     settings = metadata.get("settings", {})
     pack = int(settings.get("pack") or 1)
     spectral = bool(settings.get("spectral_norm"))  # D's layers as the run trained them
-    return replace(get_preset(metadata["preset"]), pack=pack, spectral_norm=spectral)
+    conditional = bool(settings.get("conditional"))  # both first layers take the class's code
+    preset = get_preset(metadata["preset"])
+    return replace(preset, pack=pack, spectral_norm=spectral, conditional=conditional)
 
 
 def apply_state(

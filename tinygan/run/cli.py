@@ -18,7 +18,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from tinygan.models import PRESETS, Preset
 from tinygan.nn.layer import Layer
@@ -29,6 +33,7 @@ from tinygan.run.flags import (
     FlagParser,
     add_debug_flag,
     check_gpu,
+    non_negative_int,
     one_line_errors,
     positive_int,
     preset_argument,
@@ -105,10 +110,39 @@ def sample_command(argv: list[str]) -> int:
         write_sample_batches,
     )
 
+    parser = sample_parser()
+    args = parser.parse_args(argv)
+    check_gpu(parser.prog, args.device)
+    try:
+        generator, preset, _ = load_generator(chosen_checkpoint(args.checkpoint), args.device)
+        latents = load_latents(args.latents, preset) if args.latents else None
+        request = sample_request(parser.prog, args, preset, latents)
+        check_room(request.n, preset, args.out, request.grid)  # before anything is generated
+    except (NonFiniteCheckpointError, NoRoomError) as error:
+        usage_error(parser.prog, str(error))
+    except (OSError, ValueError, KeyError) as error:
+        raise SystemExit(f"tinygan sample: {error}") from None
+    n, grid = request.n, request.grid
+    batches = generate_batches(
+        generator, preset, n, args.seed, request.latents, args.device, labels=request.labels
+    )
+    paths = write_sample_batches(batches, n, args.out, grid)
+    print(
+        f"tinygan: {n} images of preset {preset.name}{request.what} -> {args.out} "
+        f"({len(paths)} PNG, latents.npy)"
+    )
+    return 0
+
+
+def sample_parser() -> FlagParser:
+    """The flags of ``tinygan sample``."""
     parser = FlagParser(prog="tinygan sample", description=sample_command.__doc__)
     parser.add_argument("checkpoint", type=Path, help=CHECKPOINT_HELP)
     parser.add_argument(
-        "--n", type=positive_int, default=64, help="number of images (ignored with --latents)"
+        "--n",
+        type=positive_int,
+        help="number of images (default: 64, or 8 per class for a conditional checkpoint "
+        "without --label; ignored with --latents)",
     )
     parser.add_argument("--seed", type=seed_int, default=0, help="seed of the latent vectors")
     parser.add_argument(
@@ -122,26 +156,82 @@ def sample_command(argv: list[str]) -> int:
         metavar=("ROWS", "COLS"),
         help="one grid PNG instead of single PNGs",
     )
+    parser.add_argument(
+        "--label",
+        type=non_negative_int,
+        metavar="CLASS",
+        help="a conditional checkpoint's class (a digit): every image of that class. Without "
+        "it, a conditional checkpoint gives one grid, one row per class, the same latent vector "
+        "down each column",
+    )
     parser.add_argument("--device", choices=DEVICE_NAMES, default="cpu")
     add_debug_flag(parser)
-    args = parser.parse_args(argv)
-    check_gpu(parser.prog, args.device)
+    return parser
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """What ``tinygan sample`` generates: ``n`` images, from ``latents`` (None: drawn from the
+    seed), for ``labels`` (None: unconditional), into ``grid`` (None: one PNG each); ``what``
+    says which classes, for the last line."""
+
+    n: int
+    latents: Any
+    labels: Any
+    grid: tuple[int, int] | None
+    what: str = ""
+
+
+def sample_request(
+    prog: str, args: argparse.Namespace, preset: Preset, latents: Any
+) -> SampleRequest:
+    """The images ``tinygan sample``'s flags ask of ``preset``'s generator; ``--label`` refused
+    in one line for an unconditional checkpoint or a class the preset does not have.
+
+    A conditional checkpoint without ``--label`` gives its class grid: one row per class, each row
+    from the same latent vectors (:func:`tinygan.run.sampling.class_rows`), ``--n`` a multiple of
+    the number of classes (or the rows of a ``--latents`` file, as a class grid wrote them).
+    """
+    from tinygan.gan import draw_noise
+    from tinygan.run.sampling import class_rows
+
     grid = tuple(args.grid) if args.grid else None
-    try:
-        generator, preset, _ = load_generator(chosen_checkpoint(args.checkpoint), args.device)
-        latents = load_latents(args.latents, preset) if args.latents else None
-        n = args.n if latents is None else len(latents)
-        check_room(n, preset, args.out, grid)  # before anything is generated
-    except (NonFiniteCheckpointError, NoRoomError) as error:
-        usage_error(parser.prog, str(error))
-    except (OSError, ValueError, KeyError) as error:
-        raise SystemExit(f"tinygan sample: {error}") from None
-    batches = generate_batches(generator, preset, n, args.seed, latents, args.device)
-    paths = write_sample_batches(batches, n, args.out, grid)
-    print(
-        f"tinygan: {n} images of preset {preset.name} -> {args.out} ({len(paths)} PNG, latents.npy)"
-    )
-    return 0
+    classes, label = preset.classes, args.label
+    if classes is None and label is not None:
+        usage_error(
+            prog,
+            f"--label {label}: {args.checkpoint} is of an unconditional {preset.name} run, "
+            "which takes no class (train with --conditional for one that does)",
+        )
+    if classes is None or label is not None:
+        if label is not None and label >= classes:
+            usage_error(
+                prog, f"--label {label}: preset {preset.name}'s classes are 0 to {classes - 1}"
+            )
+        n = (args.n or 64) if latents is None else len(latents)
+        what = "" if label is None else f", class {label}"
+        return SampleRequest(n, latents, label, grid, what)
+    n = (args.n or 8 * classes) if latents is None else len(latents)
+    if n % classes:
+        source = f"--n {n}" if latents is None else f"--latents {args.latents} ({n} vectors)"
+        usage_error(
+            prog,
+            f"{source}: without --label, a conditional checkpoint draws one row per class; give "
+            f"a multiple of {classes}, or --label",
+        )
+    if latents is None:
+        row = draw_noise(
+            np.random.default_rng(args.seed),
+            n // classes,
+            preset.latent_dim,
+            preset.noise,
+            np.float32,
+        )
+        latents, labels = class_rows(row, classes)
+    else:
+        labels = np.repeat(np.arange(classes), n // classes)
+    what = f", one row per class (0 to {classes - 1})"
+    return SampleRequest(n, latents, labels, grid or (classes, n // classes), what)
 
 
 def eval_command(argv: list[str]) -> int:
@@ -339,8 +429,9 @@ def write_export(network: Layer, preset: Preset, which: str, export_format: str,
 
     export_torch(network, preset, which, out)
     build = "build_generator" if which == "generator" else "build_discriminator"
+    conditional = ", conditional=True" if preset.conditional else ""
     return (
-        f"load it with tinygan.interop.torch_models.{build}({preset.name!r})"
+        f"load it with tinygan.interop.torch_models.{build}({preset.name!r}{conditional})"
         f".load_state_dict(torch.load({str(out)!r}))"
     )
 

@@ -301,7 +301,7 @@ def add_schedule_flags(parser: argparse.ArgumentParser) -> None:
 
 def add_extension_flags(parser: argparse.ArgumentParser) -> None:
     """What tinygan adds to the tutorials' runs: quality measurements, PacGAN's packing, mode
-    counts and the generator's moving average."""
+    counts, the generator's moving average and conditioning on the class."""
     parser.add_argument(
         "--quality-every",
         type=positive_int,
@@ -335,6 +335,14 @@ def add_extension_flags(parser: argparse.ArgumentParser) -> None:
         metavar="DECAY",
         help="keep a moving average of the generator's weights with this decay (e.g. 0.999), "
         "saved in checkpoints and used for samples and quality (default: off)",
+    )
+    parser.add_argument(
+        "--conditional",
+        action=argparse.BooleanOptionalAction,
+        help="a conditional GAN: G and D are told each sample's class (its digit), and D also "
+        "judges real samples given a wrong class, as fakes; sample grids show one row per class "
+        "and quality adds the share of samples of the class asked for (MLP and DCGAN presets; "
+        "default: off); --resume keeps it",
     )
 
 

@@ -41,14 +41,20 @@ QUALITY_METRICS = ("fid", "inception_score", "classes_hit", "class_kl", "precisi
 #: A quality row: when, how many samples, their metrics, the same metrics for real images
 #: (``real_fid`` ...: constant over a run, so that the file reads on its own), and the kinds of
 #: alarm the row set off (usually none).
-QUALITY_COLUMNS = (
-    "step",
-    "epoch",
-    "n",
-    *QUALITY_METRICS,
-    *(f"real_{key}" for key in QUALITY_METRICS),
-    "warning",
-)
+#: A conditional run's quality rows add this metric (the share of samples the classifier puts in
+#: the class they were made for, mean over the classes) after the others, for the samples and for
+#: real images (:func:`quality_columns`).
+CLASS_ACCURACY = "class_accuracy"
+
+
+def quality_columns(conditional: bool = False) -> tuple[str, ...]:
+    """The columns of a quality row: :data:`QUALITY_COLUMNS`, or a conditional run's, which add
+    :data:`CLASS_ACCURACY` and ``real_class_accuracy`` after the other metrics of each side."""
+    metrics = (*QUALITY_METRICS, CLASS_ACCURACY) if conditional else QUALITY_METRICS
+    return ("step", "epoch", "n", *metrics, *(f"real_{key}" for key in metrics), "warning")
+
+
+QUALITY_COLUMNS = quality_columns()
 
 WARNINGS_CSV = "warnings.csv"
 WARNINGS_COLUMNS = ("step", "kind", "message")
@@ -120,14 +126,15 @@ def read_log_rows(path: str | Path, up_to_step: int | None = None) -> list[dict[
 
 
 def append_quality_row(path: str | Path, row: dict[str, Any]) -> None:
-    """Add a row of :data:`QUALITY_COLUMNS` (a missing ``warning`` is empty), creating the file.
+    """Add a row of :data:`QUALITY_COLUMNS` (a missing ``warning`` is empty), creating the file;
+    a row with a :data:`CLASS_ACCURACY` has a conditional run's columns (:func:`quality_columns`).
 
     An existing file keeps its own header (an older one has no ``warning`` column): the row is
     written under it.
     """
     path = Path(path)
     new_file = not path.is_file()
-    columns = list(QUALITY_COLUMNS)
+    columns = list(quality_columns(CLASS_ACCURACY in row))
     if not new_file:
         with path.open(newline="") as handle:
             columns = next(csv.reader(handle), None) or columns

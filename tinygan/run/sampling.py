@@ -146,6 +146,26 @@ def check_sample_labels(labels: Any, n: int, preset: Preset) -> np.ndarray | Non
     return check_labels(labels, n, preset.classes)
 
 
+def spread_labels(n: int, num_classes: int) -> np.ndarray:
+    """Classes for ``n`` samples spread evenly over ``num_classes``: 0, 1, ..., K - 1, 0, 1, ...
+
+    Every class gets ``n // K`` or one more samples: what a measurement of a conditional
+    generator asks of it, so that each class is judged on as many samples as the others.
+    """
+    return np.arange(n) % num_classes
+
+
+def class_rows(noise: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The latents and labels of a grid with one row per class: ``noise`` (cols, latent_dim)
+    repeated in every row, row ``k`` of class ``k``.
+
+    Returns (latents, labels) of ``num_classes * cols`` cells in row-major order: a column shows
+    the same noise vector, one style, drawn as every class.
+    """
+    latents = np.tile(noise, (num_classes, 1))
+    return latents, np.repeat(np.arange(num_classes), len(noise))
+
+
 def generate_batches(
     generator: Layer,
     preset: Preset,

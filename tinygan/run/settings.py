@@ -63,6 +63,7 @@ RUN_IDENTITY = (
     "device",
     "ema",
     "pack",
+    "conditional",
     *STEP_RULES,
     *LOSS_SETTINGS,
 )
@@ -127,6 +128,7 @@ class RunSettings:
     pack: int = 1
     modes_every: int | None = None
     ema: float | None = None
+    conditional: bool = False
     simultaneous: bool = False
     reuse_noise: bool = False
     inference_fakes: bool = False
@@ -362,7 +364,7 @@ def recorded_settings(metadata: Mapping[str, Any]) -> dict[str, Any]:
     ("dcgan-tf"), so that ``--resume --preset dcgan-tf`` continues such a run. Runs from before the
     presets carried their tutorials' step rules record a rule as off (``false``), ``null`` (flag
     not given) or not at all: all three mean off, which is how those runs trained. Runs from before
-    ``--pack`` trained unpacked: pack 1.
+    ``--pack`` trained unpacked: pack 1, and runs from before ``--conditional`` unconditional.
     """
     if "settings" in metadata:
         settings = dict(metadata["settings"])
@@ -374,15 +376,18 @@ def recorded_settings(metadata: Mapping[str, Any]) -> dict[str, Any]:
     for rule in STEP_RULES:
         settings[rule] = bool(settings.get(rule))
     settings["pack"] = settings.get("pack") or 1
+    settings["conditional"] = bool(settings.get("conditional"))
     return settings
 
 
 def played_settings(preset: Preset) -> dict[str, Any]:
     """What the configured ``preset`` plays, recorded (config.json, checkpoints) and kept on
-    ``--resume``: its step rules, packing and game; a mixture run's data is its mixture."""
+    ``--resume``: its step rules, packing, conditioning and game; a mixture run's data is its
+    mixture."""
     played: dict[str, Any] = {rule: getattr(preset, rule) for rule in STEP_RULES}
     played.update(
         pack=preset.pack,
+        conditional=preset.conditional,
         loss=preset.generator_loss,
         n_critic=preset.d_steps,
         clip=preset.clip,
@@ -397,8 +402,14 @@ def played_settings(preset: Preset) -> dict[str, Any]:
 
 def check_fits_preset(preset: Preset, given: Mapping[str, Any]) -> None:
     """Refuse, in one line, the flags given that the configured ``preset`` cannot train with: the
-    image flags for a 2-D mixture, ``--modes-every`` for images, simultaneous updates of more
-    than one D or G update, and a mixture batch larger than its data."""
+    image flags for a 2-D mixture, ``--modes-every`` for images, ``--conditional`` for data
+    without classes, simultaneous updates of more than one D or G update, and a mixture batch
+    larger than its data."""
+    if preset.conditional and preset.mixture:
+        raise RunRefused(
+            f"--conditional: preset {preset.name} trains on the points of its 2-D mixture, which "
+            "have no classes to condition on"
+        )
     if preset.mixture:
         for name in IMAGE_FLAGS:
             if given.get(name) not in (None, False):
@@ -435,6 +446,8 @@ def configure(preset: Preset, settings: Mapping[str, Any]) -> Preset:
         overrides["sample_every"] = settings["sample_every"]
     if settings.get("pack") is not None:
         overrides["pack"] = settings["pack"]
+    if settings.get("conditional") is not None:
+        overrides["conditional"] = bool(settings["conditional"])
     for rule in STEP_RULES:
         if settings.get(rule) is not None:
             overrides[rule] = bool(settings[rule])

@@ -36,9 +36,10 @@ from tqdm.auto import tqdm
 
 from tinygan.backend import get_array_module, to_device, to_numpy
 from tinygan.ema import averaged_generator
-from tinygan.gan import GAN
+from tinygan.gan import GAN, condition_samples
 from tinygan.run.callbacks import Callback, NonFiniteLossError, Periodic
 from tinygan.run.records import LOG_CSV, QUALITY_CSV, STAT_NAMES, append_log_row, read_fid, trim_log
+from tinygan.run.sampling import class_rows, spread_labels
 from tinygan.viz import save_gif, save_histograms, save_image_grid, save_loss_curves
 
 
@@ -54,8 +55,9 @@ class Trainer:
     ----------
     gan : GAN
         Networks, optimizers and step rules, already on ``device``.
-    batches : iterator of arrays
-        Real batches (a :class:`tinygan.data.BatchIterator`); its ``epoch`` attribute, when present,
+    batches : iterator of arrays, or of (samples, labels) pairs for a conditional GAN
+        Real batches (a :class:`tinygan.data.BatchIterator`, or a
+        :class:`tinygan.data.LabelledBatches`); its ``epoch`` attribute, when present,
         drives ``on_epoch_end``. Give it the dataset on ``device`` (``to_device(data, device)``, as
         :mod:`tinygan.run.experiment` does): host batches would be copied to the device at every step.
     out_dir : path
@@ -72,7 +74,7 @@ class Trainer:
     def __init__(
         self,
         gan: GAN,
-        batches: Iterator[np.ndarray],
+        batches: Iterator[Any],
         out_dir: str | Path,
         device: str = "cpu",
         callbacks: Sequence[Callback] = (),
@@ -103,8 +105,12 @@ class Trainer:
         return self.out_dir / LOG_CSV
 
     def next_real_batch(self) -> Any:
-        """The next real batch, on the training device (moved there, unless it already is)."""
-        return to_device(next(self.batches), self.device)
+        """The next real batch, on the training device (moved there, unless it already is): an
+        array, or a conditional GAN's (samples, labels) pair, each moved."""
+        batch = next(self.batches)
+        if isinstance(batch, tuple):
+            return tuple(to_device(part, self.device) for part in batch)
+        return to_device(batch, self.device)
 
     def request_stop(self) -> None:
         """Stop after the step in progress (safe to call from a signal handler)."""
@@ -279,6 +285,10 @@ class SampleGrid(Periodic):
         book's MLP tutorials do.
     make_gif : bool
         At the end, assemble every frame of this run's folder and unit into ``<out>/training.gif``.
+    classes : int, optional
+        A conditional GAN's number of classes: row ``k`` of the grid shows class ``k`` (``rows``
+        must be ``classes``), and every row is made from the same ``cols`` noise vectors, so a
+        column shows one style across the classes.
 
     A run that ends between scheduled frames (a short run, an interrupt) also writes a last frame,
     ``step_<n>.png``, so the final generator is always on disk.
@@ -297,13 +307,17 @@ class SampleGrid(Periodic):
         folder: str = "samples",
         make_gif: bool = False,
         first: bool = False,
+        classes: int | None = None,
     ) -> None:
         super().__init__(every, unit)
-        self.rows, self.cols = rows, cols
+        if classes is not None and rows != classes:
+            raise ValueError(f"a grid of {classes} classes has one row per class, got rows={rows}")
+        self.rows, self.cols, self.classes = rows, cols, classes
         self.image_shape, self.value_range = tuple(image_shape), value_range
         self.rng, self.at_start, self.folder, self.make_gif = rng, at_start, folder, make_gif
         self.first = first
         self.noise: np.ndarray | None = None
+        self.labels: np.ndarray | None = None  # the class of each cell, for a conditional GAN
         self.frames: list[Path] = []
         self.last_step: int | None = None  # the step of the newest frame
 
@@ -311,8 +325,11 @@ class SampleGrid(Periodic):
         return super().due(index) or (self.first and index == 1)
 
     def on_train_begin(self, trainer: Trainer) -> None:
-        if self.noise is None:
+        if self.noise is None and self.classes is None:
             self.noise = trainer.gan.sample_noise(self.rows * self.cols, rng=self.rng)
+        elif self.noise is None:
+            row = trainer.gan.sample_noise(self.cols, rng=self.rng)
+            self.noise, self.labels = class_rows(row, self.classes)
         if self.at_start and trainer.step == 0:
             self.write(trainer, "step", 0)
 
@@ -333,11 +350,18 @@ class SampleGrid(Periodic):
                 save_gif(frames, trainer.out_dir / "training.gif")
 
     def generate(self, trainer: Trainer) -> np.ndarray:
-        """G(z) for the fixed noise, on the CPU, shaped as images (from G's moving average, if kept)."""
-        z = to_device(self.noise, trainer.device)
-        with averaged_generator(trainer.gan):  # swaps the averaged weights into gan.generator
-            images = trainer.gan.generate(z)
+        """G(z) for the fixed noise (G(z, y) for each cell's class y), on the CPU, shaped as
+        images (from G's moving average, if kept)."""
+        with averaged_generator(trainer.gan) as generator:  # the averaged weights, if kept
+            images = generator(self.generator_input(trainer.device))
         return to_numpy(images).reshape(-1, *self.image_shape)
+
+    def generator_input(self, device: str) -> Any:
+        """What the generator is given for the grid, on ``device``: the fixed noise, with each
+        cell's class code appended for a conditional GAN (:func:`tinygan.gan.condition_samples`)."""
+        if self.labels is None:
+            return to_device(self.noise, device)
+        return to_device(condition_samples(self.noise, self.labels, self.classes), device)
 
     def save(self, images: np.ndarray, trainer: Trainer, unit: str, index: int) -> Path:
         """Save ``images`` as ``<out>/<folder>/<unit>_<index>.png``."""
@@ -415,7 +439,9 @@ class PixelHistograms(Callback):
     def write(self, trainer: Trainer, name: str) -> Path:
         gan = trainer.gan
         z = to_device(gan.sample_noise(len(self.real), rng=self.rng), trainer.device)
-        fake = to_numpy(gan.generate(z))
+        # a conditional GAN's fakes of every class in turn, as many of each
+        labels = None if gan.num_classes is None else spread_labels(len(z), gan.num_classes)
+        fake = to_numpy(gan.generate(z, labels))
         return save_histograms(
             {"real": self.real.ravel(), "generated": fake.ravel()},
             trainer.out_dir / f"pixel_histogram_{name}.png",

@@ -8,7 +8,8 @@ the 2-D mixtures they measure distances to the known modes. One module per metri
 ====================  ==========================================================================
 ``fid``               Frechet distance of Gaussians fitted to real and generated features (FID)
 ``inception_score``   confident *and* varied class predictions, from the probabilities alone
-``coverage``          which classes the samples fall in: mode collapse at a glance
+``coverage``          which classes the samples fall in: mode collapse at a glance; and, for a
+                      conditional generator, how often in the class it was asked for
 ``precision_recall``  realism and variety measured apart, on k-nearest-neighbour manifolds
 ``modes``             modes captured, high-quality share and reverse KL on targets with known
                       modes (2-D ring and grid, Stacked MNIST): VEEGAN's and PacGAN's tables;
@@ -25,7 +26,12 @@ All functions accept NumPy or CuPy arrays and copy them to the host (metrics are
 epochs, not every step); they return Python floats or NumPy arrays.
 """
 
-from tinygan.quality.metrics.coverage import ModeCoverage, mode_coverage
+from tinygan.quality.metrics.coverage import (
+    ClassAccuracy,
+    ModeCoverage,
+    class_accuracy,
+    mode_coverage,
+)
 from tinygan.quality.metrics.fid import (
     feature_frechet_distance,
     frechet_distance,
@@ -43,8 +49,10 @@ from tinygan.quality.metrics.modes import (
 from tinygan.quality.metrics.precision_recall import knn_radii, manifold_coverage, precision_recall
 
 __all__ = [
+    "ClassAccuracy",
     "ModeCounts",
     "ModeCoverage",
+    "class_accuracy",
     "feature_frechet_distance",
     "frechet_distance",
     "gaussian_statistics",

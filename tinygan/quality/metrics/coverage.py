@@ -65,3 +65,53 @@ def mode_coverage(labels: Any, num_classes: int, min_share: float = 0.1) -> Mode
     kl = kl_divergence(share, np.full(num_classes, 1.0 / num_classes))
     # rounding can leave a balanced histogram a hair below 0
     return ModeCoverage(counts=counts, classes_hit=hit, kl_to_uniform=max(kl, 0.0))
+
+
+@dataclass(frozen=True)
+class ClassAccuracy:
+    """How often a conditional generator makes the class it is asked for (see
+    :func:`class_accuracy`)."""
+
+    per_class: np.ndarray
+    """Share of the samples asked for class ``k`` that the classifier puts in class ``k``, shape
+    (K,); NaN for a class no sample was asked for."""
+    mean: float
+    """The mean of ``per_class`` over the classes asked for: each class weighs the same, however
+    many samples asked for it."""
+
+
+def class_accuracy(predicted: Any, requested: Any, num_classes: int) -> ClassAccuracy:
+    r"""The share of a conditional generator's samples that land in the class they were asked for.
+
+    Parameters
+    ----------
+    predicted : integer array, shape (N,)
+        The classifier's class of each sample (``probabilities.argmax(axis=1)``).
+    requested : integer array, shape (N,)
+        The class each sample was generated for, :math:`y` in :math:`G(z, y)`.
+    num_classes : int
+        :math:`K`.
+
+    Returns
+    -------
+    ClassAccuracy
+
+    Notes
+    -----
+    For class :math:`k` with :math:`N_k` samples asked for it,
+    :math:`a_k = \frac{1}{N_k} \sum_{n: y_n = k} [\hat y_n = k]`, and the mean is over the classes
+    with :math:`N_k > 0`. It measures the generator and the classifier together: real images score
+    the classifier's own accuracy, not 1, so compare with the figure for real images.
+    """
+    predicted = np.asarray(to_numpy(predicted)).ravel().astype(np.int64)
+    requested = np.asarray(to_numpy(requested)).ravel().astype(np.int64)
+    if predicted.shape != requested.shape or predicted.size == 0:
+        raise ValueError(
+            f"class_accuracy needs as many requested classes as predicted ones, at least one; got "
+            f"{requested.size} and {predicted.size}"
+        )
+    asked = np.bincount(requested, minlength=num_classes)
+    right = np.bincount(requested[predicted == requested], minlength=num_classes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_class = np.where(asked > 0, right / np.maximum(asked, 1), np.nan)
+    return ClassAccuracy(per_class=per_class, mean=float(np.nanmean(per_class)))
