@@ -173,6 +173,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import accumulate
 from numbers import Real
 from typing import Any
 
@@ -578,8 +579,8 @@ class GAN:
                 self.discriminator.backward(d, cache, input_grad=False)
         else:
             joined, cache = self.discriminator.forward(xp.concatenate(batches))
-            starts = np.cumsum([0] + [batch.shape[0] for batch in batches])
-            logits = [joined[a:b] for a, b in zip(starts[:-1], starts[1:], strict=True)]
+            ends = list(accumulate(batch.shape[0] for batch in batches))
+            logits = [joined[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
             loss, dlogits = self.judged_loss(logits)
             self.discriminator.backward(xp.concatenate(dlogits), cache, input_grad=False)
         return loss, self.mean_output(logits[0]), self.mean_output(logits[1])
