@@ -238,13 +238,17 @@ def write_report(
 
 
 def kept_sections(path: Path) -> str:
-    """The part of the report that ``quality.py schedules`` writes, kept as it is."""
-    begin, end = quality_schedules.BEGIN, quality_schedules.END
+    """The parts of the report that ``quality.py schedules`` writes (the schedules and the
+    remedies against mlp-tf's collapse), kept as they are."""
     current = path.read_text() if path.is_file() else ""
-    if begin not in current or end not in current:
-        return ""
-    section = current[current.index(begin) : current.index(end) + len(end)]
-    return "\n" + section + "\n"
+    kept = ""
+    for begin, end in (
+        (quality_schedules.BEGIN, quality_schedules.END),
+        (quality_schedules.COLLAPSE_BEGIN, quality_schedules.COLLAPSE_END),
+    ):
+        if begin in current and end in current:
+            kept += "\n" + current[current.index(begin) : current.index(end) + len(end)] + "\n"
+    return kept
 
 
 def table_parser() -> argparse.ArgumentParser:

@@ -12,7 +12,7 @@ from conftest import mnist_dir
 from tinygan.backend import make_rng
 from tinygan.gan import GAN, pack_samples, unpack_gradient
 from tinygan.gradcheck import numerical_gradient, rel_error
-from tinygan.models import get_preset
+from tinygan.models import get_preset, minibatch_std_before_logit
 from tinygan.nn import BatchNorm, Conv2D, Dense, Flatten, LeakyReLU, Maxout, Sequential, Tanh
 from tinygan.optim import Adam
 from tinygan.run.checkpoint import (
@@ -54,8 +54,9 @@ def test_a_batch_that_does_not_split_into_packs_is_refused():
         pack_samples(np.zeros((5, 2)), 2)
 
 
-def small_gan(pack, g_batchnorm=True, seed=0, **rules):
-    """A float64 GAN on 3-feature samples whose D takes ``pack`` of them."""
+def small_gan(pack, g_batchnorm=True, seed=0, spread=False, **rules):
+    """A float64 GAN on 3-feature samples whose D takes ``pack`` of them; with ``spread``, D's
+    logit also weighs the batch's spread (a minibatch standard deviation)."""
     rng = np.random.default_rng(seed)
     norm = [BatchNorm(6, dtype=np.float64)] if g_batchnorm else []
     # a bias right before BatchNorm is cancelled by it (zero gradient): leave it out
@@ -71,6 +72,9 @@ def small_gan(pack, g_batchnorm=True, seed=0, **rules):
     )
     generator.astype(np.float64)
     discriminator.astype(np.float64)
+    if spread:
+        discriminator = minibatch_std_before_logit(discriminator)
+        discriminator.layers[-1].params["W"][-1] = 0.7  # a weight on the statistic, so it counts
     return GAN(
         generator,
         discriminator,

@@ -53,6 +53,7 @@ RUNS = [
     ["--seed", "1", "--loss", "wasserstein", "--penalty", "wgan-gp", "--n-critic", "3"],
     ["--preset", "ring", "--seed", "2", "--pack", "4", "--modes-every", "50"],
     ["--preset", "dcgan-fast", "--seed", "4", "--conditional", "--pack", "2"],
+    ["--preset", "ring", "--seed", "6", "--minibatch-std", "--penalty", "r1"],
 ]
 
 
@@ -112,6 +113,7 @@ REFUSED = [
         "with --no-conditional",
     ),
     (["--preset", "dcgan-tf"], "--preset dcgan-tf: the run in"),
+    (["--minibatch-std"], "--minibatch-std: the run in runs/x/checkpoints/step_00000004.npz was "),
 ]
 
 
@@ -169,6 +171,7 @@ def test_records_of_older_runs_resume_with_what_they_trained_with():
     )
     assert not (settings.simultaneous or settings.reuse_noise or settings.inference_fakes)
     assert settings.conditional is False  # and unconditional
+    assert settings.minibatch_std is False  # and without the batch's spread
     assert changes == {} and settings.log_every == 50  # the defaults fill what was not recorded
 
 

@@ -40,6 +40,7 @@ from tinygan.nn import (
     LeakyReLU,
     Maxout,
     MaxPool2D,
+    MinibatchStd,
     ReLU,
     Reshape,
     Sequential,
@@ -100,6 +101,10 @@ class Preset:
     wider first layers, D matching-aware (it also judges real samples with wrong classes, as
     fakes). Every preset is unconditional; the MLP and DCGAN presets can be made
     conditional (``replace(preset, conditional=True)``), the 1-D and 2-D ones have no classes.
+
+    ``minibatch_std`` gives D ProGAN's minibatch standard deviation just before its last Dense
+    layer (:func:`with_minibatch_std`), on any preset; off in all of them (the
+    ``--minibatch-std`` flag sets it).
     """
 
     name: str
@@ -142,6 +147,7 @@ class Preset:
     optimizer: str = "adam"
     conditional: bool = False
     num_classes: int = MNIST_CLASSES
+    minibatch_std: bool = False
 
     @property
     def classes(self) -> int | None:
@@ -169,9 +175,10 @@ class Preset:
         return (self.pack * width, *self.data_shape[1:])
 
     def networks(self, rng: np.random.Generator, dtype: Any = np.float32) -> tuple[Layer, Layer]:
-        """A fresh ``(generator, discriminator)`` for this preset's packing and conditioning,
-        weights drawn from ``rng``."""
-        return self.build(rng, dtype, pack=self.pack, num_classes=self.classes)
+        """A fresh ``(generator, discriminator)`` for this preset's packing, conditioning and
+        minibatch standard deviation, weights drawn from ``rng``."""
+        build = with_minibatch_std(self.build) if self.minibatch_std else self.build
+        return build(rng, dtype, pack=self.pack, num_classes=self.classes)
 
     def make_gan(
         self, init_rng: np.random.Generator, noise_rng: Any, device: str = "cpu", **overrides: Any
@@ -235,6 +242,65 @@ class Preset:
             Adam([generator], lr=self.g_lr, beta1=beta1, beta2=beta2, eps=self.eps),
             Adam([discriminator], lr=self.d_lr, beta1=beta1, beta2=beta2, eps=self.eps),
         )
+
+
+def with_minibatch_std(build: Builder) -> Builder:
+    """``build`` with ProGAN's minibatch standard deviation in its discriminator, for any preset.
+
+    The returned builder builds what ``build`` does, then puts a
+    :class:`~tinygan.nn.MinibatchStd` layer right before the discriminator's last Dense layer
+    (ProGAN appends it near the end of D) and gives that Dense one more input row, for the one
+    feature the layer appends: the batch's feature deviation averaged over the features.
+
+    One rule for every preset. D's last Dense layer takes a flat (N, F) input in every preset, after
+    ``Flatten`` in a convolutional D, so the layer always adds one feature, never a channel: before
+    ``Flatten`` it would add a constant channel of H x W copies of the same number (the average
+    over the features is the same either way), weighted by H x W weights instead of one.
+
+    The new row starts at zero, so at the first step the discriminator computes what the plain
+    preset's does, with the same weights drawn from ``rng`` in the same order (the generator's too);
+    its weight on the batch's spread is then learned. With packing the statistic is over the batch
+    of packs; a conditional D's features include the class's code.
+    """
+
+    def build_with_minibatch_std(
+        rng: np.random.Generator,
+        dtype: Any = np.float32,
+        pack: int = 1,
+        num_classes: int | None = None,
+    ) -> tuple[Layer, Layer]:
+        generator, discriminator = build(rng, dtype, pack=pack, num_classes=num_classes)
+        return generator, minibatch_std_before_logit(discriminator)
+
+    build_with_minibatch_std.__name__ = f"{getattr(build, '__name__', 'build')}_minibatch_std"
+    return build_with_minibatch_std
+
+
+def minibatch_std_before_logit(discriminator: Layer) -> Sequential:
+    """A new Sequential: ``discriminator``'s layers (the same objects), a
+    :class:`~tinygan.nn.MinibatchStd` before its last Dense layer, and that Dense replaced by one
+    with one more input row, zero, above a copy of its weights (and its bias)."""
+    layers = discriminator.layers if isinstance(discriminator, Sequential) else []
+    dense = [index for index, layer in enumerate(layers) if type(layer) is Dense]
+    if not dense:
+        raise ValueError(
+            "minibatch_std: the discriminator has no Dense layer of its own to put the minibatch "
+            "standard deviation before"
+        )
+    last = layers[dense[-1]]
+    W = last.params["W"]
+    wider = Dense(
+        last.in_features + 1,
+        last.out_features,
+        bias="b" in last.params,
+        weight_init=init.zeros(),
+        bias_init=init.zeros(),
+        dtype=W.dtype,
+    )
+    wider.params["W"][: last.in_features] = W
+    if "b" in last.params:
+        wider.params["b"][...] = last.params["b"]
+    return Sequential(*layers[: dense[-1]], MinibatchStd(), wider, *layers[dense[-1] + 1 :])
 
 
 def mlp(

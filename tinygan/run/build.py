@@ -108,9 +108,10 @@ def build_run(settings: RunSettings, out_dir: Path) -> RunParts:
     steps = preset.steps if preset.steps is not None else preset.epochs * batches.steps_per_epoch
     packs = f" packs of {preset.pack}" if preset.pack > 1 else ""
     classes = f", conditional on their {preset.classes} classes" if preset.conditional else ""
+    spread = ", D sees each batch's spread (minibatch std)" if preset.minibatch_std else ""
     print(
         f"tinygan: {describe_data(settings, count)}{classes}, {steps} steps of batch "
-        f"{preset.batch_size}{packs}"
+        f"{preset.batch_size}{packs}{spread}"
     )
     gan = build_gan(settings, init_seed, noise_seed)
     callbacks = make_callbacks(settings, steps, images, sample_seed)

@@ -302,8 +302,8 @@ def _refuse_non_finite(path: str | os.PathLike, archive: dict[str, np.ndarray]) 
 
 
 def _trained_preset(path: str | os.PathLike, metadata: dict[str, Any]) -> Preset:
-    """The preset a checkpoint's run trained, with the packing, conditioning and spectral norm it
-    used."""
+    """The preset a checkpoint's run trained, with the packing, conditioning, spectral norm and
+    minibatch standard deviation it used."""
     if "preset" not in metadata:
         raise CheckpointError(f"{path} does not say which preset it belongs to; cannot rebuild it")
     # the run's packing (runs from before --pack had none) shapes the discriminator's first layer
@@ -311,8 +311,11 @@ def _trained_preset(path: str | os.PathLike, metadata: dict[str, Any]) -> Preset
     pack = int(settings.get("pack") or 1)
     spectral = bool(settings.get("spectral_norm"))  # D's layers as the run trained them
     conditional = bool(settings.get("conditional"))  # both first layers take the class's code
+    spread = bool(settings.get("minibatch_std"))  # D's last Dense takes one more feature
     preset = get_preset(metadata["preset"])
-    return replace(preset, pack=pack, spectral_norm=spectral, conditional=conditional)
+    return replace(
+        preset, pack=pack, spectral_norm=spectral, conditional=conditional, minibatch_std=spread
+    )
 
 
 def apply_state(

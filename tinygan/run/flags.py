@@ -300,8 +300,9 @@ def add_schedule_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def add_extension_flags(parser: argparse.ArgumentParser) -> None:
-    """What tinygan adds to the tutorials' runs: quality measurements, PacGAN's packing, mode
-    counts, the generator's moving average and conditioning on the class."""
+    """What tinygan adds to the tutorials' runs: quality measurements, PacGAN's packing, ProGAN's
+    minibatch standard deviation, mode counts, the generator's moving average and conditioning on
+    the class."""
     parser.add_argument(
         "--quality-every",
         type=positive_int,
@@ -321,6 +322,14 @@ def add_extension_flags(parser: argparse.ArgumentParser) -> None:
         help="PacGAN's packing: the discriminator judges M samples at once, side by side (M "
         "real or M generated), and a step takes M times --batch-size real samples (default: 1, "
         "off); --resume keeps it",
+    )
+    parser.add_argument(
+        "--minibatch-std",
+        action=argparse.BooleanOptionalAction,
+        help="ProGAN's minibatch standard deviation: D's last Dense layer also sees the batch's "
+        "spread (each feature's standard deviation over the batch, averaged over the features), "
+        "one more input feature, placed after Flatten in a convolutional D; with --pack, over "
+        "the batch of packs (any preset; default: off); --resume keeps it",
     )
     parser.add_argument(
         "--modes-every",

@@ -63,6 +63,7 @@ RUN_IDENTITY = (
     "device",
     "ema",
     "pack",
+    "minibatch_std",
     "conditional",
     *STEP_RULES,
     *LOSS_SETTINGS,
@@ -126,6 +127,7 @@ class RunSettings:
     quality_every: int | None = None
     no_quality: bool = False
     pack: int = 1
+    minibatch_std: bool = False
     modes_every: int | None = None
     ema: float | None = None
     conditional: bool = False
@@ -364,7 +366,8 @@ def recorded_settings(metadata: Mapping[str, Any]) -> dict[str, Any]:
     ("dcgan-tf"), so that ``--resume --preset dcgan-tf`` continues such a run. Runs from before the
     presets carried their tutorials' step rules record a rule as off (``false``), ``null`` (flag
     not given) or not at all: all three mean off, which is how those runs trained. Runs from before
-    ``--pack`` trained unpacked: pack 1, and runs from before ``--conditional`` unconditional.
+    ``--pack`` trained unpacked: pack 1, runs from before ``--conditional`` unconditional, and runs
+    from before ``--minibatch-std`` without it.
     """
     if "settings" in metadata:
         settings = dict(metadata["settings"])
@@ -377,16 +380,18 @@ def recorded_settings(metadata: Mapping[str, Any]) -> dict[str, Any]:
         settings[rule] = bool(settings.get(rule))
     settings["pack"] = settings.get("pack") or 1
     settings["conditional"] = bool(settings.get("conditional"))
+    settings["minibatch_std"] = bool(settings.get("minibatch_std"))
     return settings
 
 
 def played_settings(preset: Preset) -> dict[str, Any]:
     """What the configured ``preset`` plays, recorded (config.json, checkpoints) and kept on
-    ``--resume``: its step rules, packing, conditioning and game; a mixture run's data is its
-    mixture."""
+    ``--resume``: its step rules, packing, minibatch standard deviation, conditioning and game; a
+    mixture run's data is its mixture."""
     played: dict[str, Any] = {rule: getattr(preset, rule) for rule in STEP_RULES}
     played.update(
         pack=preset.pack,
+        minibatch_std=preset.minibatch_std,
         conditional=preset.conditional,
         loss=preset.generator_loss,
         n_critic=preset.d_steps,
@@ -446,6 +451,8 @@ def configure(preset: Preset, settings: Mapping[str, Any]) -> Preset:
         overrides["sample_every"] = settings["sample_every"]
     if settings.get("pack") is not None:
         overrides["pack"] = settings["pack"]
+    if settings.get("minibatch_std") is not None:
+        overrides["minibatch_std"] = bool(settings["minibatch_std"])
     if settings.get("conditional") is not None:
         overrides["conditional"] = bool(settings["conditional"])
     for rule in STEP_RULES:
