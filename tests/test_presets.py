@@ -24,7 +24,7 @@ NAMES_AND_ALIASES = [
     ("mlp-book", "004"),
 ]
 #: Presets beyond the tutorials: no alias.
-OWN_PRESETS = ["dcgan-fast", "ring", "grid"]
+OWN_PRESETS = ["dcgan-fast", "ring", "grid", "stacked-mnist"]
 
 
 def data_flags():
@@ -49,7 +49,9 @@ def test_the_table_lists_each_preset_once_under_its_name():
     assert list(PRESETS) == [name for name, _ in NAMES_AND_ALIASES] + OWN_PRESETS
     aliases = [a for _, a in NAMES_AND_ALIASES] + [None] * len(OWN_PRESETS)
     assert [preset.alias for preset in PRESETS.values()] == aliases
-    assert IMAGE_PRESETS == ["mlp-tf", "dcgan-keras", "dcgan-tf", "mlp-book", "dcgan-fast"]
+    assert IMAGE_PRESETS == [
+        *["mlp-tf", "dcgan-keras", "dcgan-tf", "mlp-book", "dcgan-fast", "stacked-mnist"]
+    ]
     assert all(PRESETS[name].image_size == (28, 28) for name in IMAGE_PRESETS)
 
 

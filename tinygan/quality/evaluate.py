@@ -337,12 +337,19 @@ def evaluate_checkpoint(
     ------
     NonFiniteCheckpointError
         The checkpoint holds a NaN or an infinity (see :func:`tinygan.run.sampling.load_generator`).
+    ValueError
+        The checkpoint is of a preset that makes 2-D points or Stacked MNIST images.
     NoRoomError
         The features of ``n`` images would not fit in this machine's memory; checked before any
         image is generated (the images themselves are scored a batch at a time, never all kept).
     """
     start = time.perf_counter()
     generator, preset, metadata = load_generator(path, device)
+    if preset.stacked:  # the classifier reads one digit, not three
+        raise ValueError(
+            f"{path}: preset {preset.name} makes Stacked MNIST images, which are scored by their "
+            "modes: its run folder holds them (modes.csv)"
+        )
     dataset = dataset or metadata.get("dataset", "mnist")
     classifier, data = _quality_classifier(
         dataset, data_dir, download, classifier_cache, classifier_settings, verbose

@@ -6,7 +6,8 @@ that only the data or the checkpoint reveals (``--subset`` larger than the data,
 another shape) is a :class:`~tinygan.run.settings.RunRefused`, as a mistake in the flags is.
 
 One seed makes the whole run: it is split into four independent streams (weights, data order,
-noise, sample grids), so that, for instance, drawing more sample grids never changes the weights.
+noise, sample grids), so that, for instance, drawing more sample grids never changes the weights;
+a Stacked MNIST run draws its images from a fifth (:func:`stacking_rng`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from tinygan.data import (
     mixture_batches,
 )
 from tinygan.data.mnist import DISPLAY_NAMES
+from tinygan.data.stacked_mnist import stack_digits
 from tinygan.ema import EMA
 from tinygan.gan import GAN
 from tinygan.run.alarms import LossAlarm
@@ -40,6 +42,7 @@ from tinygan.run.checkpoint import Checkpoint, apply_state, checkpoint_metadata,
 from tinygan.run.flags import DATA_FLAGS
 from tinygan.run.mixture_run import MODES_EVERY, ModeMeasures, ScatterFrames
 from tinygan.run.settings import RunRefused, RunSettings, recorded_settings
+from tinygan.run.stacked_run import STACKED_MODES_EVERY, StackedModeMeasures
 from tinygan.run.train import Callback, LossCurves, PixelHistograms, SampleGrid, Trainer
 
 #: Without ``--quality-every``, a run of at least this many steps measures quality on its own,
@@ -58,7 +61,7 @@ class RunCallbacks:
     checkpoint: Checkpoint
     quality: Any = None  # a QualityCallback when quality is measured
     best_grid: Any = None  # the BestGrid, whose KeepBest listens to the quality rows
-    measures: ModeMeasures | None = None  # a 2-D mixture run's mode counts
+    measures: ModeMeasures | None = None  # a 2-D mixture or Stacked MNIST run's mode counts
 
 
 @dataclass
@@ -144,11 +147,15 @@ def load_labelled_training_data(
 
     Where MNIST is neither on disk nor downloadable and no ``--data-dir`` was named, the test split
     bundled with tinygan stands in (with a notice), and the settings record it, so that
-    ``--resume`` trains on the very same images.
+    ``--resume`` trains on the very same images. A Stacked MNIST preset stacks the split's digits
+    into as many images, three at random to each (:func:`tinygan.data.stack_digits`, drawn from
+    :func:`stacking_rng`), labelled with their modes, 0..999.
     """
     preset = settings.configured_preset
     images, labels, folder, bundled = read_training_images(settings)
     settings = settings.trained_on(os.path.abspath(folder), bundled)
+    if preset.stacked:
+        images, labels = stack_digits(images, labels, len(images), stacking_rng(settings.seed))
     subset = settings.subset
     if subset is not None:
         if subset > len(images):
@@ -167,6 +174,13 @@ def load_labelled_training_data(
         )
     data = images_to_float(images, preset.value_range)
     return data.reshape(len(data), *preset.data_shape), labels.astype(np.int64), settings
+
+
+def stacking_rng(seed: int) -> np.random.Generator:
+    """The stream that stacks a Stacked MNIST run's digits: the fifth child of the run's seed,
+    beside the four of :func:`build_run` (a spawned child does not depend on how many are
+    spawned), so that the same seed, and ``--resume``, stack the same images."""
+    return np.random.default_rng(np.random.SeedSequence(seed).spawn(5)[4])
 
 
 def read_training_images(settings: RunSettings) -> tuple[np.ndarray, np.ndarray, Path, bool]:
@@ -206,6 +220,11 @@ def describe_data(settings: RunSettings, count: int) -> str:
             f"deviation {mixture.std:g})"
         )
     first = "the first " if settings.subset is not None else ""
+    if settings.configured_preset.stacked:
+        source = f"MNIST {settings.split} digits from {settings.data_folder}"
+        if settings.bundled_data:
+            source = "bundled MNIST test digits"
+        return f"{first}{count:,} Stacked MNIST images of {source}"
     if settings.bundled_data:
         return f"{first}{count:,} bundled MNIST test digits"
     name = DISPLAY_NAMES[settings.dataset]
@@ -239,23 +258,20 @@ def make_callbacks(
     preset = settings.configured_preset
     metadata = settings.checkpoint_metadata()
     sample_rng = np.random.default_rng(sample_seed)
-    measures = None
+    measures = mode_measures(settings, sample_seed)
     if preset.mixture:
         mixture = MIXTURES[preset.mixture]
         unit, gif = preset.sample_unit, preset.make_gif
         frames: SampleGrid = ScatterFrames(
             preset.sample_every, mixture, sample_rng, unit=unit, make_gif=gif
         )
-        # a generator of its own with the frames' seed: the measures count the points drawn
-        modes_every = settings.modes_every or MODES_EVERY
-        measures = ModeMeasures(modes_every, mixture, np.random.default_rng(sample_seed))
     else:
         rows, cols = preset.sample_grid
         frames = SampleGrid(
             preset.sample_every,
             preset.classes or rows,  # a conditional GAN's grid: one row per class
             cols,
-            image_shape=preset.image_size,
+            image_shape=preset.image_shape,
             value_range=preset.value_range,
             rng=sample_rng,
             unit=preset.sample_unit,
@@ -272,7 +288,8 @@ def make_callbacks(
         keep=settings.keep_checkpoints,
     )
     quality = best_grid = histograms = None
-    quality_every = None if preset.mixture else quality_interval(settings, steps)
+    counted = preset.mixture or preset.stacked  # modes are counted instead of quality measured
+    quality_every = None if counted else quality_interval(settings, steps)
     if quality_every:
         from tinygan.quality.evaluate import QualityCallback
         from tinygan.run.alarms import CollapseAlarm
@@ -292,6 +309,33 @@ def make_callbacks(
     made = (LossCurves(), frames, checkpoint, LossAlarm(), measures, quality, best_grid, histograms)
     ordered = [callback for callback in made if callback is not None]
     return RunCallbacks(ordered, checkpoint, quality, best_grid, measures)
+
+
+def mode_measures(settings: RunSettings, sample_seed: Any) -> ModeMeasures | None:
+    """The mode counts of a run on a 2-D mixture or on Stacked MNIST; None for the other runs.
+
+    They draw their latent vectors from a generator of their own with the sample grids' seed, so
+    that the frames show the first of the samples they count.
+    """
+    preset = settings.configured_preset
+    rng = np.random.default_rng(sample_seed)
+    if preset.mixture:
+        return ModeMeasures(settings.modes_every or MODES_EVERY, MIXTURES[preset.mixture], rng)
+    if preset.stacked:
+        return stacked_measures(settings, rng)
+    return None
+
+
+def stacked_measures(settings: RunSettings, rng: np.random.Generator) -> StackedModeMeasures:
+    """The mode counts of a Stacked MNIST run, every ``--modes-every`` steps (by default
+    :data:`~tinygan.run.stacked_run.STACKED_MODES_EVERY`), each channel read by the quality
+    classifier of MNIST (the shipped one, or one trained on more digits)."""
+    from tinygan.quality.classifier import choose_classifier
+
+    data_dir = bundled_mnist_dir() if settings.bundled_data else settings.data_dir
+    classifier = choose_classifier("mnist", data_dir).classifier
+    every = settings.modes_every or STACKED_MODES_EVERY
+    return StackedModeMeasures(every, classifier, rng, settings.configured_preset.value_range)
 
 
 def quality_interval(settings: RunSettings, steps: int) -> int | None:

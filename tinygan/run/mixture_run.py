@@ -31,7 +31,7 @@ import numpy as np
 from tinygan.backend import to_device
 from tinygan.data.mixtures import GaussianMixture2D
 from tinygan.ema import averaged_generator
-from tinygan.quality.metrics.modes import MIXTURE_SAMPLES, mixture_modes
+from tinygan.quality.metrics.modes import MIXTURE_SAMPLES, ModeCounts, mixture_modes
 from tinygan.run.callbacks import Periodic
 from tinygan.run.records import MODES_COLUMNS as MODES_COLUMNS
 from tinygan.run.records import MODES_CSV, append_modes_row, trim_modes
@@ -50,9 +50,12 @@ class ModeMeasures(Periodic):
     Parameters
     ----------
     every : int
-        Steps between measurements; the start (step 0) and the end of the run are measured too.
-    mixture : GaussianMixture2D
-        The target: its centres and standard deviation define the measures.
+        Steps between measurements; the start (step 0, when :attr:`at_start`) and the end of the
+        run are measured too.
+    mixture : GaussianMixture2D or None
+        The target: its centres and standard deviation define the measures (None for a subclass
+        that counts the modes of another target, overriding :meth:`counts` and
+        :attr:`num_modes`: :class:`tinygan.run.stacked_run.StackedModeMeasures`).
     rng : numpy.random.Generator
         Draws the fixed latent vectors once (on the CPU, so they are the same on every device).
     n : int
@@ -67,10 +70,13 @@ class ModeMeasures(Periodic):
     checkpoint), so the file holds each step once.
     """
 
+    #: Whether a fresh run is measured before its first step too.
+    at_start = True
+
     def __init__(
         self,
         every: int,
-        mixture: GaussianMixture2D,
+        mixture: GaussianMixture2D | None,
         rng: np.random.Generator,
         n: int = MIXTURE_SAMPLES,
         filename: str = MODES_CSV,
@@ -80,6 +86,11 @@ class ModeMeasures(Periodic):
         self.noise: np.ndarray | None = None
         self.rows: list[dict[str, Any]] = []
 
+    @property
+    def num_modes(self) -> int:
+        """The modes of the target."""
+        return self.mixture.num_modes
+
     def path(self, trainer: Trainer) -> Path:
         return trainer.out_dir / self.filename
 
@@ -87,7 +98,7 @@ class ModeMeasures(Periodic):
         if self.noise is None:
             self.noise = trainer.gan.sample_noise(self.n, rng=self.rng)
         self.rows = trim_modes(self.path(trainer), trainer.step)
-        if trainer.step == 0:
+        if trainer.step == 0 and self.at_start:
             self.measure(trainer)
 
     def act(self, trainer: Trainer) -> None:
@@ -97,17 +108,22 @@ class ModeMeasures(Periodic):
         if not self.rows or self.rows[-1]["step"] != trainer.step:
             self.measure(trainer)
 
-    def measure(self, trainer: Trainer) -> dict[str, Any]:
-        """Measure the generator as it is now; append the row to the file and return it."""
+    def counts(self, trainer: Trainer) -> ModeCounts:
+        """The measures of the generator as it is now, on the fixed noise."""
         z = to_device(self.noise, trainer.device)
         with averaged_generator(trainer.gan):
             points = trainer.gan.generate(z)
-        counts = mixture_modes(points, self.mixture.centres, self.mixture.std)
+        return mixture_modes(points, self.mixture.centres, self.mixture.std)
+
+    def measure(self, trainer: Trainer) -> dict[str, Any]:
+        """Measure the generator as it is now; append the row to the file and return it."""
+        counts = self.counts(trainer)
+        high_quality = counts.high_quality
         row = {
             "step": trainer.step,
             "epoch": trainer.epoch,
             "modes": counts.modes_captured,
-            "high_quality": float(counts.high_quality),
+            "high_quality": None if high_quality is None else float(high_quality),
             "reverse_kl": float(counts.reverse_kl),
         }
         append_modes_row(self.path(trainer), row)
@@ -120,9 +136,11 @@ class ModeMeasures(Periodic):
             return None
         row = self.rows[-1]
         kl = "undefined" if math.isnan(row["reverse_kl"]) else f"{row['reverse_kl']:.3f}"
+        quality = row["high_quality"]
+        shared = "" if quality is None else f", {100 * quality:.1f}% high-quality samples"
         return (
-            f"{row['modes']} of {self.mixture.num_modes} modes, {100 * row['high_quality']:.1f}% "
-            f"high-quality samples, reverse KL {kl} at step {row['step']}"
+            f"{row['modes']} of {self.num_modes} modes{shared}, reverse KL {kl} at step "
+            f"{row['step']}"
         )
 
 

@@ -8,8 +8,8 @@ file               one row per                                             writt
 ``quality.csv``    quality measurement: :data:`QUALITY_COLUMNS`            :class:`~tinygan.quality.
                                                                            evaluate.QualityCallback`
 ``warnings.csv``   warning given: ``step, kind, message``                  :mod:`tinygan.run.alarms`
-``modes.csv``      mode count of a 2-D mixture run: :data:`MODES_COLUMNS`  :class:`~tinygan.run.
-                                                                           mixture_run.ModeMeasures`
+``modes.csv``      mode count of a 2-D mixture or Stacked MNIST run:       :class:`~tinygan.run.
+                   :data:`MODES_COLUMNS`                                   mixture_run.ModeMeasures`
 =================  ======================================================  =========================
 
 Whoever reads one back (the loss curves, the alarms of a resumed run, plots, benchmark tables) goes
@@ -61,7 +61,9 @@ WARNINGS_COLUMNS = ("step", "kind", "message")
 
 MODES_CSV = "modes.csv"
 #: ``modes`` (modes with at least one high-quality sample), ``high_quality`` (their share of the
-#: samples, 0 to 1) and ``reverse_kl`` (nats; ``nan`` when no sample is of high quality).
+#: samples, 0 to 1) and ``reverse_kl`` (nats; ``nan`` when no sample is of high quality). A
+#: Stacked MNIST run has no high-quality share (the classifier gives every sample a mode): its
+#: ``high_quality`` is blank, and read back as None.
 MODES_COLUMNS = ("step", "epoch", "modes", "high_quality", "reverse_kl")
 
 
@@ -189,7 +191,7 @@ def warning_kinds(path: str | Path, up_to_step: int) -> set[str]:
 
 def read_modes_csv(path: str | Path) -> list[dict[str, Any]]:
     """The rows of a ``modes.csv``, oldest first: ``step``, ``epoch`` and ``modes`` as ints,
-    ``high_quality`` and ``reverse_kl`` as floats.
+    ``high_quality`` (None where blank) and ``reverse_kl`` as floats.
 
     A line that does not parse (the last one of a run killed while writing it) is left out.
     """
@@ -202,7 +204,7 @@ def read_modes_csv(path: str | Path) -> list[dict[str, Any]]:
                         "step": int(row["step"]),
                         "epoch": int(row["epoch"]),
                         "modes": int(row["modes"]),
-                        "high_quality": float(row["high_quality"]),
+                        "high_quality": float(row["high_quality"]) if row["high_quality"] else None,
                         "reverse_kl": float(row["reverse_kl"]),
                     }
                 )

@@ -223,7 +223,7 @@ def _images(
         padded = condition_samples(padded, padded_classes, preset.classes)
     images = to_numpy(generator(to_device(padded, device)))[: len(latents)]
     low, high = preset.value_range
-    pixels = (images.reshape(len(latents), *preset.image_size) - low) / (high - low)
+    pixels = (images.reshape(len(latents), *preset.image_shape) - low) / (high - low)
     return np.clip(pixels, 0.0, 1.0)
 
 
@@ -237,7 +237,7 @@ def generate(
     batch_size: int = 256,
     labels: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Images in [0, 1] of shape (n, *preset.image_size) and the latents (n, latent_dim) behind them.
+    """Images in [0, 1] of shape (n, *preset.image_shape) and the latents (n, latent_dim) behind them.
 
     Give either ``latents`` (checked by :func:`check_latents`) or ``n`` (with an optional
     ``seed``). A conditional preset's generator also needs ``labels``: the class of every image
@@ -309,7 +309,7 @@ def check_room(
         rows, cols = grid
         if rows * cols < n:
             raise NoRoomError(f"a {rows}x{cols} grid has only {rows * cols} cells for {n} images")
-        needed = grid_bytes(n, preset.image_size, rows, cols)
+        needed = grid_bytes(n, preset.image_shape, rows, cols)
         check_memory(needed, f"a {rows}x{cols} grid of {n} images")
     folder = next(
         p for p in (Path(out_dir).absolute(), *Path(out_dir).absolute().parents) if p.exists()

@@ -38,6 +38,8 @@ IMAGE_PRESETS = [
 ]
 #: Presets that train on the points of a 2-D mixture.
 MIXTURE_PRESETS = [name for name, preset in PRESETS.items() if preset.mixture]
+#: Presets that train on Stacked MNIST and count its modes.
+STACKED_PRESETS = [name for name, preset in PRESETS.items() if preset.stacked]
 #: What ``tinygan train`` trains.
 TRAIN_PRESETS = IMAGE_PRESETS + MIXTURE_PRESETS
 #: Flags that choose or score images: a run on a 2-D mixture refuses them.
@@ -407,9 +409,10 @@ def played_settings(preset: Preset) -> dict[str, Any]:
 
 def check_fits_preset(preset: Preset, given: Mapping[str, Any]) -> None:
     """Refuse, in one line, the flags given that the configured ``preset`` cannot train with: the
-    image flags for a 2-D mixture, ``--modes-every`` for images, ``--conditional`` for data
-    without classes, simultaneous updates of more than one D or G update, and a mixture batch
-    larger than its data."""
+    image flags for a 2-D mixture, ``--modes-every`` for images whose modes are not counted,
+    ``--conditional`` for data without classes, what Stacked MNIST cannot take
+    (:func:`check_fits_stacked`), simultaneous updates of more than one D or G update, and a
+    mixture batch larger than its data."""
     if preset.conditional and preset.mixture:
         raise RunRefused(
             f"--conditional: preset {preset.name} trains on the points of its 2-D mixture, which "
@@ -422,10 +425,13 @@ def check_fits_preset(preset: Preset, given: Mapping[str, Any]) -> None:
                     f"--{name.replace('_', '-')}: preset {preset.name} trains on the points of "
                     "its 2-D mixture, not on images"
                 )
+    elif preset.stacked:
+        check_fits_stacked(preset, given)
     elif given.get("modes_every") is not None:
         raise RunRefused(
             f"--modes-every: preset {preset.name} trains on images; modes are counted for the "
-            f"2-D mixture presets ({', '.join(MIXTURE_PRESETS)})"
+            f"2-D mixture presets ({', '.join(MIXTURE_PRESETS)}) and Stacked MNIST "
+            f"({', '.join(STACKED_PRESETS)})"
         )
     if preset.simultaneous and (preset.d_steps, preset.g_steps) != (1, 1):
         raise RunRefused(
@@ -437,6 +443,29 @@ def check_fits_preset(preset: Preset, given: Mapping[str, Any]) -> None:
         raise RunRefused(
             f"--batch-size {preset.batch_size} with --pack {preset.pack} takes {batch:,} points a "
             f"step, more than the {POINTS_PER_RUN:,} of the data set"
+        )
+
+
+def check_fits_stacked(preset: Preset, given: Mapping[str, Any]) -> None:
+    """Refuse, in one line, what a Stacked MNIST preset cannot train with: a dataset other than
+    MNIST (it stacks MNIST digits), ``--conditional`` (its 1,000 modes are no classes a network
+    is told) and ``--quality-every`` (FID's classifier reads one digit; the modes are counted
+    instead)."""
+    dataset = given.get("dataset")
+    if dataset not in (None, "mnist"):
+        raise RunRefused(
+            f"--dataset {dataset}: preset {preset.name} stacks MNIST digits, three to an image"
+        )
+    if preset.conditional:
+        raise RunRefused(
+            f"--conditional: preset {preset.name} learns Stacked MNIST unconditionally; "
+            "conditioning on its 1,000 modes is not supported"
+        )
+    if given.get("quality_every") is not None:
+        raise RunRefused(
+            f"--quality-every: preset {preset.name} counts the modes of its samples instead of "
+            "measuring their quality (the quality classifier reads one digit, not three); "
+            "--modes-every N chooses how often"
         )
 
 
