@@ -4,6 +4,7 @@ Stacked MNIST section."""
 
 import json
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from tinygan.run.cli import main as cli
 from tinygan.run.experiment import main
 from tinygan.run.records import append_modes_row, read_modes_csv, trim_modes
 from tinygan.run.settings import resolve_settings
-from tinygan.run.stacked_run import CHUNK
+from tinygan.run.stacked_run import CHUNK, StackedModeMeasures
 
 #: Samples a measurement takes in these tests (the command line takes the papers' 26,000): more
 #: than one chunk, the last one partial.
@@ -112,6 +113,27 @@ def expected_counts(trainer, seed):
     return stacked_mnist_modes(np.clip((images + 1) / 2, 0, 1), classifier)
 
 
+@pytest.mark.parametrize("device", ["cpu", "emulated"])
+def test_a_measurement_is_the_same_on_every_device(device, tmp_path):
+    """GPU-style arrays reach the classifier through an explicit copy, and count as NumPy's do."""
+    preset = get_preset("stacked-mnist")
+    rows = []
+    for index, where in enumerate(("cpu", device)):
+        gan = preset.make_gan(np.random.default_rng(0), np.random.default_rng(1), device=where)
+        out_dir = tmp_path / str(index)
+        trainer = SimpleNamespace(gan=gan, device=where, out_dir=out_dir, step=0, epoch=0)
+        out_dir.mkdir()
+        classifier = choose_classifier("mnist", mnist_dir(), verbose=False).classifier
+        measures = StackedModeMeasures(5, classifier, np.random.default_rng(2), (-1, 1), n=300)
+        measures.on_train_begin(trainer)  # draws the noise; no measurement at step 0
+        assert measures.rows == [] and read_modes_csv(trainer.out_dir / "modes.csv") == []
+        trainer.step = 5
+        measures.on_step_end(trainer)
+        rows.append(read_modes_csv(trainer.out_dir / "modes.csv"))
+    assert rows[0] == rows[1] and [row["step"] for row in rows[0]] == [5]
+    assert rows[0][0]["high_quality"] is None and 1 <= rows[0][0]["modes"] <= 300
+
+
 def test_a_run_counts_the_modes_into_modes_csv_and_draws_colour_grids(
     tmp_path, capsys, few_samples
 ):
@@ -141,6 +163,9 @@ def test_a_run_counts_the_modes_into_modes_csv_and_draws_colour_grids(
     # tinygan sample draws the checkpoint's images in colour too
     cli(["sample", str(out), "--n", "4", "--grid", "2", "2", "--out", str(tmp_path / "picks")])
     assert Image.open(tmp_path / "picks" / "grid.png").mode == "RGB"
+    # and tinygan eval, whose classifier reads one digit, points to the mode counts
+    with pytest.raises(SystemExit, match="makes Stacked MNIST images, which are scored by"):
+        cli(["eval", str(out), "--n", "4", "--data-dir", str(mnist_dir())])
 
 
 def test_a_resume_keeps_the_packing_and_the_measures(tmp_path, few_samples):

@@ -20,7 +20,9 @@ default ``runs/<preset name>``, e.g. ``runs/mlp-tf``)::
 A preset of points on a 2-D mixture (``ring``, ``grid``: ``Preset.mixture`` names it) trains on that
 mixture's points instead of images, draws its frames as scatter plots and counts modes into
 ``<out>/modes.csv`` instead of measuring image quality (:mod:`tinygan.run.mixture_run`); the flags that
-choose or score images are refused for it, and ``--modes-every`` for the image presets.
+choose or score images are refused for it. ``stacked-mnist`` (``Preset.stacked``) trains on Stacked
+MNIST images, drawn in colour, and counts their 1,000 modes into ``modes.csv`` too
+(:mod:`tinygan.run.stacked_run`); ``--modes-every`` is refused for the other image presets.
 
 How a run ends, and its exit code: 0 done; 2 a mistake in the flags or the data, or an ``--out`` in
 use by another run, reported in one line before training starts; 3 training diverged (rolled back
