@@ -65,7 +65,12 @@ class ScriptedEvaluator:
 
 #: The checkpoint tests' toy run's G maps 4 numbers to 9 pixels: a 3x3 "preset" for sampling.
 TOY_PRESET = SimpleNamespace(
-    latent_dim=4, noise="uniform", value_range=(0.0, 1.0), image_size=(3, 3), classes=None
+    latent_dim=4,
+    noise="uniform",
+    value_range=(0.0, 1.0),
+    image_size=(3, 3),
+    image_shape=(3, 3),
+    classes=None,
 )
 
 
