@@ -135,6 +135,7 @@ def test_coverage_collapse_warns_once_with_the_step_and_marks_quality_csv(tmp_pa
     err = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
     assert len(err) == 1
     assert err[0].startswith("tinygan: warning: step 3: the samples cover 6 classes, down from 10")
+    assert "--minibatch-std or --pack 2" in err[0]  # the warning names the remedies
     assert f"{tmp_path / 'checkpoints' / BEST_NAME} (step 2, FID 40.00)" in err[0]
     rows = read_rows(tmp_path / "quality.csv")
     assert [row["warning"] for row in rows] == ["", "", "coverage", "", ""]

@@ -30,6 +30,10 @@ from tinygan.run.best import best_so_far_line
 from tinygan.run.callbacks import Callback, RowListener, TrainerView
 from tinygan.run.records import WARNINGS_CSV, append_warning, warning_kinds
 
+#: What the coverage and recall warnings suggest: the two remedies that kept all ten digits
+#: through mlp-tf's 100k schedule where the plain run ended at four (benchmarks/QUALITY.md).
+COLLAPSE_HINT = "mode collapse? --minibatch-std or --pack 2 counter it"
+
 
 def given_kinds(trainer: TrainerView) -> set[str]:
     """The kinds of warning this run has given up to the trainer's step (read on a resume)."""
@@ -84,7 +88,7 @@ class CollapseWatch:
                 (
                     "coverage",
                     f"the samples cover {classes:g} classes, down from {self.reached_classes} "
-                    f"(below {self.min_classes}: mode collapse?)",
+                    f"(below {self.min_classes}: {COLLAPSE_HINT})",
                 )
             )
         if (
@@ -96,7 +100,7 @@ class CollapseWatch:
                 (
                     "recall",
                     f"recall fell to {recall:.3f}, under {self.recall_fraction:g} of its best "
-                    f"{self.best_recall:.3f} (the samples cover less of the data: mode collapse?)",
+                    f"{self.best_recall:.3f} (the samples cover less of the data: {COLLAPSE_HINT})",
                 )
             )
         self.fired |= {kind for kind, _ in found}
