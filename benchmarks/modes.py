@@ -41,6 +41,7 @@ from benchmarks.common import (  # noqa: E402
     mean_and_error,
     run_in_folder,
     run_jobs,
+    shown_command,
     training_minutes,
 )
 from tinygan.models import STACKED_STEPS  # noqa: E402
@@ -470,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     given = argv if argv is not None else sys.argv[1:]
-    shown = " ".join(["python benchmarks/modes.py", *(a for a in given if a != "--report-only")])
+    shown = shown_command("benchmarks/modes.py", [a for a in given if a != "--report-only"])
     groups = target_groups(args)
     # seeds outermost: every row gets its first runs before any row gets its last
     todo = {
