@@ -62,6 +62,10 @@ PAPER = {
     ("grid", 4): ("24.8 ± 0.2", "93.6 ± 0.6", "0.04 ± 0.01"),
 }
 MODES_OF = {"ring": 8, "grid": 25}
+#: The modes a PacGAN row should capture on average to stand beside the paper's, per target.
+PACKED_TARGET = {"ring": 7.8, "grid": 23.5}
+#: The paper's full schedule on the mixtures, in iterations.
+PAPER_ITERATIONS = 400_000
 STACKED = "stacked-mnist"
 #: PacGAN (Lin et al. 2018), Table 2, on Stacked MNIST: modes captured (of 1,000) and KL to
 #: uniform; the first four rows as PacGAN quotes them from VEEGAN's paper, its own DCGAN and
@@ -76,6 +80,8 @@ STACKED_PAPER = {
 }
 #: The paper's row beside each of tinygan's, by pack.
 STACKED_BESIDE = {1: "DCGAN (PacGAN's)", 2: "PacDCGAN2"}
+#: The modes of 1,000 PacDCGAN2 should capture on average to stand beside the paper's.
+STACKED_PACKED_TARGET = 990
 #: The heading that starts the Stacked MNIST section of the report.
 STACKED_HEADING = "# Mode collapse on Stacked MNIST"
 #: Real Stacked MNIST images scored for the report's baseline row (the runs' measures' count).
@@ -189,12 +195,15 @@ def write_report(args: argparse.Namespace, command: str) -> None:
             f"{shown('high_quality', 100, 1)} | {paper[1]} | {shown('reverse_kl', 1, 2)} | "
             f"{paper[2]} | {row['minutes']:.1f} |"
         )
-    if any(pack not in rows or rows[pack]["runs"] < args.seeds for pack in args.packs):
+    if len(rows) < len(args.targets) * len(args.packs) or any(
+        row["runs"] < args.seeds for row in rows
+    ):
         lines += [
             "",
             f"A row with fewer than {args.seeds} runs has runs that have not finished yet (a later "
             "call of the same command continues them); a single run shows no standard error.",
         ]
+    lines += ["", *mixture_verdicts(rows, args.iterations)]
     lines += [
         "",
         f"`min a run`: the training time of one run as its log counts it (the runs trained "
@@ -207,6 +216,46 @@ def write_report(args: argparse.Namespace, command: str) -> None:
         "",
     ]
     write_section(args.report, mixtures="\n".join(lines))
+
+
+def mixture_verdicts(rows: list[dict[str, Any]], iterations: int) -> list[str]:
+    """The table against its targets, read from ``rows`` (:func:`summary_rows`): each PacGAN row
+    against :data:`PACKED_TARGET`, the gap between GAN and PacGAN2 beside the paper's, and what
+    the paper's schedule would cost at the runs' speed."""
+    lines = ["Against the targets (mean modes over the runs):", ""]
+    by_key = {(row["target"], row["pack"]): row for row in rows}
+    for (target, pack), row in by_key.items():
+        if pack > 1:
+            modes = row["modes"][0]
+            verdict = "met" if modes >= PACKED_TARGET[target] else "**missed**"
+            lines.append(
+                f"- {target}, PacGAN{pack}: {modes:.1f} of {MODES_OF[target]} modes, target "
+                f"{PACKED_TARGET[target]:g}: {verdict} (runs: {row['runs']})"
+            )
+    for target in MODES_OF:
+        plain, packed = by_key.get((target, 1)), by_key.get((target, 2))
+        if plain and packed:
+            gap = packed["modes"][0] - plain["modes"][0]
+            paper_gap = float(PAPER[(target, 2)][0].split()[0]) - float(
+                PAPER[(target, 1)][0].split()[0]
+            )
+            lines.append(
+                f"- {target}, the gap: PacGAN2 captures {gap:+.1f} modes against the GAN's "
+                f"{plain['modes'][0]:.1f} (the paper: {paper_gap:+.1f})"
+            )
+    minutes = [row["minutes"] for row in rows if math.isfinite(row["minutes"])]
+    if minutes and iterations < PAPER_ITERATIONS:
+        hours = sum(minutes) / len(minutes) * PAPER_ITERATIONS / iterations / 60
+        lines += [
+            "",
+            f"Each run here trains {iterations:,} of the paper's {PAPER_ITERATIONS:,} iterations. "
+            f"At these runs' speed the paper's schedule takes about {hours:.0f} hours a run, "
+            f"{hours * len(PAPER) * 5:.0f} core-hours for 5 runs of every row; a row still "
+            "rising in the figure below at the end of its runs had not finished learning. "
+            "A longer schedule continues these runs: the same command with a larger "
+            "`--iterations` resumes each one from its last checkpoint.",
+        ]
+    return lines
 
 
 def write_section(report: Path, mixtures: str | None = None, stacked: str | None = None) -> None:
@@ -396,6 +445,19 @@ def stacked_table(args: argparse.Namespace, real: Any) -> list[str]:
             "",
             f"A row with fewer than {args.seeds} runs has runs that have not finished yet (a later "
             "call of the same command continues them); a single run shows no standard error.",
+        ]
+    if 1 in rows and 2 in rows:
+        plain, packed = rows[1]["modes"][0], rows[2]["modes"][0]
+        paper_plain, paper_packed = (
+            float(STACKED_PAPER[STACKED_BESIDE[pack]][0].split()[0]) for pack in (1, 2)
+        )
+        verdict = "met" if packed >= STACKED_PACKED_TARGET else "**missed**"
+        lines += [
+            "",
+            f"Against the targets: PacDCGAN2 captures {packed:.1f} of 1,000 modes, target "
+            f"{STACKED_PACKED_TARGET}: {verdict}; the gap to DCGAN is {packed - plain:+.1f} modes "
+            f"(the paper: {paper_packed - paper_plain:+.1f}, its DCGAN having collapsed to "
+            f"{paper_plain:.1f}).",
         ]
     return lines
 

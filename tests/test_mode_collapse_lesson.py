@@ -47,6 +47,13 @@ def test_the_benchmark_puts_its_rows_beside_the_papers(tmp_path):
     assert "| ring | GAN | 1 |" in text and "| 6.3 ± 0.5 |" in text  # tinygan's row, the paper's
     assert "| ring | PacGAN2 | 1 |" in text and "| 7.9 ± 0.1 |" in text
     assert (tmp_path / "results" / "modes_over_time.png").is_file()
+    # the PacGAN row against its target, read from the run's last measurement
+    packed = read_modes_csv(tmp_path / "runs" / "ring_pack2_seed0" / MODES_CSV)[-1]["modes"]
+    verdict = "met" if packed >= 7.8 else "**missed**"
+    assert f"- ring, PacGAN2: {packed:.1f} of 8 modes, target 7.8: {verdict} (runs: 1)" in text
+    plain = read_modes_csv(tmp_path / "runs" / "ring_pack1_seed0" / MODES_CSV)[-1]["modes"]
+    assert f"PacGAN2 captures {packed - plain:+.1f} modes against the GAN's {plain:.1f}" in text
+    assert "(the paper: +1.6)" in text and "of the paper's 400,000 iterations" in text
     # a second call finds every run finished and only rewrites the report
     assert modes.main([*argv, "--report", str(report)]) == 0
     assert modes.mean_and_error([1.0, 3.0]) == (2.0, 1.0)
