@@ -10,7 +10,7 @@ error over seeds of the last measurement of each finished run, the minutes a run
 log), the variants' papers, the conditional GAN's class accuracy, and figures. The report is
 rewritten after every finished run, so a long session keeps what it has measured.
 
-    python benchmarks/losses.py --seeds 5 --mnist-seeds 2 --jobs 2 --data-dir DIR
+    python benchmarks/losses.py --seeds 3 --mnist-seeds 2 --jobs 2 --data-dir DIR
 
 On the ring and the grid a run's measures are the last row of its ``modes.csv`` (modes captured,
 high-quality share, reverse KL of 2,500 samples); on MNIST ``dcgan-fast`` trains its 2,000 steps
@@ -72,13 +72,15 @@ UNEXPECTED = "(--debug shows the traceback)"
 
 @dataclass(frozen=True)
 class Variant:
-    """A loss or regulariser: the flags of ``tinygan train`` that choose it, and its paper."""
+    """A loss or regulariser: the flags of ``tinygan train`` that choose it, and its paper;
+    ``iterations``, a ring or grid schedule of its own (None: ``--iterations``)."""
 
     name: str
     label: str
     flags: tuple[str, ...]
     reference: str
     targets: tuple[str, ...] = TARGETS
+    iterations: int | None = None
 
 
 VARIANTS = {
@@ -116,6 +118,18 @@ VARIANTS = {
             "WGAN-GP: Gulrajani et al. 2017, Improved Training of Wasserstein GANs (λ = 10)",
         ),
         Variant(
+            "wgan-gp-toy",
+            "WGAN-GP, toy settings (3,000 iterations)",
+            (
+                *("--loss", "wasserstein", "--penalty", "wgan-gp", "--penalty-weight", "0.1"),
+                *("--lr", "1e-3", "--ema", "0.99"),
+            ),
+            "WGAN-GP with its authors' λ for 2-D targets (0.1) and `examples/wgan_gp_grid.py`'s "
+            "faster schedule: Adam 1e-3, G's weights averaged (EMA 0.99), 3,000 iterations",
+            targets=MIXTURES,
+            iterations=3_000,
+        ),
+        Variant(
             "r1",
             "R1 penalty",
             ("--penalty", "r1"),
@@ -138,7 +152,7 @@ VARIANTS = {
     )
 }
 #: The variants whose critic estimates the earth mover's distance (the critic-loss figure).
-WASSERSTEIN = ("wgan-clip", "wgan-gp")
+WASSERSTEIN = ("wgan-clip", "wgan-gp", "wgan-gp-toy")
 
 
 @dataclass(frozen=True)
@@ -166,6 +180,13 @@ def run_folder(out: Path, target: str, variant: str, seed: int) -> Path:
     return out / f"{target}_{variant}_seed{seed}"
 
 
+def steps_of(target: str, variant: str, args: argparse.Namespace) -> int:
+    """The steps a run of ``variant`` on ``target`` trains."""
+    if target == "mnist":
+        return MNIST_STEPS
+    return VARIANTS[variant].iterations or args.iterations
+
+
 def train_argv(target: str, variant: str, seed: int, args: argparse.Namespace) -> list[str]:
     """The ``tinygan`` arguments of one run (``--out`` and ``--resume`` are added by
     :func:`benchmarks.common.cli_command`)."""
@@ -175,7 +196,8 @@ def train_argv(target: str, variant: str, seed: int, args: argparse.Namespace) -
         if args.data_dir is not None:
             argv += ["--data-dir", str(args.data_dir)]
     else:
-        argv = ["train", target, "--seed", str(seed), "--iterations", str(args.iterations)]
+        steps = steps_of(target, variant, args)
+        argv = ["train", target, "--seed", str(seed), "--iterations", str(steps)]
         argv += ["--modes-every", str(args.modes_every)]
     return [*argv, *VARIANTS[variant].flags, "--no-progress"]
 
@@ -199,11 +221,11 @@ def ending_error(folder: Path) -> str | None:
     return found.group(1) if found else None
 
 
-def outcome(folder: Path, target: str, args: argparse.Namespace) -> Outcome:
-    """Where the run in ``folder`` stands, from its files and its log alone."""
+def outcome(target: str, variant: str, seed: int, args: argparse.Namespace) -> Outcome:
+    """Where a run stands, from its folder's files and its log alone."""
+    folder = run_folder(args.out, target, variant, seed)
     final = last_measurement(folder, target)
-    steps = MNIST_STEPS if target == "mnist" else args.iterations
-    if final is not None and final["step"] >= steps:
+    if final is not None and final["step"] >= steps_of(target, variant, args):
         return Outcome("finished", final)
     message = ending_error(folder)
     if message is None:
@@ -222,8 +244,7 @@ def planned_runs(args: argparse.Namespace) -> list[tuple[str, str, int]]:
         for target in args.targets
         for variant in variants_of(target, args)
         for index, seed in enumerate(seeds_of(target, args))
-        if outcome(run_folder(args.out, target, variant.name, seed), target, args).state
-        != "finished"
+        if outcome(target, variant.name, seed, args).state != "finished"
     ]
     return [run for _, run in sorted(runs, key=lambda pair: pair[0])]
 
@@ -241,7 +262,7 @@ def train(target: str, variant: str, seed: int, args: argparse.Namespace) -> Out
     folder = run_folder(args.out, target, variant, seed)
     # unbuffered: a refusal's line on stderr is then the log's last, after what stdout printed
     run_in_folder(train_argv(target, variant, seed, args), folder, {"PYTHONUNBUFFERED": "1"})
-    return outcome(folder, target, args)
+    return outcome(target, variant, seed, args)
 
 
 # -- the report -----------------------------------------------------------------------------------
@@ -252,11 +273,10 @@ def summary(target: str, variant: str, args: argparse.Namespace) -> dict[str, An
     outcomes by seed."""
     finals, minutes, others = [], [], {}
     for seed in seeds_of(target, args):
-        folder = run_folder(args.out, target, variant, seed)
-        result = outcome(folder, target, args)
+        result = outcome(target, variant, seed, args)
         if result.state == "finished":
             finals.append(result.final)
-            minutes.append(training_minutes(folder))
+            minutes.append(training_minutes(run_folder(args.out, target, variant, seed)))
         else:
             others[seed] = result
     known = [m for m in minutes if m is not None]
@@ -478,8 +498,9 @@ def schedule(args: argparse.Namespace, command: str) -> list[str]:
     ]
     if any(target in MIXTURES for target in args.targets):
         lines.append(
-            f"- ring and grid: {args.iterations:,} iterations a run (generator updates; the "
-            f"Wasserstein critic takes 5 updates per generator update), seeds 0 .. "
+            f"- ring and grid: {args.iterations:,} iterations a run unless the variant's name "
+            f"says otherwise (generator updates; the Wasserstein critic takes 5 updates per "
+            f"generator update), seeds 0 .. "
             f"{args.seeds - 1}, modes counted every {args.modes_every:,} steps on 2,500 samples "
             "(G in inference mode, fixed z); the tables hold each run's last count."
         )
@@ -589,15 +610,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"variants to train (default: all of {', '.join(VARIANTS)})",
     )
     parser.add_argument(
-        "--seeds", type=count, default=5, help="ring and grid runs per row: seeds 0 .. N-1"
+        "--seeds", type=count, default=3, help="ring and grid runs per row: seeds 0 .. N-1"
     )
     parser.add_argument(
         "--mnist-seeds", type=count, default=2, help="MNIST runs per row: seeds 1 .. N"
     )
     parser.add_argument(
-        "--iterations", type=count, default=20_000, help="iterations of a ring or grid run"
+        "--iterations", type=count, default=10_000, help="iterations of a ring or grid run"
     )
-    parser.add_argument("--modes-every", type=count, default=1000, help="steps between mode counts")
+    parser.add_argument("--modes-every", type=count, default=500, help="steps between mode counts")
     parser.add_argument("--jobs", type=count, default=2, help="runs trained at the same time")
     parser.add_argument("--out", type=Path, default=Path("runs/losses"), help="the runs' folders")
     parser.add_argument("--data-dir", type=Path, help="MNIST's IDX files (default: tinygan's)")

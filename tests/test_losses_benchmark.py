@@ -164,33 +164,51 @@ def test_the_commands_a_call_would_run(tmp_path):
     argvs = [c[3:] for c in commands]
     # seeds outermost: every row's first seed before any second seed
     seeds = [argv[argv.index("--seed") + 1] for argv in argvs]
-    assert seeds[: 7 + 7 + 8] == ["0"] * 14 + ["1"] * 8 and seeds[22:] == ["1"] * 14 + ["2"] * 8
-    ring = {tuple(argv[6:-3]): argv for argv in argvs[:7]}
+    assert seeds[: 8 + 8 + 8] == ["0"] * 16 + ["1"] * 8 and seeds[24:] == ["1"] * 16 + ["2"] * 8
+    ring = {tuple(argv[6:-3]): argv for argv in argvs[:8]}
+    wgan_gp = ("--loss", "wasserstein", "--penalty", "wgan-gp")
     assert list(ring) == [
-        ("--modes-every", "1000"),
-        ("--modes-every", "1000", "--loss", "least-squares"),
-        ("--modes-every", "1000", "--loss", "hinge"),
-        ("--modes-every", "1000", "--loss", "wasserstein"),
-        ("--modes-every", "1000", "--loss", "wasserstein", "--penalty", "wgan-gp"),
-        ("--modes-every", "1000", "--penalty", "r1"),
-        ("--modes-every", "1000", "--loss", "hinge", "--spectral-norm"),
+        ("--modes-every", "500"),
+        ("--modes-every", "500", "--loss", "least-squares"),
+        ("--modes-every", "500", "--loss", "hinge"),
+        ("--modes-every", "500", "--loss", "wasserstein"),
+        ("--modes-every", "500", *wgan_gp),
+        (
+            "--modes-every",
+            "500",
+            *wgan_gp,
+            "--penalty-weight",
+            "0.1",
+            "--lr",
+            "1e-3",
+            "--ema",
+            "0.99",
+        ),
+        ("--modes-every", "500", "--penalty", "r1"),
+        ("--modes-every", "500", "--loss", "hinge", "--spectral-norm"),
     ]
-    assert argvs[0][:6] == ["train", "ring", "--seed", "0", "--iterations", "20000"]
+    # every ring run trains the default 10,000 iterations but the toy WGAN-GP, its own 3,000
+    iterations = [ring_argv[5] for ring_argv in ring.values()]
+    assert iterations == ["10000"] * 5 + ["3000"] + ["10000"] * 2
+    assert argvs[0][:6] == ["train", "ring", "--seed", "0", "--iterations", "10000"]
     assert argvs[0][-3:] == ["--no-progress", "--out", str(out / "ring_baseline_seed0")]
     mnist = [argv for argv in argvs if argv[1] == "dcgan-fast"]
     assert len(mnist) == 2 * 8 and mnist[-1][-4:-3] == ["--conditional"]
+    assert not any("wgan-gp-toy" in argv[-1] for argv in mnist)
     assert mnist[0][:12] == [
         "train", "dcgan-fast", "--seed", "1", "--split", "test", "--iterations", "2000",
         "--quality-every", "250", "--data-dir", "/data/mnist",
     ]  # fmt: skip
     assert not any("--conditional" in argv for argv in argvs if argv[1] != "dcgan-fast")
     # a finished run is left alone, a stopped one resumes, a refused one is tried again
-    mixture_run(out / "ring_baseline_seed0", (8, 1.0, 0.0), 10, steps=20_000)
+    mixture_run(out / "ring_baseline_seed0", (8, 1.0, 0.0), 10, steps=10_000)
+    mixture_run(out / "ring_wgan-gp-toy_seed0", (8, 1.0, 0.0), 10, steps=3_000)
     (out / "ring_hinge_seed0" / "checkpoints").mkdir(parents=True)
     write_log(out / "mnist_r1_seed1", f"tinygan train: error: {REFUSAL}")
     again = [c[3:] for c in losses.planned_commands(args)]
-    assert len(again) == len(argvs) - 1
-    assert not any(argv[-1] == str(out / "ring_baseline_seed0") for argv in again)
+    assert len(again) == len(argvs) - 2
+    for done in ("ring_baseline_seed0", "ring_wgan-gp-toy_seed0"):
+        assert not any(argv[-1] == str(out / done) for argv in again)
     resumed = [argv for argv in again if str(out / "ring_hinge_seed0") in argv]
     assert resumed[0][-1] == "--resume"
     assert any(str(out / "mnist_r1_seed1") in argv for argv in again)
