@@ -183,19 +183,25 @@ def cli_command(argv: list[str], folder: Path) -> list[str]:
     return command
 
 
+def run_logged(
+    command: list[str], log_path: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``command`` with its output appended to ``log_path``, with one thread per library
+    unless the environment says otherwise; return the finished process (its ``args`` and
+    ``returncode``)."""
+    env = subprocess_env({"MPLBACKEND": "Agg", **(extra_env or {})})
+    for variable in ONE_THREAD:
+        env.setdefault(variable, "1")
+    with open(log_path, "a") as log:
+        return subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
 def run_in_folder(
     argv: list[str], folder: Path, extra_env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
     """Run ``tinygan ARGV`` into ``folder`` (:func:`cli_command`), its output appended to
-    :func:`run_log`, with one thread per library unless the environment says otherwise; return the
-    finished process (its ``args`` and ``returncode``)."""
-    env = subprocess_env({"MPLBACKEND": "Agg", **(extra_env or {})})
-    for variable in ONE_THREAD:
-        env.setdefault(variable, "1")
-    with open(run_log(folder), "a") as log:
-        return subprocess.run(
-            cli_command(argv, folder), env=env, stdout=log, stderr=subprocess.STDOUT
-        )
+    :func:`run_log` (:func:`run_logged`)."""
+    return run_logged(cli_command(argv, folder), run_log(folder), extra_env)
 
 
 def run_jobs(

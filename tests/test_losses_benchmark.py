@@ -3,6 +3,7 @@ mean ± standard error, the figures), the commands a call would run, and one tin
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -133,7 +134,20 @@ def test_the_report_draws_the_modes_and_the_critic_loss_against_quality(hand_mad
     assert steps == [100, 200] and means == [50.0, 100.0]  # the negative of log.csv's d_loss
 
 
-def test_the_conditional_accuracy_is_read_when_the_column_exists(hand_made):
+def judged_run(folder: Path, per_digit: list[float], fid: float = 40.0) -> None:
+    """A finished conditional run with the eval.json that ``tinygan eval --json`` writes."""
+    mnist_run(folder, 60.0, 300, class_accuracy=sum(per_digit) / 10, real_class_accuracy=0.99)
+    write_evaluation(folder, per_digit, fid)
+
+
+def write_evaluation(folder: Path, per_digit: list[float], fid: float) -> None:
+    generated = {"class_accuracy": sum(per_digit) / 10, "class_accuracies": per_digit}
+    generated |= {"fid": fid, "inception_score": 9.0}
+    real = {"class_accuracy": 0.995, "class_accuracies": [0.995] * 10}
+    (folder / losses.EVALUATION).write_text(json.dumps({"generated": generated, "real": real}))
+
+
+def test_the_conditional_accuracy_per_digit_and_against_the_target(hand_made):
     tmp_path, argv = hand_made
     out = tmp_path / "runs"
     write_log(
@@ -143,17 +157,46 @@ def test_the_conditional_accuracy_is_read_when_the_column_exists(hand_made):
     text = report_of(tmp_path, argv)
     assert "| WGAN, weight clipping | 1 of 2 | 150.0 | 7.00 | 10.0 | 0.500 | 0.600 | 5.0 |" in text
     assert "Not measured yet: **refused**: unrecognized arguments: --conditional." in text
-    mnist_run(out / "mnist_conditional_seed2", 70.0, 250)  # a run from before the column
+    mnist_run(out / "mnist_conditional_seed2", 70.0, 250)  # finished, not judged yet
     text = report_of(tmp_path, argv)
-    assert (
-        "Not measured yet: the runs finished, but their quality.csv has no `class_accuracy`" in text
-    )
+    assert "| 2 | not evaluated yet |" + " - |" * 14 in text
+    assert "Against the target" not in text
     (out / "mnist_conditional_seed1.log").unlink()
-    mnist_run(
-        out / "mnist_conditional_seed1", 60.0, 250, class_accuracy=0.97, real_class_accuracy=0.99
-    )
+    judged_run(out / "mnist_conditional_seed1", [0.97] * 9 + [0.80])  # digit 9 under 85%
     text = report_of(tmp_path, argv)
-    assert "| 1 of 2 | 97.0 | 99.0 | 60.0 | 7.00 | 4.2 |" in text
+    digits = " | ".join(["97.0"] * 9 + ["80.0"])
+    assert f"| 1 | 95.3 | 80.0 | {digits} | 40.0 | 9.00 | 5.0 |" in text
+    assert "met by 0 of 1 runs (lowest mean 95.3%, lowest digit 80.0%)" in text
+    assert "The classifier's own share on the real held-out digits: 99.5%." in text
+    write_evaluation(out / "mnist_conditional_seed2", [0.99] * 10, fid=30.0)
+    text = report_of(tmp_path, argv)
+    assert "| 2 | 99.0 | 99.0 | " in text
+    # the mean over the two runs: 97.15 ± 1.85 over the classes, digit 9 at 89.5 ± 9.5
+    assert "| mean | 97.2 ± 1.9 | 89.5 ± 9.5 | 98.0 ± 1.0 |" in text
+    assert "| 89.5 ± 9.5 | 35.0 ± 5.0 | 9.00 ± 0.00 | 4.6 |" in text  # 300 s and 250 s
+    assert "met by 1 of 2 runs (lowest mean 95.3%, lowest digit 80.0%)" in text
+
+
+def test_a_finished_conditional_run_is_judged_once_by_tinygan_eval(tmp_path, monkeypatch):
+    out = tmp_path / "runs"
+    args = losses.parse_args(["--out", str(out), "--data-dir", "/data/mnist"])
+    calls = []
+    monkeypatch.setattr(losses, "run_logged", lambda command, log: calls.append((command, log)))
+    losses.evaluate_conditional(1, args)
+    assert calls == []  # not trained yet
+    folder = out / "mnist_conditional_seed1"
+    mnist_run(folder, 60.0, 300)
+    losses.evaluate_conditional(1, args)
+    [(command, log)] = calls
+    assert command == [
+        sys.executable, "-m", "tinygan.run.cli", "eval",
+        str(folder / "checkpoints" / "step_00002000.npz"),
+        "--json", str(folder / "eval.json"), "--data-dir", "/data/mnist",
+    ]  # fmt: skip
+    assert log == run_log(folder)
+    judged_run(out / "mnist_conditional_seed2", [0.99] * 10)
+    losses.evaluate_conditional(2, args)
+    assert len(calls) == 1  # its eval.json is there already
 
 
 def test_the_commands_a_call_would_run(tmp_path):
@@ -228,3 +271,21 @@ def test_a_tiny_real_run_end_to_end(tmp_path):
     assert row in text
     assert (tmp_path / "results" / "losses_modes_over_time.png").is_file()
     assert "(none)" in text and "## MNIST" not in text
+
+
+def test_the_grid_table_says_where_wgan_gp_stands_against_24_modes(hand_made):
+    tmp_path, argv = hand_made
+    out = tmp_path / "runs"
+    assert "Against the target (WGAN-GP" not in report_of(tmp_path, argv)
+    mixture_run(out / "grid_wgan-gp-toy_seed0", (25, 0.2, 0.1), 240, steps=3_000)
+    mixture_run(out / "grid_wgan-gp-toy_seed1", (23, 0.1, 0.3), 300, steps=3_000)
+    mixture_run(out / "grid_wgan-gp_seed0", (13, 0.05, 0.8), 900)
+    text = report_of(tmp_path, argv)
+    assert "| WGAN-GP, toy settings (3,000 iterations) | 2 of 2 | 24.0 ± 1.0 | 15.0 ± 5.0 |" in text
+    assert (
+        "Against the target (WGAN-GP holds at least 24 of the 25 modes on average): WGAN-GP: "
+        "13.0 modes over 1 runs (missed); WGAN-GP, toy settings (3,000 iterations): 24.0 ± 1.0 "
+        "modes over 2 runs (met)." in text
+    )
+    grid = text[text.index("## The grid") : text.index("## MNIST")]
+    assert "Against the target (WGAN-GP" in grid
