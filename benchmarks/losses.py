@@ -536,7 +536,8 @@ def modes_figure(args: argparse.Namespace, mixtures: list[str], path: Path) -> N
         axis.axhline(MODES_OF[target], color="grey", linewidth=0.8, linestyle=":")
         axis.set_title(f"{target}: modes captured (mean over seeds)")
         axis.set_xlabel("iteration")
-        axis.legend(fontsize=7)
+        if axis.get_lines()[:-1]:  # a variant's line besides the modes' level
+            axis.legend(fontsize=7)
     save(figure, path)
 
 
