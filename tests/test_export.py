@@ -377,3 +377,25 @@ def test_import_tinygan_imports_neither_onnx_nor_torch():
         "assert not {'onnx', 'onnxruntime', 'torch'} & set(sys.modules), sorted(sys.modules)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torch"])
+def test_a_layer_without_counterpart_is_refused_in_one_line(fmt, tmp_path, capsys):
+    """A ``--minibatch-std`` discriminator has a layer neither route has; its generator exports."""
+    pytest.importorskip(fmt)
+    preset = replace(PRESETS["mlp-tf"], minibatch_std=True)
+    gan = preset.make_gan(np.random.default_rng(0), np.random.default_rng(1))
+    metadata = {"preset": "mlp-tf", "seed": 0, "settings": {"minibatch_std": True}}
+    path = save_checkpoint(tmp_path / "ck.npz", gan, metadata=metadata)
+    out = tmp_path / "d.out"
+    argv = ["export", str(path), "--network", "discriminator", "--format", fmt, "--out", str(out)]
+    assert run_cli(argv) == 2
+    err = capsys.readouterr().err
+    twin = "no ONNX export" if fmt == "onnx" else "no PyTorch twin"
+    assert err == (
+        f"tinygan export: error: {twin} for MinibatchStd: this checkpoint's discriminator cannot "
+        "be exported\n"
+    )
+    assert not out.exists()
+    argv = ["export", str(path), "--format", fmt, "--out", str(tmp_path / "g.out")]
+    assert run_cli(argv) == 0

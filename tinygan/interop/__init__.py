@@ -20,6 +20,10 @@ from tinygan.nn import Layer, Sequential
 from tinygan.run.checkpoint import load_for_inference
 
 
+class NoCounterpartError(ValueError):
+    """A layer kind that an export route has no counterpart for (ONNX nodes, a PyTorch module)."""
+
+
 @dataclass(frozen=True)
 class TracedLayer:
     """One leaf layer of a network with the shape of one sample going in and coming out."""

@@ -32,7 +32,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from tinygan.atomic import write_atomically
 from tinygan.backend import to_numpy
-from tinygan.interop import export_metadata, input_shape, trace_layers
+from tinygan.interop import NoCounterpartError, export_metadata, input_shape, trace_layers
 from tinygan.models import Preset
 from tinygan.nn import (
     BatchNorm,
@@ -248,7 +248,7 @@ def to_onnx(
 
     Raises
     ------
-    ValueError
+    NoCounterpartError
         A layer kind without an ONNX counterpart here.
     """
     g = GraphBuilder()
@@ -258,7 +258,7 @@ def to_onnx(
         layer = item.layer
         convert = next((c for kind, c in CONVERTERS.items() if isinstance(layer, kind)), None)
         if convert is None:
-            raise ValueError(f"no ONNX export for {type(layer).__name__}")
+            raise NoCounterpartError(f"no ONNX export for {type(layer).__name__}")
         name = f"{index}.{type(layer).__name__.lower()}"
         x = convert(g, layer, item.input_shape, item.output_shape, x, name)
     # the last node writes the graph's output (a network of no layers would be an Identity)

@@ -40,7 +40,7 @@ from torch import nn
 
 from tinygan.atomic import write_atomically
 from tinygan.backend import to_numpy
-from tinygan.interop import input_shape, trace_layers
+from tinygan.interop import NoCounterpartError, input_shape, trace_layers
 from tinygan.models import Preset, get_preset
 from tinygan.nn import (
     BatchNorm,
@@ -163,7 +163,9 @@ def _conv_transpose(layer: ConvTranspose2D, input_shape: tuple[int, ...]) -> nn.
         return module
     bottom, right = full[0] - top - out[0], full[1] - left - out[1]
     if min(bottom, right) < 0:
-        raise ValueError(f"{layer!r}: an output past the kernel's reach has no PyTorch twin here")
+        raise NoCounterpartError(
+            f"{layer!r}: an output past the kernel's reach has no PyTorch twin here"
+        )
     return nn.Sequential(module, Crop2d(top, bottom, left, right))
 
 
@@ -221,7 +223,7 @@ def to_torch(network: Layer, sample_shape: tuple[int, ...]) -> nn.Sequential:
         else:
             simple = next((make for kind, make in _SIMPLE.items() if isinstance(layer, kind)), None)
             if simple is None:
-                raise ValueError(f"no PyTorch twin for {type(layer).__name__}")
+                raise NoCounterpartError(f"no PyTorch twin for {type(layer).__name__}")
             modules.append(simple(layer))
     return nn.Sequential(*modules).float().train()
 

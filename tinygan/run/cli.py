@@ -354,7 +354,7 @@ def export_command(argv: list[str]) -> int:
     # checked before the checkpoint is read, so a missing extra or a bad path costs nothing
     check_export_target(parser.prog, args.format, out)
 
-    from tinygan.interop import load_network
+    from tinygan.interop import NoCounterpartError, load_network
     from tinygan.run.checkpoint import NonFiniteCheckpointError
 
     try:
@@ -365,6 +365,8 @@ def export_command(argv: list[str]) -> int:
         raise SystemExit(f"tinygan export: {error}") from None
     try:
         how = write_export(network, preset, args.network, args.format, out)
+    except NoCounterpartError as error:
+        usage_error(parser.prog, f"{error}: this checkpoint's {args.network} cannot be exported")
     except OSError as error:
         raise SystemExit(f"tinygan export: cannot write {out}: {error.strerror or error}") from None
     print(f"tinygan: {args.network} of preset {preset.name} -> {out} ({how})")
