@@ -40,7 +40,7 @@ from tinygan.gan import GAN
 from tinygan.run.alarms import LossAlarm
 from tinygan.run.checkpoint import Checkpoint, apply_state, checkpoint_metadata, find_resumable
 from tinygan.run.flags import DATA_FLAGS
-from tinygan.run.mixture_run import MODES_EVERY, ModeMeasures, ScatterFrames
+from tinygan.run.mixture_run import MODES_EVERY, MixtureModeMeasures, ModeMeasures, ScatterFrames
 from tinygan.run.settings import RunRefused, RunSettings, recorded_settings
 from tinygan.run.stacked_run import STACKED_MODES_EVERY, StackedModeMeasures
 from tinygan.run.train import Callback, LossCurves, PixelHistograms, SampleGrid, Trainer
@@ -320,7 +320,8 @@ def mode_measures(settings: RunSettings, sample_seed: Any) -> ModeMeasures | Non
     preset = settings.configured_preset
     rng = np.random.default_rng(sample_seed)
     if preset.mixture:
-        return ModeMeasures(settings.modes_every or MODES_EVERY, MIXTURES[preset.mixture], rng)
+        every = settings.modes_every or MODES_EVERY
+        return MixtureModeMeasures(every, MIXTURES[preset.mixture], rng)
     if preset.stacked:
         return stacked_measures(settings, rng)
     return None

@@ -85,7 +85,7 @@ class StackedModeMeasures(ModeMeasures):
         n: int | None = None,
         filename: str = MODES_CSV,
     ) -> None:
-        super().__init__(every, None, rng, STACKED_MNIST_SAMPLES if n is None else n, filename)
+        super().__init__(every, rng, STACKED_MNIST_SAMPLES if n is None else n, filename)
         self.classifier, self.value_range = classifier, value_range
 
     @property
