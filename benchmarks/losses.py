@@ -664,9 +664,57 @@ def tables(args: argparse.Namespace) -> list[str]:
     return lines
 
 
+def last_frame(target: str, variant: str, args: argparse.Namespace) -> tuple[int, Path] | None:
+    """The seed and the last picture (``samples/step_*.png``: the scatter of a mixture's points,
+    MNIST's sample grid) of the variant's first finished run on ``target``, or None."""
+    for seed in seeds_of(target, args):
+        if outcome(target, variant, seed, args).state == "finished":
+            folder = run_folder(args.out, target, variant, seed)
+            frames = sorted((folder / "samples").glob("step_*.png"))
+            if frames:
+                return seed, frames[-1]
+    return None
+
+
+def last_frames_figure(args: argparse.Namespace, path: Path) -> bool:
+    """What each variant's first finished run drew at its end, a row per target and a column per
+    variant; False (and no figure) before any run has finished."""
+    frames = {
+        (target, variant.name): last_frame(target, variant.name, args)
+        for target in args.targets
+        for variant in variants_of(target, args)
+    }
+    if not any(frames.values()):
+        return False
+    names = [name for name in args.variants if any(name == n for _, n in frames)]
+    plt = pyplot()
+    size = (3.0 * len(names), 3.3 * len(args.targets))
+    figure, axes = plt.subplots(len(args.targets), len(names), figsize=size, squeeze=False)
+    for row, target in enumerate(args.targets):
+        for column, name in enumerate(names):
+            axis = axes[row][column]
+            axis.axis("off")
+            found = frames.get((target, name))
+            if found:
+                axis.imshow(plt.imread(found[1]))
+                axis.set_title(f"{VARIANTS[name].label}, seed {found[0]}", fontsize=8)
+    save(figure, path)
+    return True
+
+
 def figures(args: argparse.Namespace, results: Path) -> list[str]:
     """Draw the figures into ``results`` and return the report's sections that show them."""
     lines = []
+    if last_frames_figure(args, results / "losses_last_frames.png"):
+        lines += [
+            "## What each variant drew at the end",
+            "",
+            "The last picture of each variant's first finished run: its generator's points over "
+            "the modes (red crosses) on the ring and the grid, its sample grid on MNIST.",
+            "",
+            "![the last pictures](results/losses_last_frames.png)",
+            "",
+        ]
     mixtures = [t for t in args.targets if t in MIXTURES]
     if mixtures:
         modes_figure(args, mixtures, results / "losses_modes_over_time.png")

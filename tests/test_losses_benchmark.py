@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmarks import losses
@@ -112,6 +113,31 @@ def test_the_report_has_every_row_with_mean_and_standard_error(hand_made):
     for reference in ("Mao et al. 2017", "Miyato et al. 2018", "Arjovsky et al. 2017"):
         assert reference in text
     assert "Gulrajani et al. 2017" in text and "Mescheder et al. 2018" in text
+
+
+def test_the_report_shows_the_last_picture_of_each_variants_first_finished_run(hand_made):
+    tmp_path, argv = hand_made
+    text = report_of(tmp_path, argv)
+    assert "## What each variant drew at the end" not in text  # the hand-made runs drew nothing
+    import matplotlib.pyplot as plt
+
+    out = tmp_path / "runs"
+    for folder, steps in (("ring_wgan-gp_seed0", (100, 200)), ("mnist_baseline_seed2", (2000,))):
+        for step in steps:
+            (out / folder / "samples").mkdir(exist_ok=True)
+            plt.imsave(out / folder / "samples" / f"step_{step:06d}.png", np.full((4, 4), step))
+    args = losses.parse_args(argv)
+    assert losses.last_frame("ring", "wgan-gp", args) == (
+        0,
+        out / "ring_wgan-gp_seed0" / "samples" / "step_000200.png",
+    )
+    assert losses.last_frame("mnist", "baseline", args)[0] == 2  # seed 1's run drew nothing
+    assert losses.last_frame("ring", "hinge", args) is None
+    text = report_of(tmp_path, argv)
+    assert "## What each variant drew at the end" in text
+    figure = tmp_path / "results" / "losses_last_frames.png"
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "](results/losses_last_frames.png)" in text
 
 
 def test_the_report_draws_the_modes_and_the_critic_loss_against_quality(hand_made):
