@@ -638,6 +638,43 @@ def grid_verdict(args: argparse.Namespace) -> list[str]:
     ]
 
 
+#: What the "against the baseline" line compares per target: a column and whether higher is
+#: better.
+HEADLINE = {"ring": ("modes", True), "grid": ("modes", True), "mnist": ("fid", False)}
+
+
+def against_baseline(target: str, args: argparse.Namespace) -> list[str]:
+    """Which variants did better and which worse than the baseline on the target's headline
+    measure (modes captured, FID): the difference of the means ± its standard error; nothing
+    until the baseline and another variant have finished runs."""
+    key, higher_is_better = HEADLINE[target]
+
+    def mean_of(name: str) -> tuple[float, float] | None:
+        finals = summary(target, name, args)["finals"] if name in args.variants else []
+        return mean_and_error([float(final[key]) for final in finals]) if finals else None
+
+    baseline = mean_of("baseline")
+    groups: dict[str, list[str]] = {"better": [], "equal": [], "worse": []}
+    for variant in variants_of(target, args):
+        other = mean_of(variant.name) if variant.name not in ("baseline", "conditional") else None
+        if baseline is None or other is None:
+            continue
+        difference = other[0] - baseline[0]
+        said = f"{variant.label} ({difference:+.1f} ± {math.hypot(other[1], baseline[1]):.1f})"
+        if difference == 0:
+            groups["equal"].append(said)
+        else:
+            groups["better" if (difference > 0) == higher_is_better else "worse"].append(said)
+    if not any(groups.values()):
+        return []
+    name = "modes" if key == "modes" else "FID"
+    said = "; ".join(f"{group}: {', '.join(found)}" for group, found in groups.items() if found)
+    return [
+        "",
+        f"Against the baseline ({name}; the difference of the means ± its standard error): {said}.",
+    ]
+
+
 def tables(args: argparse.Namespace) -> list[str]:
     """A table per target, then the runs that ended in an error beside finished ones."""
     lines = []
@@ -647,6 +684,7 @@ def tables(args: argparse.Namespace) -> list[str]:
             f"## The {target} ({MODES_OF[target]} modes)",
             "",
             *table(target, ["modes", "high quality %", "reverse KL"], MIXTURE_COLUMNS, args),
+            *against_baseline(target, args),
             *(grid_verdict(args) if target == "grid" else []),
         ]
     if "mnist" in args.targets:
@@ -656,6 +694,7 @@ def tables(args: argparse.Namespace) -> list[str]:
             f"## MNIST, {MNIST_PRESET} ({MNIST_STEPS:,} steps)",
             "",
             *table("mnist", header, MNIST_COLUMNS, args),
+            *against_baseline("mnist", args),
         ]
     broken = failures(args)
     if broken:

@@ -113,6 +113,17 @@ def test_the_report_has_every_row_with_mean_and_standard_error(hand_made):
     for reference in ("Mao et al. 2017", "Miyato et al. 2018", "Arjovsky et al. 2017"):
         assert reference in text
     assert "Gulrajani et al. 2017" in text and "Mescheder et al. 2018" in text
+    # each target's variants against the baseline: ring modes 7.0 ± 1.0, MNIST FID 85.0 ± 5.0
+    ring = text[text.index("## The ring") : text.index("## The grid")]
+    assert (
+        "Against the baseline (modes; the difference of the means ± its standard error): " in ring
+    )
+    assert "equal: WGAN-GP (+0.0 ± 1.0)." in ring
+    assert "Against the baseline" not in text[text.index("## The grid") : text.index("## MNIST")]
+    assert (
+        "Against the baseline (FID; " in mnist
+        and "worse: WGAN, weight clipping (+65.0 ± 5.0)." in mnist
+    )
 
 
 def test_the_report_shows_the_last_picture_of_each_variants_first_finished_run(hand_made):
@@ -315,3 +326,10 @@ def test_the_grid_table_says_where_wgan_gp_stands_against_24_modes(hand_made):
     )
     grid = text[text.index("## The grid") : text.index("## MNIST")]
     assert "Against the target (WGAN-GP" in grid
+    mixture_run(out / "grid_baseline_seed0", (20, 0.5, 0.5), 60)
+    grid = report_of(tmp_path, argv).split("## The grid")[1].split("## MNIST")[0]
+    # grid baseline 20 modes: WGAN-clip's 21.0 ± 1.0 and the toy WGAN-GP's 24.0 ± 1.0 more
+    assert (
+        "better: WGAN, weight clipping (+1.0 ± 1.0), WGAN-GP, toy settings (3,000 iterations) "
+        "(+4.0 ± 1.0); worse: WGAN-GP (-7.0 ± 0.0)." in grid
+    )
