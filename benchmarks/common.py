@@ -9,6 +9,7 @@ functions that use them.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
@@ -219,11 +220,15 @@ def run_jobs(
 
 
 def training_minutes(folder: Path) -> float | None:
-    """The minutes a run trained, as its own log counts them (the last "(N s)" of its step lines,
-    which a resumed run continues from where it stopped); None before its first step line."""
+    """The minutes a run trained, as its own log counts them: the "(N s)" of its step lines counts
+    from the start of each invocation (a resumed run starts again from 0), so the total is the
+    last count of every invocation, summed; None before its first step line."""
     log = run_log(folder)
-    found = re.findall(r"\((\d+) s\)", log.read_text()) if log.is_file() else []
-    return int(found[-1]) / 60 if found else None
+    counts = [int(n) for n in re.findall(r"\((\d+) s\)", log.read_text())] if log.is_file() else []
+    if not counts:
+        return None
+    restarts = [before for before, after in itertools.pairwise(counts) if after < before]
+    return (sum(restarts) + counts[-1]) / 60
 
 
 def mean_and_error(values: list[float]) -> tuple[float, float]:

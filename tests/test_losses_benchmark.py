@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from benchmarks import losses
-from benchmarks.common import run_log
+from benchmarks.common import run_log, training_minutes
 from tinygan.run import records
 
 REFUSAL = (
@@ -333,3 +333,17 @@ def test_the_grid_table_says_where_wgan_gp_stands_against_24_modes(hand_made):
         "better: WGAN, weight clipping (+1.0 ± 1.0), WGAN-GP, toy settings (3,000 iterations) "
         "(+4.0 ± 1.0); worse: WGAN-GP (-7.0 ± 0.0)." in grid
     )
+
+
+def test_a_resumed_runs_minutes_add_up_over_its_invocations(tmp_path):
+    """Each invocation of tinygan counts its seconds from 0: a run stopped at 158 s and resumed
+    for 38 s trained 196 s."""
+    folder = tmp_path / "run"
+    assert training_minutes(folder) is None
+    write_log(folder, "step 50/100  (1 s)", "step 76/100  (158 s)", "tinygan train: interrupted")
+    assert training_minutes(folder) == pytest.approx(158 / 60)
+    with open(run_log(folder), "a") as log:
+        log.write(
+            "tinygan: resumed from ... at step 76\nstep 86/100  (1 s)\nstep 100/100  (38 s)\n"
+        )
+    assert training_minutes(folder) == pytest.approx(196 / 60)
