@@ -626,8 +626,8 @@ def grid_verdict(args: argparse.Namespace) -> list[str]:
             mean, _ = mean_and_error([float(final["modes"]) for final in finals])
             verdict = "met" if mean >= GRID_MODES_TARGET else "missed"
             words.append(
-                f"{VARIANTS[name].label}: {shown([f['modes'] for f in finals], 1, 1)} modes over "
-                f"{len(finals)} runs ({verdict})"
+                f"{VARIANTS[name].label}: {shown([f['modes'] for f in finals], 1, 1)} modes "
+                f"({len(finals)} of {args.seeds} runs; {verdict})"
             )
     if not words:
         return []

@@ -321,8 +321,8 @@ def test_the_grid_table_says_where_wgan_gp_stands_against_24_modes(hand_made):
     assert "| WGAN-GP, toy settings (3,000 iterations) | 2 of 2 | 24.0 ± 1.0 | 15.0 ± 5.0 |" in text
     assert (
         "Against the target (WGAN-GP holds at least 24 of the 25 modes on average): WGAN-GP: "
-        "13.0 modes over 1 runs (missed); WGAN-GP, toy settings (3,000 iterations): 24.0 ± 1.0 "
-        "modes over 2 runs (met)." in text
+        "13.0 modes (1 of 2 runs; missed); WGAN-GP, toy settings (3,000 iterations): 24.0 ± 1.0 "
+        "modes (2 of 2 runs; met)." in text
     )
     grid = text[text.index("## The grid") : text.index("## MNIST")]
     assert "Against the target (WGAN-GP" in grid
