@@ -735,9 +735,19 @@ def last_frames_figure(args: argparse.Namespace, path: Path) -> bool:
             axis.axis("off")
             found = frames.get((target, name))
             if found:
-                axis.imshow(plt.imread(found[1]))
+                picture = plt.imread(found[1])
+                axis.imshow(picture, cmap="gray" if picture.ndim == 2 else None)
                 axis.set_title(f"{VARIANTS[name].label}, seed {found[0]}", fontsize=8)
+            elif (target, name) in frames:  # the variant applies: say why there is no picture
+                others = summary(target, name, args)["others"].values()
+                why = "refused" if any(o.state == "refused" for o in others) else "no picture yet"
+                axis.text(0.5, 0.5, f"{target}, {VARIANTS[name].label}:\n{why}", ha="center")
     save(figure, path)
+    from PIL import Image  # matplotlib's own dependency
+
+    with Image.open(path) as drawn:  # a palette of 128 colours: a third of the bytes
+        shrunk = drawn.convert("RGB").quantize(colors=128)
+    shrunk.save(path, optimize=True)
     return True
 
 
