@@ -336,7 +336,10 @@ def metric_cells(finals: list[dict[str, Any]], columns: list[tuple[str, float, i
     cells = []
     for key, scale, digits in columns:
         values = [float(f[key]) for f in finals if f.get(key) not in (None, "")]
-        cells.append(shown(values, scale, digits) if values else "-")
+        defined = [v for v in values if not math.isnan(v)]  # a reverse KL with no mode captured
+        cell = shown(defined, scale, digits) if defined else "undefined" if values else "-"
+        undefined = len(values) - len(defined)
+        cells.append(f"{cell} ({undefined} undefined)" if defined and undefined else cell)
     return cells
 
 

@@ -236,6 +236,12 @@ def test_a_finished_conditional_run_is_judged_once_by_tinygan_eval(tmp_path, mon
     assert len(calls) == 1  # its eval.json is there already
 
 
+def test_a_reverse_kl_left_undefined_by_a_run_without_modes_is_said_so(tmp_path):
+    finals = [{"reverse_kl": 0.5}, {"reverse_kl": float("nan")}, {"reverse_kl": 0.7}]
+    assert losses.metric_cells(finals, [("reverse_kl", 1, 2)]) == ["0.60 ± 0.10 (1 undefined)"]
+    assert losses.metric_cells(finals[1:2], [("reverse_kl", 1, 2)]) == ["undefined"]
+
+
 def test_the_commands_a_call_would_run(tmp_path):
     out = tmp_path / "runs"
     args = losses.parse_args(["--seeds", "2", "--out", str(out), "--data-dir", "/data/mnist"])
